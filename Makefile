@@ -1,0 +1,27 @@
+# Every target bootstraps what it needs first (Debian packages, cargo-pgrx, `cargo pgrx init`),
+# idempotently. PG_CONFIG selects the PostgreSQL (default: the system PostgreSQL 15).
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+export PG_CONFIG
+
+.PHONY: all bootstrap test demo install clean
+
+all: test
+
+## bootstrap: install missing build and test dependencies (quick when nothing is missing)
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+## test: every test: unit, #[pg_test] inside PostgreSQL, end-to-end on throwaway clusters
+test: bootstrap
+	@bash scripts/test.sh
+
+## demo: the main job end to end on a throwaway cluster
+demo: bootstrap
+	@bash scripts/demo.sh
+
+## install: build in release mode and install into the PostgreSQL that PG_CONFIG names
+install: bootstrap
+	@bash -c '. scripts/common.sh && install_extension --release'
+
+clean:
+	cargo clean

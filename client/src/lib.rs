@@ -1,0 +1,23 @@
+//! Client side of `bytebase_signal`: the wire format every part agrees on, and (behind the default
+//! `runtime` feature, in the next releases) the listener each replica runs.
+//!
+//! Data flows one way. A SQL caller runs `SELECT bytebase_cancel_task_run(42)` in the transaction
+//! that marks the run canceled; the extension validates the argument with [`validate`], encodes it
+//! with [`wire`] and queues a NOTIFY on [`wire::CHANNEL`]; PostgreSQL delivers it at commit to
+//! every listening connection; each replica's listener decodes it and cancels the run it owns.
+//!
+//! The [`wire`] and [`validate`] modules are plain Rust with no async dependencies, so the
+//! PostgreSQL extension links them too (`default-features = false`): the payload bytes and the
+//! argument rules are defined once, here.
+//!
+//! ```
+//! use bytebase_signal_client::{validate::RunUid, wire::{encode_seed, SignalKind}};
+//!
+//! let uid = RunUid::new(42).unwrap();
+//! assert_eq!(encode_seed(SignalKind::TaskRun, uid), r#"{"type":"cancel_task_run","uid":42}"#);
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod validate;
+pub mod wire;

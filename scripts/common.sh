@@ -1,0 +1,22 @@
+# Shared by the scripts behind the Makefile: which PostgreSQL, and how to reach its directories.
+# shellcheck shell=bash
+
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+# rustup puts cargo here; a non-login shell (CI, sudo) may not have it on PATH.
+if [ -d "$HOME/.cargo/bin" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
+export PG_CONFIG
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+# The major version of the PostgreSQL that PG_CONFIG names, e.g. 15.
+pg_major() { "$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/'; }
+
+# Installs the extension into PG_CONFIG's PostgreSQL; extra arguments go to `cargo pgrx install`
+# (e.g. --release). Uses sudo only when we cannot write the server's directories ourselves.
+install_extension() {
+    local args=(-p bytebase_signal --pg-config "$PG_CONFIG")
+    if [ ! -w "$("$PG_CONFIG" --pkglibdir)" ] || [ ! -w "$("$PG_CONFIG" --sharedir)/extension" ]; then
+        args+=(--sudo)
+    fi
+    cargo pgrx install "${args[@]}" "$@"
+}

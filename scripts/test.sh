@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make test`: every test of the project against the PostgreSQL that PG_CONFIG names.
+# Run scripts/bootstrap.sh first (the Makefile does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/common.sh
+
+step "unit and doc tests: bytebase-signal-client"
+cargo test -p bytebase-signal-client
+
+step "#[pg_test]s inside PostgreSQL $(pg_major)"
+pgrx_args=()
+if [ "$(id -u)" -eq 0 ]; then
+    # PostgreSQL refuses to run as root: pgrx's test server runs as `postgres`, in a data
+    # directory that user can write.
+    pgtest_dir=$(mktemp -d /tmp/bytebase-signal-pgtest.XXXXXX)
+    trap 'rm -rf "$pgtest_dir"' EXIT
+    chown postgres: "$pgtest_dir"
+    pgrx_args+=(--runas postgres --pgdata "$pgtest_dir/data")
+fi
+cargo pgrx test "pg$(pg_major)" -p bytebase_signal "${pgrx_args[@]}"
+
+# `cargo pgrx test` installed a test build (with its `tests` schema); the end-to-end tests need the
+# real one.
+step "installing the extension into $("$PG_CONFIG" --pkglibdir)"
+install_extension
+
+step "end-to-end tests on throwaway clusters"
+cargo test -p bytebase-signal-tests

@@ -1,0 +1,279 @@
+//! Throwaway PostgreSQL clusters for end-to-end tests.
+//!
+//! Each [`Cluster`] is a fresh `initdb` in its own temporary directory, listening on 127.0.0.1 at a
+//! free port and on a Unix socket inside that directory. It uses the binaries of the PostgreSQL
+//! that `PG_CONFIG` names (default: the system PostgreSQL 15), so the extension must have been
+//! installed there first (`make test` does that). Dropping the value stops the server with an
+//! immediate shutdown and deletes the directory, also while a panicking test unwinds.
+//!
+//! The methods block (they run `initdb` and `pg_ctl`); from async code call them on a
+//! multi-threaded runtime or through `spawn_blocking`.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::{bail, Context, Result};
+use tempfile::TempDir;
+use tokio_postgres::{Client, Config, NoTls};
+
+/// The PostgreSQL used when `PG_CONFIG` is not set.
+pub const DEFAULT_PG_CONFIG: &str = "/usr/lib/postgresql/15/bin/pg_config";
+
+/// The superuser `initdb` creates; tests connect as this role.
+pub const SUPERUSER: &str = "postgres";
+
+/// How often [`Cluster::start`] picks a new port when another process took the one it chose.
+const PORT_ATTEMPTS: usize = 5;
+
+/// Settings every test cluster gets: local only, small, and no durability work the tests don't need.
+const BASE_SETTINGS: &[(&str, &str)] = &[
+    ("listen_addresses", "'127.0.0.1'"),
+    ("fsync", "off"),
+    ("full_page_writes", "off"),
+    ("shared_buffers", "32MB"),
+    ("max_connections", "50"),
+    ("log_min_messages", "warning"),
+];
+
+/// A running (or stopped) throwaway PostgreSQL cluster.
+pub struct Cluster {
+    // `Drop::drop` stops the server before the fields are dropped, so `root` goes last.
+    root: TempDir,
+    bindir: PathBuf,
+    port: u16,
+    run_as: Option<&'static str>,
+    running: bool,
+}
+
+impl Cluster {
+    /// Creates and starts a cluster with the default settings.
+    pub fn start() -> Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Creates and starts a cluster; `settings` are `postgresql.conf` lines (`name`, `value`)
+    /// applied after the defaults, so they win.
+    pub fn start_with(settings: &[(&str, &str)]) -> Result<Self> {
+        let bindir = bindir()?;
+        let root = tempfile::Builder::new()
+            .prefix("bytebase-signal-pg-")
+            .tempdir()
+            .context("creating the cluster's temporary directory")?;
+        // Files we create belong to our effective user: uid 0 means root, and PostgreSQL refuses
+        // to run as root, so the cluster is owned and run by the `postgres` OS user instead.
+        let run_as = (root.path().metadata()?.uid() == 0).then_some(SUPERUSER);
+        if let Some(user) = run_as {
+            run(Command::new("chown").arg(format!("{user}:")).arg(root.path()))?;
+        }
+        let mut cluster = Cluster { root, bindir, port: 0, run_as, running: false };
+        cluster.initdb(settings)?;
+        cluster.start_on_free_port()?;
+        Ok(cluster)
+    }
+
+    /// The TCP port the server listens on (on 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The host to connect to.
+    pub fn host(&self) -> &'static str {
+        "127.0.0.1"
+    }
+
+    /// Whether the server is running (as far as this handle knows).
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+
+    /// The directory holding the data directory, the socket and the server log.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// A libpq-style connection string for `dbname`, as the superuser.
+    pub fn conninfo(&self, dbname: &str) -> String {
+        format!("host={} port={} user={SUPERUSER} dbname={dbname}", self.host(), self.port)
+    }
+
+    /// A tokio-postgres configuration for `dbname`, as the superuser.
+    pub fn config(&self, dbname: &str) -> Config {
+        let mut config = Config::new();
+        config.host(self.host()).port(self.port).user(SUPERUSER).dbname(dbname);
+        config.application_name("bytebase-signal-tests");
+        config
+    }
+
+    /// Connects to `dbname` and drives the connection on a background task. Use this for senders;
+    /// a listener needs its connection driven by hand (see [`crate::listen`]).
+    pub async fn connect(&self, dbname: &str) -> Result<Client> {
+        let (client, connection) = self
+            .config(dbname)
+            .connect(NoTls)
+            .await
+            .with_context(|| format!("connecting to {}", self.conninfo(dbname)))?;
+        tokio::spawn(async move {
+            // The error surfaces on the client's next query; nothing to do with it here.
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
+    /// Creates database `dbname` with the `bytebase_signal` extension installed in it.
+    pub async fn create_database_with_extension(&self, dbname: &str) -> Result<()> {
+        let admin = self.connect("postgres").await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{dbname}\""))
+            .await
+            .with_context(|| format!("creating database {dbname}"))?;
+        let db = self.connect(dbname).await?;
+        db.batch_execute("CREATE EXTENSION bytebase_signal").await.context(
+            "CREATE EXTENSION bytebase_signal failed: is the extension installed into this PostgreSQL \
+             (cargo pgrx install, or make install)?",
+        )?;
+        Ok(())
+    }
+
+    /// A `psql` command connected to `dbname`, with `.psqlrc` ignored and ON_ERROR_STOP set:
+    /// an independent client for checks that must not go through our code.
+    pub fn psql(&self, dbname: &str) -> Command {
+        let mut cmd = Command::new(self.bindir.join("psql"));
+        cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"]).arg(self.conninfo(dbname));
+        cmd
+    }
+
+    /// Stops the server with a fast shutdown (clients are disconnected, the cluster is kept).
+    pub fn stop(&mut self) -> Result<()> {
+        self.pg_ctl(&["stop", "-m", "fast", "-w"])?;
+        self.running = false;
+        Ok(())
+    }
+
+    /// Starts a stopped server again on the same port.
+    pub fn start_again(&mut self) -> Result<()> {
+        self.start_on(self.port)
+    }
+
+    /// Restarts the server (fast shutdown, then start on the same port). Every connection is
+    /// closed and every pending notification is lost, as in a production restart.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop()?;
+        self.start_again()
+    }
+
+    /// The server log so far (for failure messages).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.root.path().join("server.log")
+    }
+
+    fn initdb(&self, settings: &[(&str, &str)]) -> Result<()> {
+        let mut cmd = self.command("initdb");
+        cmd.arg("-D").arg(self.data_dir());
+        cmd.args(["-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]);
+        run(&mut cmd).context("initdb")?;
+        let mut conf = OpenOptions::new()
+            .append(true)
+            .open(self.data_dir().join("postgresql.conf"))
+            .context("opening postgresql.conf")?;
+        writeln!(conf, "\n# bytebase-signal test cluster")?;
+        writeln!(conf, "unix_socket_directories = '{}'", self.root.path().display())?;
+        for (name, value) in BASE_SETTINGS.iter().chain(settings) {
+            writeln!(conf, "{name} = {value}")?;
+        }
+        Ok(())
+    }
+
+    fn start_on_free_port(&mut self) -> Result<()> {
+        let mut last_error = None;
+        for _ in 0..PORT_ATTEMPTS {
+            // Ask the kernel for a free port, then hand it to the server. Another process may take
+            // it in between; the server then fails to bind and we try another one.
+            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            match self.start_on(port) {
+                Ok(()) => return Ok(()),
+                Err(e) if self.log().contains("could not bind") => last_error = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.expect("at least one attempt was made"))
+    }
+
+    fn start_on(&mut self, port: u16) -> Result<()> {
+        self.port = port;
+        let log = self.log_path();
+        let opts = format!("-p {port}");
+        let result = self.pg_ctl(&["start", "-w", "-t", "60", "-l", &log.to_string_lossy(), "-o", &opts]);
+        if let Err(e) = result {
+            bail!("{e:#}\n--- server log ---\n{}", self.log());
+        }
+        self.running = true;
+        Ok(())
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Result<Output> {
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("-D").arg(self.data_dir()).args(args);
+        run(&mut cmd).with_context(|| format!("pg_ctl {}", args.join(" ")))
+    }
+
+    /// A PostgreSQL program, run as the cluster's owner, from inside the cluster's directory (the
+    /// `postgres` user may not be able to read the current directory).
+    fn command(&self, program: &str) -> Command {
+        let program = self.bindir.join(program);
+        let mut cmd = match self.run_as {
+            Some(user) => {
+                let mut cmd = Command::new("runuser");
+                cmd.args(["-u", user, "--"]).arg(program);
+                cmd
+            }
+            None => Command::new(program),
+        };
+        cmd.current_dir(self.root.path());
+        cmd
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.running {
+            // Immediate: nothing to preserve, and a dropped cluster must not outlive its test.
+            if let Err(e) = self.pg_ctl(&["stop", "-m", "immediate", "-w"]) {
+                eprintln!("warning: could not stop test cluster in {}: {e:#}", self.root.path().display());
+            }
+        }
+    }
+}
+
+/// The directory of the PostgreSQL programs, from `pg_config --bindir`.
+fn bindir() -> Result<PathBuf> {
+    let pg_config = std::env::var("PG_CONFIG").unwrap_or_else(|_| DEFAULT_PG_CONFIG.to_owned());
+    let out = run(Command::new(&pg_config).arg("--bindir"))
+        .with_context(|| format!("running {pg_config} (set PG_CONFIG to your pg_config)"))?;
+    Ok(PathBuf::from(String::from_utf8(out.stdout)?.trim()))
+}
+
+/// Runs `cmd` to completion; a non-zero exit is an error that carries its output.
+fn run(cmd: &mut Command) -> Result<Output> {
+    let out = cmd.output().with_context(|| format!("spawning {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} exited with {}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
+}

@@ -1,7 +1,7 @@
 //! Turns an argument error into a PostgreSQL ERROR with the SQLSTATE the contract names.
 
 use bytebase_signal_client::validate::{ArgumentError, UidError};
-use pgrx::{PgLogLevel, PgSqlErrorCode};
+use pgrx::PgSqlErrorCode;
 
 /// Raises `error` as an ERROR; never returns (PostgreSQL unwinds to the caller's handler).
 pub(crate) fn raise(error: &ArgumentError) -> ! {
@@ -9,6 +9,5 @@ pub(crate) fn raise(error: &ArgumentError) -> ! {
         UidError::Null => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
         UidError::NotPositive(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
     };
-    pgrx::ereport!(PgLogLevel::ERROR, code, error.to_string());
-    unreachable!("ereport(ERROR) does not return")
+    pgrx::ereport!(ERROR, code, error.to_string());
 }

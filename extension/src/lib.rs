@@ -48,7 +48,7 @@ fn cancel_one(kind: SignalKind, uid: Option<i64>) {
 fn cancel_many(kind: SignalKind, uids: Option<Array<'_, i64>>) -> i32 {
     // Validate the whole batch first: a bad element must not leave earlier ones queued in a
     // caller's savepoint-protected transaction.
-    let uids = validate_uids(kind.batch_cancel_function(), "uids", uids.map(|a| a.iter()))
+    let uids = validate_uids(kind.batch_cancel_function(), "uids", uids.as_ref().map(|a| a.iter()))
         .unwrap_or_else(|e| error::raise(&e));
     for &uid in &uids {
         notify::send(kind, uid);
@@ -64,9 +64,9 @@ COMMENT ON FUNCTION bytebase_cancel_task_run(bigint) IS
 COMMENT ON FUNCTION bytebase_cancel_plan_check_run(bigint) IS
     'Sends {"type":"cancel_plan_check_run","uid":<uid>} on channel bytebase_signal when the transaction commits. uid must be positive.';
 COMMENT ON FUNCTION bytebase_cancel_task_runs(bigint[]) IS
-    'Sends one cancel_task_run signal per distinct uid when the transaction commits; returns their number. Every element must be positive.';
+    'Sends one cancel_task_run signal per distinct uid on channel bytebase_signal when the transaction commits; returns their number. Every element must be positive.';
 COMMENT ON FUNCTION bytebase_cancel_plan_check_runs(bigint[]) IS
-    'Sends one cancel_plan_check_run signal per distinct uid when the transaction commits; returns their number. Every element must be positive.';
+    'Sends one cancel_plan_check_run signal per distinct uid on channel bytebase_signal when the transaction commits; returns their number. Every element must be positive.';
 "#,
     name = "function_comments",
     finalize,

@@ -8,7 +8,7 @@
 use bytebase_signal_client::validate::RunUid;
 use bytebase_signal_client::wire::{encode_seed, SignalKind, CHANNEL};
 use pgrx::prelude::*;
-use pgrx::IntoDatum;
+use pgrx::{direct_function_call, IntoDatum};
 
 /// Queues one signal for commit.
 pub(crate) fn send(kind: SignalKind, uid: RunUid) {

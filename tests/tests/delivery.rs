@@ -136,7 +136,7 @@ async fn transactions_arrive_in_commit_order() -> Result<()> {
     assert_eq!(s.drain().await?, [task(2), task(1)]);
 
     // A run of autocommit calls keeps its order.
-    for uid in 1..=50 {
+    for uid in 1..=50_i64 {
         s.sender.execute("SELECT bytebase_cancel_task_run($1)", &[&uid]).await?;
     }
     assert_eq!(s.drain().await?, (1..=50).map(task).collect::<Vec<_>>());

@@ -10,6 +10,9 @@
 //! PostgreSQL extension links them too (`default-features = false`): the payload bytes and the
 //! argument rules are defined once, here.
 //!
+//! [`signal`] decodes what arrives on the channel, leniently (seed or upstream protobuf-JSON), and
+//! with `runtime` the `registry` maps each decoded signal to the cancel tokens of the runs it names.
+//!
 //! ```
 //! use bytebase_signal_client::{validate::RunUid, wire::{encode_seed, SignalKind}};
 //!
@@ -19,5 +22,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "runtime")]
+pub mod registry;
+pub mod signal;
 pub mod validate;
 pub mod wire;

@@ -23,7 +23,31 @@
 #![warn(missing_docs)]
 
 #[cfg(feature = "runtime")]
+mod backoff;
+#[cfg(feature = "runtime")]
+pub mod error;
+#[cfg(feature = "runtime")]
+pub mod listener;
+#[cfg(feature = "runtime")]
 pub mod registry;
+#[cfg(feature = "runtime")]
+pub mod send;
+#[cfg(feature = "runtime")]
+pub mod status;
 pub mod signal;
 pub mod validate;
 pub mod wire;
+
+#[cfg(feature = "runtime")]
+pub use backoff::Backoff;
+#[cfg(feature = "runtime")]
+pub use error::Error;
+#[cfg(feature = "runtime")]
+pub use listener::{Listener, ListenerConfig, ListenerHandle, Signals};
+#[cfg(feature = "runtime")]
+pub use registry::{Registry, RunGuard};
+#[cfg(feature = "runtime")]
+pub use status::{Event, Status};
+pub use signal::Signal;
+pub use validate::RunUid;
+pub use wire::SignalKind;

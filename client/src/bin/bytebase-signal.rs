@@ -1,0 +1,215 @@
+//! `bytebase-signal`: listen for, send, and inspect bytebase_signal cancel signals.
+//!
+//! ```text
+//! bytebase-signal listen [--dsn DSN]                 one JSON line per signal on stdout
+//! bytebase-signal send task-run UID... [--raw]       cancel task runs (at once, autocommit)
+//! bytebase-signal send plan-check-run UID... [--raw] cancel plan check runs
+//! bytebase-signal status [--dsn DSN]                 server, extension and queue, as JSON
+//! ```
+//!
+//! The connection comes from `--dsn` (conninfo or URL), else `DATABASE_URL`, else libpq's
+//! `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE` and `PGPASSWORD`. Logs go to stderr (`RUST_LOG`).
+
+use std::io::{BufWriter, Write};
+use std::process::ExitCode;
+
+use bytebase_signal_client::send::{self, SendMode};
+use bytebase_signal_client::{Error, Listener, RunUid, SignalKind};
+use clap::{Args, Parser, Subcommand};
+use tokio_postgres::{Config, NoTls};
+use tokio_util::sync::CancellationToken;
+use tracing::error;
+
+#[derive(Parser)]
+#[command(name = "bytebase-signal", version, about = "Bytebase cancel signals over PostgreSQL NOTIFY/LISTEN")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print every signal received, one JSON line each, until SIGINT or SIGTERM.
+    Listen {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Send cancel signals (committed at once).
+    Send {
+        #[command(subcommand)]
+        kind: SendKind,
+    },
+    /// Print the server version, the installed extension version, the notification queue usage
+    /// and whether the server is a primary, as JSON.
+    Status {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+enum SendKind {
+    /// Cancel task runs.
+    TaskRun(SendArgs),
+    /// Cancel plan check runs.
+    PlanCheckRun(SendArgs),
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// Run ids (positive integers).
+    #[arg(required = true, value_parser = parse_uid, allow_negative_numbers = true)]
+    uids: Vec<RunUid>,
+    /// Send the payloads with plain pg_notify (no extension needed).
+    #[arg(long)]
+    raw: bool,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+#[derive(Args)]
+struct Conn {
+    /// libpq conninfo or postgres:// URL [default: $DATABASE_URL, else the PG* variables]
+    #[arg(long)]
+    dsn: Option<String>,
+}
+
+fn parse_uid(s: &str) -> Result<RunUid, String> {
+    let n: i64 = s.parse().map_err(|e| format!("{s:?} is not a bigint: {e}"))?;
+    RunUid::new(n).map_err(|e| format!("uid {e}"))
+}
+
+impl Conn {
+    /// The connection settings: `--dsn`, else `DATABASE_URL`, else libpq's environment.
+    fn config(&self) -> Result<Config, Error> {
+        if let Some(dsn) = self.dsn.clone().or_else(|| std::env::var("DATABASE_URL").ok()) {
+            return dsn.parse().map_err(Error::InvalidDsn);
+        }
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let mut config = Config::new();
+        let default_socket = "/var/run/postgresql";
+        let host = env("PGHOST").unwrap_or_else(|| {
+            if std::path::Path::new(default_socket).exists() { default_socket.into() } else { "localhost".into() }
+        });
+        config.host(&host);
+        if let Some(port) = env("PGPORT") {
+            config.port(port.parse().map_err(|_| Error::InvalidDsn(bad_env("PGPORT")))?);
+        }
+        let user = env("PGUSER").or_else(|| env("USER")).unwrap_or_else(|| "postgres".into());
+        config.dbname(env("PGDATABASE").as_deref().unwrap_or(&user));
+        config.user(&user);
+        if let Some(password) = env("PGPASSWORD") {
+            config.password(password);
+        }
+        Ok(config)
+    }
+}
+
+/// A parse error of tokio-postgres's own kind for a bad environment variable.
+fn bad_env(name: &str) -> tokio_postgres::Error {
+    format!("port={name}").parse::<Config>().expect_err("a non-numeric port never parses")
+}
+
+async fn connect(conn: &Conn) -> Result<tokio_postgres::Client, Error> {
+    let mut config = conn.config()?;
+    if config.get_application_name().is_none() {
+        config.application_name("bytebase-signal");
+    }
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            error!(error = %e, "connection failed");
+        }
+    });
+    Ok(client)
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+fn on_termination(shutdown: CancellationToken) -> Result<(), Error> {
+    use tokio::signal::unix::{signal, SignalKind as Sig};
+    let mut term = signal(Sig::terminate()).map_err(Error::Io)?;
+    let mut int = signal(Sig::interrupt()).map_err(Error::Io)?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        shutdown.cancel();
+    });
+    Ok(())
+}
+
+async fn listen(conn: Conn) -> Result<(), Error> {
+    let shutdown = CancellationToken::new();
+    on_termination(shutdown.clone())?;
+    let (handle, mut signals) = Listener::new(conn.config()?).spawn(shutdown.clone());
+    let mut out = BufWriter::new(std::io::stdout());
+    let written = async {
+        while let Some(signal) = signals.recv().await {
+            writeln!(out, "{}", signal.encode_seed())?;
+            // Write out whatever else is queued, then flush once: prompt without a flush per line.
+            while let Some(signal) = signals.try_recv() {
+                writeln!(out, "{}", signal.encode_seed())?;
+            }
+            out.flush()?;
+        }
+        Ok::<_, std::io::Error>(())
+    }
+    .await;
+    shutdown.cancel();
+    handle.join().await;
+    written.map_err(Error::Io)
+}
+
+async fn send(kind: SignalKind, args: SendArgs) -> Result<(), Error> {
+    let client = connect(&args.conn).await?;
+    let mode = if args.raw { SendMode::Raw } else { SendMode::Extension };
+    let n = send::cancel(&client, kind, &args.uids, mode).await?;
+    eprintln!("sent {n} {} signal(s)", kind.seed_type());
+    Ok(())
+}
+
+async fn status(conn: Conn) -> Result<(), Error> {
+    let client = connect(&conn).await?;
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version'),
+                    (SELECT extversion FROM pg_extension WHERE extname = 'bytebase_signal'),
+                    pg_notification_queue_usage(),
+                    NOT pg_is_in_recovery()",
+            &[],
+        )
+        .await?;
+    let status = serde_json::json!({
+        "server_version": row.get::<_, String>(0),
+        "extension_version": row.get::<_, Option<String>>(1),
+        "notification_queue_usage": row.get::<_, f64>(2),
+        "primary": row.get::<_, bool>(3),
+    });
+    println!("{status}");
+    Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Listen { conn } => listen(conn).await,
+        Command::Send { kind: SendKind::TaskRun(args) } => send(SignalKind::TaskRun, args).await,
+        Command::Send { kind: SendKind::PlanCheckRun(args) } => send(SignalKind::PlanCheckRun, args).await,
+        Command::Status { conn } => status(conn).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

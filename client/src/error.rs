@@ -1,0 +1,34 @@
+//! Errors of the client: typed, so callers can tell a bad DSN from a lost connection.
+
+use std::time::Duration;
+
+/// What went wrong in the listener, the sender or the CLI.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The connection string is neither a libpq conninfo nor a `postgres://` URL.
+    #[error("invalid connection string: {0}")]
+    InvalidDsn(#[source] tokio_postgres::Error),
+    /// Connecting, or a statement on the connection, failed.
+    #[error("database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    /// The server answered nothing within the deadline.
+    #[error("{what} timed out after {after:?}")]
+    Timeout {
+        /// The operation that timed out.
+        what: &'static str,
+        /// The deadline it exceeded.
+        after: Duration,
+    },
+    /// The server is a hot standby (or otherwise refuses LISTEN/NOTIFY): the wrong host for us.
+    #[error("host refuses LISTEN/NOTIFY (a hot standby?): {0}")]
+    WrongHost(#[source] tokio_postgres::Error),
+    /// The connection closed.
+    #[error("connection closed by the server")]
+    Closed,
+    /// Reading or writing a local stream (stdout, signals) failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A run uid was not positive.
+    #[error(transparent)]
+    InvalidUid(#[from] crate::validate::UidError),
+}

@@ -1,0 +1,461 @@
+//! The listener: one dedicated connection per replica that LISTENs on `bytebase_signal`, decodes
+//! what arrives and hands it on, and never gives up on the server.
+//!
+//! It is one loop over three states:
+//!
+//! ```text
+//!            ┌────────────── shutdown (any state) ──────────────► Stopped
+//!            ▼
+//!   Connecting ──ok──► Listening ──lost / ping timeout──► Backing off ──delay──► Connecting
+//!       │                                                    ▲
+//!       └────────────────────── failed ──────────────────────┘
+//! ```
+//!
+//! *Listening* drives the tokio-postgres `Connection` itself with `poll_message` (a plain
+//! `tokio::spawn(connection)` would discard the notifications), and in the same task sends an idle
+//! ping with a hard timeout: a connection that goes silent without closing (half-open, a frozen
+//! proxy) is given up after `ping_interval + ping_timeout` instead of hanging forever. TCP
+//! keepalives cover the same case at the kernel level. Each notification is decoded and offered to
+//! a bounded queue without waiting, so a slow handler never stops the socket being read (which
+//! would make the server-wide notification queue grow); what does not fit is counted as
+//! overflowed.
+//!
+//! *Backing off* follows [`Backoff`]: the first retry is immediate. Hosts: the configuration may
+//! name several; the listener asks for `target_session_attrs=read-write`, so a hot standby (which
+//! cannot LISTEN) is skipped, and a host that refuses LISTEN anyway is just another failed attempt.
+
+use std::future::poll_fn;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_postgres::config::TargetSessionAttrs;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{AsyncMessage, Client, Config, Connection, NoTls, Notification};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::backoff::{Backoff, BackoffState};
+use crate::error::Error;
+use crate::registry::{Dispatch, Registry};
+use crate::signal::Signal;
+use crate::status::{Event, Shared, Status};
+use crate::wire::CHANNEL;
+
+/// `application_name` of the listener's connection unless the configuration sets one, so that
+/// operators can find it in `pg_stat_activity`.
+pub const DEFAULT_APPLICATION_NAME: &str = "bytebase-signal";
+
+/// Tunables of a [`Listener`]. The defaults detect a half-open connection within 15 s.
+#[derive(Clone, Debug)]
+pub struct ListenerConfig {
+    /// The channel to LISTEN on (default [`CHANNEL`]).
+    pub channel: String,
+    /// Signals buffered between the socket reader and the handler.
+    pub queue_capacity: usize,
+    /// Reconnect delays.
+    pub backoff: Backoff,
+    /// Deadline for connecting and authenticating.
+    pub connect_timeout: Duration,
+    /// How often an idle connection is pinged.
+    pub ping_interval: Duration,
+    /// How long a ping may take before the connection is given up.
+    pub ping_timeout: Duration,
+    /// TCP keepalive idle time (probes follow every `keepalive_idle / 2`, 3 times).
+    pub keepalive_idle: Duration,
+    /// Deadline for the polite `UNLISTEN` at shutdown.
+    pub unlisten_timeout: Duration,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            channel: CHANNEL.to_owned(),
+            queue_capacity: 4096,
+            backoff: Backoff::default(),
+            connect_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(10),
+            ping_timeout: Duration::from_secs(5),
+            keepalive_idle: Duration::from_secs(10),
+            unlisten_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A listener, configured but not yet running. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct Listener {
+    pg: Config,
+    config: ListenerConfig,
+}
+
+impl Listener {
+    /// A listener for the database `pg` names (one or several hosts).
+    pub fn new(pg: Config) -> Self {
+        Listener { pg, config: ListenerConfig::default() }
+    }
+
+    /// A listener from a libpq conninfo (`host=db1,db2 dbname=bytebase`) or a URL
+    /// (`postgres://user@db1,db2/bytebase`).
+    pub fn from_dsn(dsn: &str) -> Result<Self, Error> {
+        dsn.parse::<Config>().map(Listener::new).map_err(Error::InvalidDsn)
+    }
+
+    /// Replaces the tunables.
+    pub fn with_config(mut self, config: ListenerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The tunables in effect.
+    pub fn config(&self) -> &ListenerConfig {
+        &self.config
+    }
+
+    /// Starts listening on the current tokio runtime. Signals arrive on the returned [`Signals`];
+    /// cancelling `shutdown` stops the listener, after which [`ListenerHandle::join`] returns.
+    pub fn spawn(self, shutdown: CancellationToken) -> (ListenerHandle, Signals) {
+        let (tx, rx) = mpsc::channel(self.config.queue_capacity.max(1));
+        let shared = Arc::new(Shared::default());
+        let (events, first_events) = broadcast::channel(256);
+        let intake = Intake { tx, shared: Arc::clone(&shared), events: events.clone() };
+        let task = tokio::spawn(run(self.pg_config(), self.config, intake, shutdown));
+        let handle = ListenerHandle {
+            shared: Arc::clone(&shared),
+            events,
+            first_events: Mutex::new(Some(first_events)),
+            tasks: vec![task],
+        };
+        (handle, Signals { rx, shared })
+    }
+
+    /// Starts listening and dispatches every signal into `registry`, which cancels the runs this
+    /// replica owns. `status()` then also counts unmatched signals.
+    pub fn spawn_with_registry(self, registry: Registry, shutdown: CancellationToken) -> ListenerHandle {
+        let (mut handle, mut signals) = self.spawn(shutdown);
+        let shared = Arc::clone(&handle.shared);
+        handle.tasks.push(tokio::spawn(async move {
+            while let Some(signal) = signals.recv().await {
+                if registry.dispatch(&signal) == Dispatch::Unmatched {
+                    Shared::bump(&shared.unmatched);
+                }
+            }
+        }));
+        handle
+    }
+
+    /// The connection settings actually used: ours where the caller left them unset.
+    fn pg_config(&self) -> Config {
+        let mut pg = self.pg.clone();
+        if pg.get_application_name().is_none() {
+            pg.application_name(DEFAULT_APPLICATION_NAME);
+        }
+        // LISTEN needs the primary; a standby would refuse it ("cannot execute LISTEN during
+        // recovery"), so let the driver skip it among several hosts.
+        pg.target_session_attrs(TargetSessionAttrs::ReadWrite);
+        pg.connect_timeout(self.config.connect_timeout);
+        pg.keepalives(true)
+            .keepalives_idle(self.config.keepalive_idle)
+            .keepalives_interval((self.config.keepalive_idle / 2).max(Duration::from_secs(1)))
+            .keepalives_retries(3);
+        pg
+    }
+}
+
+/// The running listener: its status, its events, and the way to wait for it to stop.
+pub struct ListenerHandle {
+    shared: Arc<Shared>,
+    events: broadcast::Sender<Event>,
+    first_events: Mutex<Option<broadcast::Receiver<Event>>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ListenerHandle {
+    /// A snapshot of the listener's state and counters.
+    pub fn status(&self) -> Status {
+        self.shared.snapshot()
+    }
+
+    /// A stream of connection events. The first call sees every event since the start; later
+    /// calls see events from the moment of the call.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        let first = self.first_events.lock().unwrap_or_else(|e| e.into_inner()).take();
+        first.unwrap_or_else(|| self.events.subscribe())
+    }
+
+    /// Waits until every task of the listener has finished (after its shutdown token was
+    /// cancelled, and the [`Signals`] receiver drained or dropped).
+    pub async fn join(self) {
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                warn!(error = %e, "listener task failed");
+            }
+        }
+    }
+}
+
+/// The receiving end of a listener's hand-off queue.
+pub struct Signals {
+    rx: mpsc::Receiver<Signal>,
+    shared: Arc<Shared>,
+}
+
+impl Signals {
+    /// The next signal; `None` once the listener has stopped.
+    pub async fn recv(&mut self) -> Option<Signal> {
+        let signal = self.rx.recv().await;
+        if signal.is_some() {
+            Shared::bump(&self.shared.dispatched);
+        }
+        signal
+    }
+
+    /// The next signal if one is queued right now.
+    pub fn try_recv(&mut self) -> Option<Signal> {
+        let signal = self.rx.try_recv().ok();
+        if signal.is_some() {
+            Shared::bump(&self.shared.dispatched);
+        }
+        signal
+    }
+}
+
+/// Where the socket reader puts what it receives.
+struct Intake {
+    tx: mpsc::Sender<Signal>,
+    shared: Arc<Shared>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Intake {
+    fn take(&self, n: &Notification) {
+        Shared::bump(&self.shared.received);
+        match Signal::decode(n.payload()) {
+            Ok(signal) => match self.tx.try_send(signal) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(signal)) => {
+                    Shared::bump(&self.shared.overflowed);
+                    let _ = self.events.send(Event::Overflow);
+                    warn!(?signal, "handler too slow: hand-off queue full, signal dropped");
+                }
+                // The receiver is gone: nobody wants signals any more; keep the connection so
+                // that status stays truthful until shutdown.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            },
+            Err(e) => {
+                Shared::bump(&self.shared.malformed);
+                warn!(error = %e, payload = %truncate(n.payload(), 200), pid = n.process_id(), "malformed signal ignored");
+            }
+        }
+    }
+
+    fn event(&self, event: Event) {
+        // No subscriber is fine.
+        let _ = self.events.send(event);
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// How a listening session ended.
+enum Ended {
+    Shutdown,
+    Lost(Error),
+}
+
+/// The state machine: connect, listen, back off, until shutdown.
+async fn run(pg: Config, config: ListenerConfig, intake: Intake, shutdown: CancellationToken) {
+    let mut backoff = BackoffState::new(config.backoff.clone());
+    let listen_sql = format!("LISTEN {}", quote_ident(&config.channel));
+    loop {
+        let started = Instant::now();
+        let connected = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            r = tokio::time::timeout(config.connect_timeout, pg.connect(NoTls)) => match r {
+                Ok(Ok(pair)) => Ok(pair),
+                Ok(Err(e)) => Err(Error::Database(e)),
+                Err(_) => Err(Error::Timeout { what: "connect", after: config.connect_timeout }),
+            },
+        };
+        let lived = match connected {
+            Ok((client, connection)) => {
+                let ended = listen(&client, connection, &listen_sql, &config, &intake, &shutdown).await;
+                let lived = started.elapsed();
+                match ended {
+                    Ended::Shutdown => break,
+                    Ended::Lost(e) => {
+                        let reason = e.to_string();
+                        warn!(%reason, "listener connection lost; reconnecting");
+                        intake.shared.set_disconnected(&reason);
+                        intake.event(Event::Disconnected { reason });
+                    }
+                }
+                lived
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                warn!(%reason, "listener could not connect");
+                intake.shared.set_error(&reason);
+                intake.event(Event::ConnectFailed { reason });
+                Duration::ZERO
+            }
+        };
+        let delay = backoff.next_delay(lived);
+        if !delay.is_zero() {
+            debug!(?delay, "backing off before reconnecting");
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+    intake.shared.set_disconnected("shut down");
+    info!("listener stopped");
+}
+
+/// One connection's life: LISTEN, then read and ping until it fails or we are told to stop.
+async fn listen<S, T>(
+    client: &Client,
+    mut connection: Connection<S, T>,
+    listen_sql: &str,
+    config: &ListenerConfig,
+    intake: &Intake,
+    shutdown: &CancellationToken,
+) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut reader = pin!(read_messages(&mut connection, intake));
+
+    // LISTEN first. Every reply arrives through the connection, so it is driven meanwhile: no
+    // statement on `client` may be awaited outside a select with `reader`.
+    let setup = async {
+        client.batch_execute(listen_sql).await?;
+        Ok::<_, tokio_postgres::Error>(server_name(client).await)
+    };
+    let server = tokio::select! {
+        () = shutdown.cancelled() => return Ended::Shutdown,
+        e = &mut reader => return Ended::Lost(e),
+        r = setup => match r {
+            Ok(server) => server,
+            Err(e) => {
+                let wrong_host = e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION);
+                return Ended::Lost(if wrong_host { Error::WrongHost(e) } else { Error::Database(e) });
+            }
+        },
+    };
+    intake.shared.set_connected();
+    info!(%server, channel = %config.channel, "listening");
+    intake.event(Event::Connected { server });
+
+    let pinger = async {
+        let mut tick = tokio::time::interval(config.ping_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate
+        loop {
+            tick.tick().await;
+            match tokio::time::timeout(config.ping_timeout, client.simple_query("")).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Error::Database(e),
+                Err(_) => return Error::Timeout { what: "idle ping", after: config.ping_timeout },
+            }
+        }
+    };
+
+    tokio::select! {
+        e = &mut reader => Ended::Lost(e),
+        e = pinger => Ended::Lost(e),
+        () = shutdown.cancelled() => {
+            // Politely stop listening, still driving the connection; a dead server must not
+            // delay shutdown beyond the deadline.
+            let unlisten = async {
+                tokio::select! {
+                    _ = client.batch_execute("UNLISTEN *") => {}
+                    _ = &mut reader => {}
+                }
+            };
+            if tokio::time::timeout(config.unlisten_timeout, unlisten).await.is_err() {
+                debug!("UNLISTEN timed out at shutdown");
+            }
+            Ended::Shutdown
+        }
+    }
+}
+
+/// Reads the connection until it fails, feeding every notification on our channel to `intake`.
+async fn read_messages<S, T>(connection: &mut Connection<S, T>, intake: &Intake) -> Error
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        match poll_fn(|cx| connection.poll_message(cx)).await {
+            Some(Ok(AsyncMessage::Notification(n))) => intake.take(&n),
+            Some(Ok(AsyncMessage::Notice(notice))) => debug!(notice = %notice.message(), "server notice"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Error::Database(e),
+            None => return Error::Closed,
+        }
+    }
+}
+
+/// `host:port` of the server, for events and logs.
+async fn server_name(client: &Client) -> String {
+    let row = client
+        .query_opt("SELECT coalesce(host(inet_server_addr()), 'local') || ':' || coalesce(inet_server_port(), 0)", &[])
+        .await;
+    match row {
+        Ok(Some(row)) => row.try_get::<_, String>(0).unwrap_or_default(),
+        _ => String::from("unknown"),
+    }
+}
+
+/// Quotes a channel name as a SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_are_quoted_as_identifiers() {
+        assert_eq!(quote_ident("bytebase_signal"), "\"bytebase_signal\"");
+        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "hé");
+        assert_eq!(truncate("hi", 10), "hi");
+    }
+
+    #[test]
+    fn our_connection_settings_apply_only_where_unset() {
+        let l = Listener::from_dsn("host=a,b user=u application_name=mine").unwrap();
+        let pg = l.pg_config();
+        assert_eq!(pg.get_application_name(), Some("mine"));
+        assert_eq!(pg.get_target_session_attrs(), TargetSessionAttrs::ReadWrite);
+        assert_eq!(pg.get_hosts().len(), 2);
+        let l = Listener::from_dsn("postgres://u@a/db").unwrap();
+        assert_eq!(l.pg_config().get_application_name(), Some(DEFAULT_APPLICATION_NAME));
+        assert!(l.pg_config().get_keepalives());
+    }
+
+    #[test]
+    fn a_bad_dsn_is_a_typed_error() {
+        assert!(matches!(Listener::from_dsn("host=a port=notaport"), Err(Error::InvalidDsn(_))));
+    }
+}

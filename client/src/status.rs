@@ -1,0 +1,109 @@
+//! What the listener reports about itself: a snapshot of counters and an event stream.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// A point-in-time view of a listener, from [`crate::listener::ListenerHandle::status`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    /// Whether the listener holds a connection on which LISTEN is in effect.
+    pub connected: bool,
+    /// When the current connection started listening; `None` while disconnected.
+    pub connected_since: Option<SystemTime>,
+    /// Successful connections after the first one.
+    pub reconnects: u64,
+    /// Notifications received on the channel (well-formed or not).
+    pub received: u64,
+    /// Signals handed to the handler (or registry).
+    pub dispatched: u64,
+    /// Dispatched signals that named no run registered here.
+    pub unmatched: u64,
+    /// Payloads that did not decode as a signal.
+    pub malformed: u64,
+    /// Signals dropped because the hand-off queue was full (the handler is too slow).
+    pub overflowed: u64,
+    /// The last connection error or disconnect reason.
+    pub last_error: Option<String>,
+}
+
+/// Something that happened to the listener's connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// LISTEN is in effect on a new connection.
+    Connected {
+        /// `host:port` of the server.
+        server: String,
+    },
+    /// The connection was lost (or given up) and the listener will reconnect unless stopping.
+    Disconnected {
+        /// Why, in words.
+        reason: String,
+    },
+    /// A connection attempt failed.
+    ConnectFailed {
+        /// Why, in words.
+        reason: String,
+    },
+    /// The hand-off queue was full and a signal was dropped.
+    Overflow,
+}
+
+/// The counters behind [`Status`], shared between the listener's tasks and its handle.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    connected: AtomicBool,
+    connects: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) dispatched: AtomicU64,
+    pub(crate) unmatched: AtomicU64,
+    pub(crate) malformed: AtomicU64,
+    pub(crate) overflowed: AtomicU64,
+    text: Mutex<Text>,
+}
+
+#[derive(Debug, Default)]
+struct Text {
+    connected_since: Option<SystemTime>,
+    last_error: Option<String>,
+}
+
+impl Shared {
+    pub(crate) fn snapshot(&self) -> Status {
+        let text = self.text.lock().unwrap_or_else(|e| e.into_inner());
+        Status {
+            connected: self.connected.load(Ordering::Relaxed),
+            connected_since: text.connected_since,
+            reconnects: self.connects.load(Ordering::Relaxed).saturating_sub(1),
+            received: self.received.load(Ordering::Relaxed),
+            dispatched: self.dispatched.load(Ordering::Relaxed),
+            unmatched: self.unmatched.load(Ordering::Relaxed),
+            malformed: self.malformed.load(Ordering::Relaxed),
+            overflowed: self.overflowed.load(Ordering::Relaxed),
+            last_error: text.last_error.clone(),
+        }
+    }
+
+    pub(crate) fn set_connected(&self) {
+        let mut text = self.text.lock().unwrap_or_else(|e| e.into_inner());
+        text.connected_since = Some(SystemTime::now());
+        self.connects.fetch_add(1, Ordering::Relaxed);
+        self.connected.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_disconnected(&self, reason: &str) {
+        let mut text = self.text.lock().unwrap_or_else(|e| e.into_inner());
+        text.connected_since = None;
+        text.last_error = Some(reason.to_owned());
+        self.connected.store(false, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_error(&self, reason: &str) {
+        let mut text = self.text.lock().unwrap_or_else(|e| e.into_inner());
+        text.last_error = Some(reason.to_owned());
+    }
+
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}

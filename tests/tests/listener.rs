@@ -1,0 +1,327 @@
+//! End to end: the client crate's `Listener`, `Registry` and sender against real clusters,
+//! including the faults it exists to survive.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use bytebase_signal_client::send::{self, SendMode};
+use bytebase_signal_client::{
+    Backoff, Event, Listener, ListenerConfig, ListenerHandle, Registry, RunUid, Signal, SignalKind, Signals,
+};
+use bytebase_signal_tests::cluster::{Cluster, SUPERUSER};
+use bytebase_signal_tests::listen::RawListener;
+use bytebase_signal_tests::proxy::{Mode, Proxy};
+use bytebase_signal_tests::wait;
+use tokio::sync::broadcast;
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+
+const DB: &str = "app";
+const APP: &str = "listener-under-test";
+/// Generous: these bound waits for things that normally take milliseconds.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn uid(n: i64) -> RunUid {
+    RunUid::new(n).expect("positive")
+}
+
+/// Fast liveness settings so fault tests finish quickly.
+fn quick() -> ListenerConfig {
+    ListenerConfig {
+        ping_interval: Duration::from_millis(300),
+        ping_timeout: Duration::from_millis(300),
+        connect_timeout: Duration::from_secs(1),
+        backoff: Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(500), ..Backoff::default() },
+        ..ListenerConfig::default()
+    }
+}
+
+async fn cluster_with_extension() -> Result<(Cluster, Client)> {
+    let cluster = Cluster::start()?;
+    cluster.create_database_with_extension(DB).await?;
+    let sender = cluster.connect(DB).await?;
+    Ok((cluster, sender))
+}
+
+fn listener_on(cluster: &Cluster, port: u16, config: ListenerConfig) -> Listener {
+    let mut pg = tokio_postgres::Config::new();
+    pg.host(cluster.host()).port(port).user(SUPERUSER).dbname(DB).application_name(APP);
+    Listener::new(pg).with_config(config)
+}
+
+async fn next_event(events: &mut broadcast::Receiver<Event>, want: fn(&Event) -> bool) -> Result<Event> {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let e = events.recv().await?;
+            if want(&e) {
+                return Ok(e);
+            }
+        }
+    })
+    .await
+    .context("event did not arrive")?
+}
+
+fn connected(e: &Event) -> bool {
+    matches!(e, Event::Connected { .. })
+}
+
+fn disconnected(e: &Event) -> bool {
+    matches!(e, Event::Disconnected { .. })
+}
+
+async fn recv(signals: &mut Signals) -> Result<Signal> {
+    tokio::time::timeout(PATIENCE, signals.recv()).await?.context("listener stopped")
+}
+
+async fn stop(shutdown: &CancellationToken, handle: ListenerHandle) -> Result<()> {
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), handle.join()).await.context("listener did not stop")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signals_cancel_the_runs_this_replica_owns_and_count_the_rest() -> Result<()> {
+    let (cluster, sender) = cluster_with_extension().await?;
+    let registry = Registry::new();
+    let task_42 = registry.register(SignalKind::TaskRun, uid(42));
+    let check_42 = registry.register(SignalKind::PlanCheckRun, uid(42));
+    let shutdown = CancellationToken::new();
+    let handle = listener_on(&cluster, cluster.port(), quick()).spawn_with_registry(registry.clone(), shutdown.clone());
+    next_event(&mut handle.events(), connected).await?;
+
+    send::cancel_task_run(&sender, uid(42)).await?;
+    tokio::time::timeout(PATIENCE, task_42.cancelled()).await?;
+    assert!(!check_42.is_cancelled(), "a task-run cancel hit the plan check run with the same uid");
+
+    // Not ours: counted, harmless. Then a run registered after its cancel arrived starts cancelled.
+    send::cancel_task_runs(&sender, &[uid(99), uid(100)]).await?;
+    wait::until("2 unmatched", PATIENCE, || async { (handle.status().unmatched == 2).then_some(()) }).await?;
+    let late = registry.register(SignalKind::TaskRun, uid(100));
+    assert!(late.is_cancelled(), "register-after-signal race: tombstone missing");
+
+    let status = handle.status();
+    assert!(status.connected);
+    assert_eq!((status.received, status.dispatched, status.unmatched, status.malformed), (3, 3, 2, 0));
+    stop(&shutdown, handle).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_on_the_channel_is_counted_and_the_next_signal_still_arrives() -> Result<()> {
+    let (cluster, sender) = cluster_with_extension().await?;
+    let shutdown = CancellationToken::new();
+    let (handle, mut signals) = listener_on(&cluster, cluster.port(), quick()).spawn(shutdown.clone());
+    next_event(&mut handle.events(), connected).await.with_context(|| format!("{:?}", handle.status()))?;
+
+    let long = format!(r#"{{"type":"cancel_task_run","uid":-1,"pad":"{}"}}"#, "x".repeat(7850));
+    let garbage: Vec<String> = [
+        "not json",
+        "",
+        "null",
+        "[]",
+        "\"cancel_task_run\"",
+        "{}",
+        r#"{"type":"cancel_task_run"}"#,
+        r#"{"uid":1}"#,
+        r#"{"type":"cancel_task_run","uid":0}"#,
+        r#"{"type":"cancel_task_run","uid":-5}"#,
+        r#"{"type":"cancel_task_run","uid":1.5}"#,
+        r#"{"type":"cancel_task_run","uid":9223372036854775808}"#,
+        r#"{"type":"cancel_task_run","uid":"abc"}"#,
+        r#"{"type":"cancel_task_run","uid":true}"#,
+        r#"{"type":"cancel_everything","uid":1}"#,
+        r#"{"type":7,"uid":1}"#,
+        r#"{"type":"cancel_task_run","uid":1"#,
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain([long])
+    .collect();
+    for payload in &garbage {
+        sender.execute("SELECT pg_notify('bytebase_signal', $1)", &[payload]).await?;
+    }
+    send::cancel_plan_check_run(&sender, uid(7)).await?;
+    // The upstream Go replicas' protobuf-JSON is understood too.
+    sender
+        .batch_execute(r#"SELECT pg_notify('bytebase_signal', '{"type":"CANCEL_TASK_RUN","uid":"123","project":"proj-a"}')"#)
+        .await?;
+
+    assert_eq!(recv(&mut signals).await?, Signal::new(SignalKind::PlanCheckRun, uid(7)));
+    assert_eq!(recv(&mut signals).await?, Signal::new(SignalKind::TaskRun, uid(123)).with_project("proj-a"));
+    let status = handle.status();
+    assert_eq!(status.malformed, garbage.len() as u64);
+    assert_eq!(status.received, garbage.len() as u64 + 2);
+    assert!(status.connected, "garbage must not cost the connection");
+    stop(&shutdown, handle).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminated_backend_is_replaced_and_later_signals_arrive() -> Result<()> {
+    let (cluster, sender) = cluster_with_extension().await?;
+    let shutdown = CancellationToken::new();
+    let (handle, mut signals) = listener_on(&cluster, cluster.port(), quick()).spawn(shutdown.clone());
+    let mut events = handle.events();
+    next_event(&mut events, connected).await?;
+
+    for round in 1..=3_i64 {
+        let killed: i64 = sender
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+                &[&APP],
+            )
+            .await?
+            .get(0);
+        ensure!(killed == 1, "expected one listener backend, terminated {killed}");
+        next_event(&mut events, disconnected).await?;
+        next_event(&mut events, connected).await?;
+        send::cancel_task_run(&sender, uid(round)).await?;
+        assert_eq!(recv(&mut signals).await?, Signal::new(SignalKind::TaskRun, uid(round)));
+    }
+    assert_eq!(handle.status().reconnects, 3);
+    stop(&shutdown, handle).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_restart_is_survived() -> Result<()> {
+    let (mut cluster, _) = cluster_with_extension().await?;
+    let shutdown = CancellationToken::new();
+    let (handle, mut signals) = listener_on(&cluster, cluster.port(), quick()).spawn(shutdown.clone());
+    let mut events = handle.events();
+    next_event(&mut events, connected).await?;
+
+    let cluster = tokio::task::spawn_blocking(move || cluster.restart().map(|()| cluster)).await??;
+    next_event(&mut events, connected).await?;
+    let sender = cluster.connect(DB).await?;
+    send::cancel_task_run(&sender, uid(5)).await?;
+    assert_eq!(recv(&mut signals).await?, Signal::new(SignalKind::TaskRun, uid(5)));
+    assert!(handle.status().reconnects >= 1);
+    stop(&shutdown, handle).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frozen_stream_is_detected_and_replaced() -> Result<()> {
+    let (cluster, sender) = cluster_with_extension().await?;
+    let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
+    let config = quick();
+    let bound = config.ping_interval + config.ping_timeout;
+    let shutdown = CancellationToken::new();
+    let (handle, mut signals) = listener_on(&cluster, proxy.port(), config).spawn(shutdown.clone());
+    let mut events = handle.events();
+    next_event(&mut events, connected).await?;
+
+    proxy.set_mode(Mode::Freeze);
+    let frozen_at = tokio::time::Instant::now();
+    let lost = next_event(&mut events, disconnected).await?;
+    let detected_after = frozen_at.elapsed();
+    // Liveness bound with slack for a loaded machine; without the ping this would hang forever.
+    assert!(detected_after < bound * 4, "half-open connection detected after {detected_after:?}: {lost:?}");
+
+    // Cancels committed while the listener is cut off are not delivered by NOTIFY alone (the
+    // durable log fixes that); cancels after it is back arrive.
+    proxy.set_mode(Mode::Forward);
+    next_event(&mut events, connected).await?;
+    send::cancel_task_run(&sender, uid(11)).await?;
+    assert_eq!(recv(&mut signals).await?, Signal::new(SignalKind::TaskRun, uid(11)));
+    stop(&shutdown, handle).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_server_is_retried_until_it_is_back() -> Result<()> {
+    let (cluster, sender) = cluster_with_extension().await?;
+    let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
+    let shutdown = CancellationToken::new();
+    let (handle, mut signals) = listener_on(&cluster, proxy.port(), quick()).spawn(shutdown.clone());
+    let mut events = handle.events();
+    next_event(&mut events, connected).await?;
+
+    proxy.set_mode(Mode::Refuse);
+    next_event(&mut events, disconnected).await?;
+    // Several failed attempts in a row, with backoff, and no giving up.
+    for _ in 0..3 {
+        next_event(&mut events, |e| matches!(e, Event::ConnectFailed { .. })).await?;
+    }
+    proxy.set_mode(Mode::Forward);
+    next_event(&mut events, connected).await?;
+    send::cancel_task_run(&sender, uid(12)).await?;
+    assert_eq!(recv(&mut signals).await?, Signal::new(SignalKind::TaskRun, uid(12)));
+    stop(&shutdown, handle).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_handler_does_not_stop_the_socket_being_read() -> Result<()> {
+    let (cluster, sender) = cluster_with_extension().await?;
+    let config = ListenerConfig { queue_capacity: 8, ..quick() };
+    let shutdown = CancellationToken::new();
+    let (handle, mut signals) = listener_on(&cluster, cluster.port(), config).spawn(shutdown.clone());
+    next_event(&mut handle.events(), connected).await?;
+
+    // Nobody reads `signals` while 100 arrive: the reader keeps draining the socket.
+    let uids: Vec<RunUid> = (1..=100).map(uid).collect();
+    send::cancel_task_runs(&sender, &uids).await?;
+    wait::until("all 100 read off the socket", PATIENCE, || async { (handle.status().received == 100).then_some(()) })
+        .await?;
+    let usage: f64 = sender.query_one("SELECT pg_notification_queue_usage()", &[]).await?.get(0);
+    assert_eq!(usage, 0.0, "the server's notification queue is backing up");
+    let status = handle.status();
+    assert_eq!(status.overflowed, 92, "{status:?}");
+    // The queued ones are the first eight, in order.
+    for n in 1..=8 {
+        assert_eq!(recv(&mut signals).await?.uid, uid(n));
+    }
+    stop(&shutdown, handle).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_is_prompt_and_leaves_no_connection_behind() -> Result<()> {
+    let (cluster, sender) = cluster_with_extension().await?;
+    let shutdown = CancellationToken::new();
+    let (handle, mut signals) = listener_on(&cluster, cluster.port(), ListenerConfig::default()).spawn(shutdown.clone());
+    next_event(&mut handle.events(), connected).await?;
+    stop(&shutdown, handle).await?;
+    assert!(signals.recv().await.is_none(), "signal stream must end at shutdown");
+    wait::until("listener backend gone", PATIENCE, || async {
+        let n: i64 = sender
+            .query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", &[&APP])
+            .await
+            .ok()?
+            .get(0);
+        (n == 0).then_some(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_while_the_server_is_down_is_prompt_too() -> Result<()> {
+    let (mut cluster, _) = cluster_with_extension().await?;
+    let shutdown = CancellationToken::new();
+    let (handle, _signals) = listener_on(&cluster, cluster.port(), quick()).spawn(shutdown.clone());
+    let mut events = handle.events();
+    next_event(&mut events, connected).await?;
+    tokio::task::spawn_blocking(move || cluster.stop().map(|()| cluster)).await??;
+    next_event(&mut events, |e| matches!(e, Event::ConnectFailed { .. })).await?;
+    stop(&shutdown, handle).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sender_is_transactional_and_raw_mode_sends_the_same_bytes() -> Result<()> {
+    let (cluster, mut sender) = cluster_with_extension().await?;
+    let mut raw = RawListener::connect(&cluster.config(DB), "bytebase_signal").await?;
+    let probe = cluster.connect(DB).await?;
+
+    let tx = sender.transaction().await?;
+    send::cancel_task_run(&tx, uid(1)).await?;
+    tx.rollback().await?;
+    let tx = sender.transaction().await?;
+    send::cancel_plan_check_run(&tx, uid(2)).await?;
+    tx.commit().await?;
+    let via_extension = raw.drain(&probe).await?;
+    assert_eq!(via_extension, [r#"{"type":"cancel_plan_check_run","uid":2}"#]);
+
+    for mode in [SendMode::Extension, SendMode::Raw] {
+        let n = send::cancel(&sender, SignalKind::TaskRun, &[uid(3), uid(1), uid(3)], mode).await?;
+        assert_eq!(n, 2, "{mode:?}");
+    }
+    let both = raw.drain(&probe).await?;
+    assert_eq!(both[..2], both[2..], "raw mode differs from the extension: {both:?}");
+    assert_eq!(both[0], r#"{"type":"cancel_task_run","uid":3}"#);
+    Ok(())
+}

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/common.sh
 
 step "unit and doc tests: bytebase-signal-client"
-cargo test -p bytebase-signal-client
+cargo test -p bytebase-signal-client --features cli
 
 step "#[pg_test]s inside PostgreSQL $(pg_major)"
 pgrx_args=()
@@ -26,4 +26,6 @@ step "installing the extension into $("$PG_CONFIG" --pkglibdir)"
 install_extension
 
 step "end-to-end tests on throwaway clusters"
+# The CLI's black-box test runs the real binary.
+cargo build -p bytebase-signal-client --features cli --bin bytebase-signal
 cargo test -p bytebase-signal-tests

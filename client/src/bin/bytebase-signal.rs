@@ -10,7 +10,7 @@
 //! The connection comes from `--dsn` (conninfo or URL), else `DATABASE_URL`, else libpq's
 //! `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE` and `PGPASSWORD`. Logs go to stderr (`RUST_LOG`).
 
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 
 use bytebase_signal_client::send::{self, SendMode};
@@ -197,6 +197,7 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let result = match cli.command {

@@ -1,0 +1,153 @@
+//! Black-box: the `bytebase-signal` binary against a real cluster, as an operator would run it.
+//!
+//! `make test` builds the binary first (`cargo build -p bytebase-signal-client --features cli`);
+//! the test looks for it next to its own executable's directory.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use bytebase_signal_tests::cluster::Cluster;
+use bytebase_signal_tests::listen::RawListener;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+
+const DB: &str = "app";
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn binary() -> Result<PathBuf> {
+    // target/debug/deps/cli-<hash> -> target/debug/bytebase-signal
+    let exe = std::env::current_exe()?;
+    let bin = exe.parent().and_then(|d| d.parent()).context("test binary location")?.join("bytebase-signal");
+    ensure!(bin.exists(), "{} missing: run `cargo build -p bytebase-signal-client --features cli`", bin.display());
+    Ok(bin)
+}
+
+fn cli(args: &[&str]) -> Result<Command> {
+    let mut cmd = Command::new(binary()?);
+    cmd.args(args).env("RUST_LOG", "info").env_remove("DATABASE_URL").kill_on_drop(true);
+    Ok(cmd)
+}
+
+struct Listening {
+    child: Child,
+    stdout: Lines<BufReader<ChildStdout>>,
+    stderr: Lines<BufReader<ChildStderr>>,
+}
+
+impl Listening {
+    async fn start(dsn: &str) -> Result<Self> {
+        let mut child = cli(&["listen", "--dsn", dsn])?.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let stdout = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let stderr = BufReader::new(child.stderr.take().context("stderr")?).lines();
+        let mut l = Listening { child, stdout, stderr };
+        l.stderr_until("listening").await?;
+        Ok(l)
+    }
+
+    /// Reads stderr up to and including the first line containing `needle`; returns what it read.
+    async fn stderr_until(&mut self, needle: &str) -> Result<Vec<String>> {
+        let mut seen = Vec::new();
+        let found = tokio::time::timeout(PATIENCE, async {
+            while let Some(line) = self.stderr.next_line().await? {
+                let hit = line.contains(needle);
+                seen.push(line);
+                if hit {
+                    return Ok::<_, std::io::Error>(true);
+                }
+            }
+            Ok(false)
+        })
+        .await;
+        match found {
+            Ok(Ok(true)) => Ok(seen),
+            _ => bail!("stderr never said {needle:?}; it said:\n{}", seen.join("\n")),
+        }
+    }
+
+    async fn stdout_line(&mut self) -> Result<String> {
+        tokio::time::timeout(PATIENCE, self.stdout.next_line()).await??.context("stdout closed")
+    }
+}
+
+async fn run(args: &[&str]) -> Result<std::process::Output> {
+    let out = cli(args)?.output().await?;
+    ensure!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_prints_signals_survives_faults_and_exits_cleanly_on_sigterm() -> Result<()> {
+    let mut cluster = Cluster::start()?;
+    cluster.create_database_with_extension(DB).await?;
+    let dsn = cluster.conninfo(DB);
+    let db = cluster.connect(DB).await?;
+    let mut cli = Listening::start(&dsn).await?;
+
+    run(&["send", "task-run", "77", "--dsn", &dsn]).await?;
+    assert_eq!(cli.stdout_line().await?, r#"{"type":"cancel_task_run","uid":77}"#);
+
+    // Garbage goes to stderr as a warning, never to stdout; the upstream format is understood.
+    db.batch_execute("SELECT pg_notify('bytebase_signal', 'garbage')").await?;
+    db.batch_execute(
+        r#"SELECT pg_notify('bytebase_signal', '{ "type": "CANCEL_PLAN_CHECK_RUN", "uid": "5", "project": "proj-a", "approvalInputVersion": "2" }')"#,
+    )
+    .await?;
+    assert_eq!(
+        cli.stdout_line().await?,
+        r#"{"type":"cancel_plan_check_run","uid":5,"project":"proj-a","approvalInputVersion":2}"#
+    );
+    cli.stderr_until("malformed signal").await?;
+
+    // The listener's backend is killed: it reconnects by itself.
+    db.batch_execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'bytebase-signal'")
+        .await?;
+    cli.stderr_until("listening").await?;
+    run(&["send", "plan-check-run", "8", "9", "8", "--dsn", &dsn]).await?;
+    assert_eq!(cli.stdout_line().await?, r#"{"type":"cancel_plan_check_run","uid":8}"#);
+    assert_eq!(cli.stdout_line().await?, r#"{"type":"cancel_plan_check_run","uid":9}"#);
+
+    // The server restarts: same.
+    cluster = tokio::task::spawn_blocking(move || cluster.restart().map(|()| cluster)).await??;
+    cli.stderr_until("listening").await?;
+    run(&["send", "task-run", "78", "--raw", "--dsn", &dsn]).await?;
+    assert_eq!(cli.stdout_line().await?, r#"{"type":"cancel_task_run","uid":78}"#);
+
+    let pid = cli.child.id().context("pid")?;
+    let killed = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
+    ensure!(killed.success());
+    let status = tokio::time::timeout(PATIENCE, cli.child.wait()).await??;
+    assert!(status.success(), "listen exited with {status}");
+    assert_eq!(cli.stdout.next_line().await?, None, "nothing else on stdout");
+    cluster.stop()?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_emits_exactly_the_seed_bytes_and_rejects_bad_uids() -> Result<()> {
+    let cluster = Cluster::start()?;
+    cluster.create_database_with_extension(DB).await?;
+    let dsn = cluster.conninfo(DB);
+    let mut raw = RawListener::connect(&cluster.config(DB), "bytebase_signal").await?;
+    let probe = cluster.connect(DB).await?;
+
+    run(&["send", "task-run", "77", "--dsn", &dsn]).await?;
+    assert_eq!(raw.drain(&probe).await?, [r#"{"type":"cancel_task_run","uid":77}"#]);
+
+    for bad in ["0", "-1", "x"] {
+        let out = cli(&["send", "task-run", bad, "--dsn", &dsn])?.output().await?;
+        assert!(!out.status.success(), "uid {bad} accepted");
+    }
+    assert_eq!(raw.drain(&probe).await?, Vec::<String>::new());
+
+    // Through DATABASE_URL, as a URL.
+    let url = format!("postgres://postgres@127.0.0.1:{}/{DB}", cluster.port());
+    let out = cli(&["status"])?.env("DATABASE_URL", &url).output().await?;
+    ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = String::from_utf8(out.stdout)?;
+    for part in [r#""extension_version":"0.1.0""#, r#""primary":true"#, r#""notification_queue_usage":0.0"#] {
+        assert!(status.contains(part), "status lacks {part}: {status}");
+    }
+    Ok(())
+}

@@ -1,16 +1,23 @@
 //! `make demo`: the main job end to end on a throwaway cluster.
 //!
-//! Starts a private PostgreSQL, installs the extension, LISTENs on `bytebase_signal` from a second
-//! connection, and walks through what a Bytebase replica sees: nothing while the cancelling
-//! transaction is open, the exact payload at commit, nothing after a rollback, one signal per
-//! distinct run from a batch. Stops everything it started, also on error.
+//! Starts a private PostgreSQL and installs the extension. Part 1 watches the SQL API with a bare
+//! LISTEN connection: nothing while the cancelling transaction is open, the exact payload at
+//! commit, nothing after a rollback, one signal per distinct run from a batch. Part 2 runs two
+//! replicas, each with its own `Listener` and `Registry`: a cancel for a run that replica B owns
+//! stops it on B while A counts it unmatched, and a run registered just after its cancel arrived
+//! starts out cancelled. Stops everything it started, also on error.
 
 use std::process::ExitCode;
 
-use anyhow::{ensure, Result};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
 use bytebase_signal_client::wire::CHANNEL;
+use bytebase_signal_client::{Event, Listener, ListenerHandle, Registry, RunUid, SignalKind};
 use bytebase_signal_tests::cluster::Cluster;
 use bytebase_signal_tests::listen::RawListener;
+use bytebase_signal_tests::wait;
+use tokio_util::sync::CancellationToken;
 
 const DB: &str = "bytebase";
 
@@ -75,9 +82,93 @@ async fn demo() -> Result<()> {
         println!("  ERROR {}: {}", db.code().code(), db.message());
     }
 
+    replicas(&cluster).await?;
+
     println!("\nstopping the cluster");
     drop(cluster);
     println!("demo finished: every step behaved as documented");
+    Ok(())
+}
+
+/// A replica: its registry and its listener.
+struct Replica {
+    name: &'static str,
+    registry: Registry,
+    listener: ListenerHandle,
+}
+
+impl Replica {
+    async fn start(name: &'static str, cluster: &Cluster, shutdown: &CancellationToken) -> Result<Self> {
+        let mut pg = cluster.config(DB);
+        pg.application_name(&format!("bytebase-replica-{name}"));
+        let registry = Registry::new();
+        let listener = Listener::new(pg).spawn_with_registry(registry.clone(), shutdown.clone());
+        let mut events = listener.events();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), events.recv()).await.context("listener connect")?? {
+                Event::Connected { server } => {
+                    println!("  replica {name}: listening on {server}");
+                    break;
+                }
+                other => println!("  replica {name}: {other:?}"),
+            }
+        }
+        Ok(Replica { name, registry, listener })
+    }
+
+    /// Starts a pretend task run that works until its cancel token fires.
+    fn run_task(&self, uid: i64) -> tokio::task::JoinHandle<Duration> {
+        let guard = self.registry.register(SignalKind::TaskRun, RunUid::new(uid).expect("positive"));
+        let name = self.name;
+        println!("  replica {name}: task run {uid} started");
+        tokio::spawn(async move {
+            let started = Instant::now();
+            guard.cancelled().await;
+            println!("  replica {name}: task run {uid} CANCELED after {:?}", started.elapsed());
+            started.elapsed()
+        })
+    }
+}
+
+async fn replicas(cluster: &Cluster) -> Result<()> {
+    println!("\n--- two replicas, each with a Listener and a Registry ---");
+    let shutdown = CancellationToken::new();
+    let a = Replica::start("A", cluster, &shutdown).await?;
+    let b = Replica::start("B", cluster, &shutdown).await?;
+    let _a_work = a.run_task(101);
+    let b_work = b.run_task(201);
+    let app = cluster.connect(DB).await?;
+
+    println!("\nSELECT bytebase_cancel_task_run(201);  -- the run replica B owns");
+    app.batch_execute("SELECT bytebase_cancel_task_run(201)").await?;
+    tokio::time::timeout(Duration::from_secs(30), b_work).await.context("B's run was not cancelled")??;
+    wait::until("A to count the signal", Duration::from_secs(30), || async {
+        (a.listener.status().unmatched == 1).then_some(())
+    })
+    .await?;
+    println!("  replica A: not mine, counted as unmatched ({} so far)", a.listener.status().unmatched);
+
+    println!("\nSELECT bytebase_cancel_task_run(301);  -- a run nobody has started yet");
+    app.batch_execute("SELECT bytebase_cancel_task_run(301)").await?;
+    wait::until("both replicas to see it", Duration::from_secs(30), || async {
+        (a.listener.status().dispatched == 2 && b.listener.status().dispatched == 2).then_some(())
+    })
+    .await?;
+    let late = a.registry.register(SignalKind::TaskRun, RunUid::new(301).expect("positive"));
+    println!("  replica A: registers task run 301 just after its cancel -> cancelled at once: {}", late.is_cancelled());
+    ensure!(late.is_cancelled(), "tombstone missing");
+
+    for r in [&a, &b] {
+        let s = r.listener.status();
+        println!(
+            "  replica {}: received {}, dispatched {}, unmatched {}, malformed {}, reconnects {}",
+            r.name, s.received, s.dispatched, s.unmatched, s.malformed, s.reconnects
+        );
+    }
+    shutdown.cancel();
+    a.listener.join().await;
+    b.listener.join().await;
+    println!("  both listeners stopped");
     Ok(())
 }
 

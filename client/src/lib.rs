@@ -51,3 +51,8 @@ pub use status::{Event, Status};
 pub use signal::Signal;
 pub use validate::RunUid;
 pub use wire::SignalKind;
+
+/// The README's Rust example, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

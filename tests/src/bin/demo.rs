@@ -100,7 +100,7 @@ struct Replica {
 impl Replica {
     async fn start(name: &'static str, cluster: &Cluster, shutdown: &CancellationToken) -> Result<Self> {
         let mut pg = cluster.config(DB);
-        pg.application_name(&format!("bytebase-replica-{name}"));
+        pg.application_name(format!("bytebase-replica-{name}"));
         let registry = Registry::new();
         let listener = Listener::new(pg).spawn_with_registry(registry.clone(), shutdown.clone());
         let mut events = listener.events();

@@ -32,9 +32,11 @@ pub mod listener;
 pub mod registry;
 #[cfg(feature = "runtime")]
 pub mod send;
+pub mod signal;
 #[cfg(feature = "runtime")]
 pub mod status;
-pub mod signal;
+#[cfg(test)]
+mod test_support;
 pub mod validate;
 pub mod wire;
 
@@ -46,9 +48,9 @@ pub use error::Error;
 pub use listener::{Listener, ListenerConfig, ListenerHandle, Signals};
 #[cfg(feature = "runtime")]
 pub use registry::{Registry, RunGuard};
+pub use signal::Signal;
 #[cfg(feature = "runtime")]
 pub use status::{Event, Status};
-pub use signal::Signal;
 pub use validate::RunUid;
 pub use wire::SignalKind;
 

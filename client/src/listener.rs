@@ -42,7 +42,7 @@ use tracing::{debug, info, warn};
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
 use crate::registry::{Dispatch, Registry};
-use crate::signal::Signal;
+use crate::signal::{shorten, Signal};
 use crate::status::{Event, Shared, Status};
 use crate::wire::CHANNEL;
 
@@ -248,7 +248,7 @@ impl Intake {
             },
             Err(e) => {
                 Shared::bump(&self.shared.malformed);
-                warn!(error = %e, payload = %truncate(n.payload(), 200), pid = n.process_id(), "malformed signal ignored");
+                warn!(error = %e, payload = %shorten(n.payload(), 200), pid = n.process_id(), "malformed signal ignored");
             }
         }
     }
@@ -256,13 +256,6 @@ impl Intake {
     fn event(&self, event: Event) {
         // No subscriber is fine.
         let _ = self.events.send(event);
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 
@@ -413,7 +406,10 @@ where
 /// `host:port` of the server, for events and logs.
 async fn server_name(client: &Client) -> String {
     let row = client
-        .query_opt("SELECT coalesce(host(inet_server_addr()), 'local') || ':' || coalesce(inet_server_port(), 0)", &[])
+        .query_opt(
+            "SELECT coalesce(host(inet_server_addr()), 'local') || ':' || coalesce(inet_server_port(), 0)",
+            &[],
+        )
         .await;
     match row {
         Ok(Some(row)) => row.try_get::<_, String>(0).unwrap_or_default(),
@@ -434,12 +430,6 @@ mod tests {
     fn channel_names_are_quoted_as_identifiers() {
         assert_eq!(quote_ident("bytebase_signal"), "\"bytebase_signal\"");
         assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
-    }
-
-    #[test]
-    fn truncation_respects_char_boundaries() {
-        assert_eq!(truncate("héllo", 2), "hé");
-        assert_eq!(truncate("hi", 10), "hi");
     }
 
     #[test]

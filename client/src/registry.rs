@@ -166,7 +166,11 @@ impl Registry {
         };
         if tombstoned {
             self.inner.counters.cancelled_on_register.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(kind = kind.seed_type(), uid = uid.get(), "run registered after its cancel signal");
+            tracing::debug!(
+                kind = kind.seed_type(),
+                uid = uid.get(),
+                "run registered after its cancel signal"
+            );
         }
         RunGuard { registry: Arc::clone(&self.inner), key, id, token }
     }
@@ -209,7 +213,12 @@ impl Registry {
             counters.cancelled_tokens.fetch_add(tokens.len() as u64, Ordering::Relaxed);
             Dispatch::Cancelled(tokens.len())
         };
-        tracing::debug!(kind = signal.kind.seed_type(), uid = signal.uid.get(), ?outcome, "cancel signal dispatched");
+        tracing::debug!(
+            kind = signal.kind.seed_type(),
+            uid = signal.uid.get(),
+            ?outcome,
+            "cancel signal dispatched"
+        );
         outcome
     }
 
@@ -358,17 +367,7 @@ mod tests {
     use super::*;
     use std::thread;
 
-    fn uid(v: i64) -> RunUid {
-        RunUid::new(v).expect("test uid is positive")
-    }
-
-    fn task(v: i64) -> Signal {
-        Signal::new(SignalKind::TaskRun, uid(v))
-    }
-
-    fn plan_check(v: i64) -> Signal {
-        Signal::new(SignalKind::PlanCheckRun, uid(v))
-    }
+    use crate::test_support::{plan_check, task, uid};
 
     const TTL: Duration = Duration::from_secs(60);
 

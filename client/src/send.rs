@@ -39,7 +39,10 @@ pub async fn cancel_task_runs<C: GenericClient + Sync>(client: &C, uids: &[RunUi
 }
 
 /// Cancels plan check runs at commit; returns how many distinct runs were signalled.
-pub async fn cancel_plan_check_runs<C: GenericClient + Sync>(client: &C, uids: &[RunUid]) -> Result<usize, Error> {
+pub async fn cancel_plan_check_runs<C: GenericClient + Sync>(
+    client: &C,
+    uids: &[RunUid],
+) -> Result<usize, Error> {
     cancel(client, SignalKind::PlanCheckRun, uids, SendMode::Extension).await
 }
 

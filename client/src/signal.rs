@@ -116,7 +116,7 @@ impl Signal {
         let kind = match fields.get("type") {
             None => return Err(DecodeError::MissingField("type")),
             Some(Value::String(name)) => {
-                parse_kind(name).ok_or_else(|| DecodeError::UnknownType(shorten(name)))?
+                parse_kind(name).ok_or_else(|| DecodeError::UnknownType(shorten(name, EXCERPT_LEN)))?
             }
             Some(other) => return Err(DecodeError::TypeNotString(excerpt(other))),
         };
@@ -133,9 +133,9 @@ impl Signal {
         };
         let approval_input_version = match fields.get("approvalInputVersion") {
             None | Some(Value::Null) => None,
-            Some(value) => Some(
-                integer(value).ok_or_else(|| DecodeError::BadApprovalInputVersion(excerpt(value)))?,
-            ),
+            Some(value) => {
+                Some(integer(value).ok_or_else(|| DecodeError::BadApprovalInputVersion(excerpt(value)))?)
+            }
         };
         Ok(Signal { kind, uid, project, approval_input_version })
     }
@@ -243,15 +243,15 @@ fn push_json_string(out: &mut String, text: &str) {
 
 /// The compact JSON of `value`, shortened for an error message.
 fn excerpt(value: &Value) -> String {
-    shorten(&value.to_string())
+    shorten(&value.to_string(), EXCERPT_LEN)
 }
 
-/// `text` cut to at most [`EXCERPT_LEN`] bytes on a character boundary, marked with `…` if cut.
-fn shorten(text: &str) -> String {
-    if text.len() <= EXCERPT_LEN {
+/// `text` cut to at most `max` bytes on a character boundary, marked with `…` if cut.
+pub(crate) fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
         return text.to_owned();
     }
-    let mut end = EXCERPT_LEN;
+    let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
@@ -263,17 +263,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn uid(v: i64) -> RunUid {
-        RunUid::new(v).expect("test uid is positive")
-    }
-
-    fn task(v: i64) -> Signal {
-        Signal::new(SignalKind::TaskRun, uid(v))
-    }
-
-    fn plan_check(v: i64) -> Signal {
-        Signal::new(SignalKind::PlanCheckRun, uid(v))
-    }
+    use crate::test_support::{plan_check, task, uid};
 
     /// A valid payload padded with an unknown string field to exactly `len` bytes.
     fn padded(len: usize) -> String {
@@ -325,8 +315,7 @@ mod tests {
         let tricky = task(1).with_project("a\"b\\c\nd\u{1}é\u{7f}");
         assert_eq!(
             tricky.encode_seed(),
-            r#"{"type":"cancel_task_run","uid":1,"project":"a\"b\\c\nd\u0001é"#.to_owned()
-                + "\u{7f}\"}"
+            r#"{"type":"cancel_task_run","uid":1,"project":"a\"b\\c\nd\u0001é"#.to_owned() + "\u{7f}\"}"
         );
         assert_eq!(Signal::decode(&tricky.encode_seed()), Ok(tricky));
     }
@@ -441,7 +430,10 @@ mod tests {
             (r#"{"type":"CANCEL_TASK_RUN_","uid":42}"#.into(), UnknownType("CANCEL_TASK_RUN_".into())),
             (r#"{"type":1,"uid":42}"#.into(), TypeNotString("1".into())),
             (r#"{"type":null,"uid":42}"#.into(), TypeNotString("null".into())),
-            (r#"{"type":["cancel_task_run"],"uid":42}"#.into(), TypeNotString(r#"["cancel_task_run"]"#.into())),
+            (
+                r#"{"type":["cancel_task_run"],"uid":42}"#.into(),
+                TypeNotString(r#"["cancel_task_run"]"#.into()),
+            ),
             (r#"{"type":"cancel_task_run","uid":42,"project":5}"#.into(), BadProject("5".into())),
             (r#"{"type":"cancel_task_run","uid":42,"project":["a"]}"#.into(), BadProject(r#"["a"]"#.into())),
             (
@@ -532,12 +524,50 @@ mod tests {
 
     /// Pieces of JSON, valid and broken, that glue together into near-miss payloads.
     const FRAGMENTS: &[&str] = &[
-        "{", "}", "[", "]", ":", ",", " ", "\n", "\"", "\\", "\\u", "00", "d83d", "\\ud83d",
-        "\"type\"", "\"uid\"", "\"project\"", "\"approvalInputVersion\"", "\"cancel_task_run\"",
-        "\"CANCEL_TASK_RUN\"", "\"cancel_plan_check_run\"", "\"CANCEL_PLAN_CHECK_RUN\"", "0", "1",
-        "-", "42", "9223372036854775807", "9223372036854775808", "18446744073709551616", "1e999",
-        "-1", "1.5", "e", "E+", ".", "true", "false", "null", "\"42\"", "\"\"", "\"x\"", "é",
-        "\u{0}", "\u{1f600}",
+        "{",
+        "}",
+        "[",
+        "]",
+        ":",
+        ",",
+        " ",
+        "\n",
+        "\"",
+        "\\",
+        "\\u",
+        "00",
+        "d83d",
+        "\\ud83d",
+        "\"type\"",
+        "\"uid\"",
+        "\"project\"",
+        "\"approvalInputVersion\"",
+        "\"cancel_task_run\"",
+        "\"CANCEL_TASK_RUN\"",
+        "\"cancel_plan_check_run\"",
+        "\"CANCEL_PLAN_CHECK_RUN\"",
+        "0",
+        "1",
+        "-",
+        "42",
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551616",
+        "1e999",
+        "-1",
+        "1.5",
+        "e",
+        "E+",
+        ".",
+        "true",
+        "false",
+        "null",
+        "\"42\"",
+        "\"\"",
+        "\"x\"",
+        "é",
+        "\u{0}",
+        "\u{1f600}",
     ];
 
     fn json_ish() -> impl Strategy<Value = String> {

@@ -161,7 +161,10 @@ mod tests {
             "bytebase_cancel_task_run(uid): uid must be a positive run id, got -9223372036854775808"
         );
         let err = validate_uids(FS, "uids", Some([Some(5), Some(0)])).unwrap_err();
-        assert_eq!(err.to_string(), "bytebase_cancel_task_runs(uids): uids[2] must be a positive run id, got 0");
+        assert_eq!(
+            err.to_string(),
+            "bytebase_cancel_task_runs(uids): uids[2] must be a positive run id, got 0"
+        );
         let err = validate_uids(FS, "uids", None::<Vec<Option<i64>>>).unwrap_err();
         assert_eq!(err.to_string(), "bytebase_cancel_task_runs(uids): uids must not be NULL");
     }

@@ -68,16 +68,11 @@ pub fn encode_seed(kind: SignalKind, uid: RunUid) -> String {
 mod tests {
     use super::*;
 
-    fn uid(v: i64) -> RunUid {
-        RunUid::new(v).expect("test uid is positive")
-    }
+    use crate::test_support::uid;
 
     #[test]
     fn seed_encoding_is_byte_exact() {
-        assert_eq!(
-            encode_seed(SignalKind::TaskRun, uid(42)),
-            r#"{"type":"cancel_task_run","uid":42}"#
-        );
+        assert_eq!(encode_seed(SignalKind::TaskRun, uid(42)), r#"{"type":"cancel_task_run","uid":42}"#);
         assert_eq!(
             encode_seed(SignalKind::PlanCheckRun, uid(7)),
             r#"{"type":"cancel_plan_check_run","uid":7}"#

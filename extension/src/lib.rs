@@ -163,7 +163,11 @@ mod tests {
     fn batch_forms_reject_non_positive_elements_with_22023() {
         for kind in SignalKind::ALL {
             let f = kind.batch_cancel_function();
-            assert_error(&format!("SELECT {f}('{{0}}')"), "22023", "uids[1] must be a positive run id, got 0");
+            assert_error(
+                &format!("SELECT {f}('{{0}}')"),
+                "22023",
+                "uids[1] must be a positive run id, got 0",
+            );
             assert_error(
                 &format!("SELECT {f}('{{9223372036854775807,-9223372036854775808}}')"),
                 "22023",
@@ -177,7 +181,11 @@ mod tests {
         for kind in SignalKind::ALL {
             let f = kind.batch_cancel_function();
             assert_error(&format!("SELECT {f}('{{5,NULL,-1}}')"), "22004", "uids[2] must not be NULL");
-            assert_error(&format!("SELECT {f}('{{5,-1,NULL}}')"), "22023", "uids[2] must be a positive run id, got -1");
+            assert_error(
+                &format!("SELECT {f}('{{5,-1,NULL}}')"),
+                "22023",
+                "uids[2] must be a positive run id, got -1",
+            );
         }
     }
 
@@ -185,8 +193,11 @@ mod tests {
     fn batch_forms_count_distinct_uids() {
         for kind in SignalKind::ALL {
             let f = kind.batch_cancel_function();
-            for (array, expected) in [("{}", 0), ("{7}", 1), ("{3,1,3,2,1}", 3), ("{9223372036854775807,1}", 2)] {
-                let got = Spi::get_one::<i32>(&format!("SELECT {f}('{array}')")).expect("batch call succeeds");
+            for (array, expected) in
+                [("{}", 0), ("{7}", 1), ("{3,1,3,2,1}", 3), ("{9223372036854775807,1}", 2)]
+            {
+                let got =
+                    Spi::get_one::<i32>(&format!("SELECT {f}('{array}')")).expect("batch call succeeds");
                 assert_eq!(got, Some(expected), "{f}('{array}')");
             }
         }

@@ -16,9 +16,6 @@ pub(crate) fn send(kind: SignalKind, uid: RunUid) {
     // SAFETY: pg_notify is a strict-by-hand builtin taking (text, text) and returning void; both
     // arguments are valid, non-NULL text datums allocated in the current memory context.
     unsafe {
-        direct_function_call::<()>(
-            pg_sys::pg_notify,
-            &[CHANNEL.into_datum(), payload.as_str().into_datum()],
-        );
+        direct_function_call::<()>(pg_sys::pg_notify, &[CHANNEL.into_datum(), payload.as_str().into_datum()]);
     }
 }

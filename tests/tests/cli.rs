@@ -20,7 +20,11 @@ fn binary() -> Result<PathBuf> {
     // target/debug/deps/cli-<hash> -> target/debug/bytebase-signal
     let exe = std::env::current_exe()?;
     let bin = exe.parent().and_then(|d| d.parent()).context("test binary location")?.join("bytebase-signal");
-    ensure!(bin.exists(), "{} missing: run `cargo build -p bytebase-signal-client --features cli`", bin.display());
+    ensure!(
+        bin.exists(),
+        "{} missing: run `cargo build -p bytebase-signal-client --features cli`",
+        bin.display()
+    );
     Ok(bin)
 }
 
@@ -38,7 +42,8 @@ struct Listening {
 
 impl Listening {
     async fn start(dsn: &str) -> Result<Self> {
-        let mut child = cli(&["listen", "--dsn", dsn])?.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let mut child =
+            cli(&["listen", "--dsn", dsn])?.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
         let stdout = BufReader::new(child.stdout.take().context("stdout")?).lines();
         let stderr = BufReader::new(child.stderr.take().context("stderr")?).lines();
         let mut l = Listening { child, stdout, stderr };
@@ -101,8 +106,10 @@ async fn listen_prints_signals_survives_faults_and_exits_cleanly_on_sigterm() ->
     cli.stderr_until("malformed signal").await?;
 
     // The listener's backend is killed: it reconnects by itself.
-    db.batch_execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'bytebase-signal'")
-        .await?;
+    db.batch_execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'bytebase-signal'",
+    )
+    .await?;
     cli.stderr_until("listening").await?;
     run(&["send", "plan-check-run", "8", "9", "8", "--dsn", &dsn]).await?;
     assert_eq!(cli.stdout_line().await?, r#"{"type":"cancel_plan_check_run","uid":8}"#);

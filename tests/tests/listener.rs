@@ -31,7 +31,11 @@ fn quick() -> ListenerConfig {
         ping_interval: Duration::from_millis(300),
         ping_timeout: Duration::from_millis(300),
         connect_timeout: Duration::from_secs(1),
-        backoff: Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(500), ..Backoff::default() },
+        backoff: Backoff {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(500),
+            ..Backoff::default()
+        },
         ..ListenerConfig::default()
     }
 }
@@ -86,7 +90,8 @@ async fn signals_cancel_the_runs_this_replica_owns_and_count_the_rest() -> Resul
     let task_42 = registry.register(SignalKind::TaskRun, uid(42));
     let check_42 = registry.register(SignalKind::PlanCheckRun, uid(42));
     let shutdown = CancellationToken::new();
-    let handle = listener_on(&cluster, cluster.port(), quick()).spawn_with_registry(registry.clone(), shutdown.clone());
+    let handle = listener_on(&cluster, cluster.port(), quick())
+        .spawn_with_registry(registry.clone(), shutdown.clone());
     next_event(&mut handle.events(), connected).await?;
 
     send::cancel_task_run(&sender, uid(42)).await?;
@@ -257,8 +262,10 @@ async fn a_slow_handler_does_not_stop_the_socket_being_read() -> Result<()> {
     // Nobody reads `signals` while 100 arrive: the reader keeps draining the socket.
     let uids: Vec<RunUid> = (1..=100).map(uid).collect();
     send::cancel_task_runs(&sender, &uids).await?;
-    wait::until("all 100 read off the socket", PATIENCE, || async { (handle.status().received == 100).then_some(()) })
-        .await?;
+    wait::until("all 100 read off the socket", PATIENCE, || async {
+        (handle.status().received == 100).then_some(())
+    })
+    .await?;
     let usage: f64 = sender.query_one("SELECT pg_notification_queue_usage()", &[]).await?.get(0);
     assert_eq!(usage, 0.0, "the server's notification queue is backing up");
     let status = handle.status();
@@ -274,7 +281,8 @@ async fn a_slow_handler_does_not_stop_the_socket_being_read() -> Result<()> {
 async fn shutdown_is_prompt_and_leaves_no_connection_behind() -> Result<()> {
     let (cluster, sender) = cluster_with_extension().await?;
     let shutdown = CancellationToken::new();
-    let (handle, mut signals) = listener_on(&cluster, cluster.port(), ListenerConfig::default()).spawn(shutdown.clone());
+    let (handle, mut signals) =
+        listener_on(&cluster, cluster.port(), ListenerConfig::default()).spawn(shutdown.clone());
     next_event(&mut handle.events(), connected).await?;
     stop(&shutdown, handle).await?;
     assert!(signals.recv().await.is_none(), "signal stream must end at shutdown");

@@ -89,7 +89,11 @@ impl Conn {
         let mut config = Config::new();
         let default_socket = "/var/run/postgresql";
         let host = env("PGHOST").unwrap_or_else(|| {
-            if std::path::Path::new(default_socket).exists() { default_socket.into() } else { "localhost".into() }
+            if std::path::Path::new(default_socket).exists() {
+                default_socket.into()
+            } else {
+                "localhost".into()
+            }
         });
         config.host(&host);
         if let Some(port) = env("PGPORT") {

@@ -105,7 +105,10 @@ impl Replica {
         let listener = Listener::new(pg).spawn_with_registry(registry.clone(), shutdown.clone());
         let mut events = listener.events();
         loop {
-            match tokio::time::timeout(Duration::from_secs(30), events.recv()).await.context("listener connect")?? {
+            match tokio::time::timeout(Duration::from_secs(30), events.recv())
+                .await
+                .context("listener connect")??
+            {
                 Event::Connected { server } => {
                     println!("  replica {name}: listening on {server}");
                     break;
@@ -155,7 +158,10 @@ async fn replicas(cluster: &Cluster) -> Result<()> {
     })
     .await?;
     let late = a.registry.register(SignalKind::TaskRun, RunUid::new(301).expect("positive"));
-    println!("  replica A: registers task run 301 just after its cancel -> cancelled at once: {}", late.is_cancelled());
+    println!(
+        "  replica A: registers task run 301 just after its cancel -> cancelled at once: {}",
+        late.is_cancelled()
+    );
     ensure!(late.is_cancelled(), "tombstone missing");
 
     for r in [&a, &b] {

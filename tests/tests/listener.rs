@@ -217,8 +217,9 @@ async fn a_frozen_stream_is_detected_and_replaced() -> Result<()> {
     let frozen_at = tokio::time::Instant::now();
     let lost = next_event(&mut events, disconnected).await?;
     let detected_after = frozen_at.elapsed();
-    // Liveness bound with slack for a loaded machine; without the ping this would hang forever.
-    assert!(detected_after < bound * 4, "half-open connection detected after {detected_after:?}: {lost:?}");
+    // The liveness bound, with slack for a loaded two-core machine; without the ping this would
+    // hang until the kernel gave up on the socket (minutes to hours).
+    assert!(detected_after < bound * 10, "half-open connection detected after {detected_after:?}: {lost:?}");
 
     // Cancels committed while the listener is cut off are not delivered by NOTIFY alone (the
     // durable log fixes that); cancels after it is back arrive.

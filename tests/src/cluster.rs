@@ -58,6 +58,30 @@ impl Cluster {
     /// Creates and starts a cluster; `settings` are `postgresql.conf` lines (`name`, `value`)
     /// applied after the defaults, so they win.
     pub fn start_with(settings: &[(&str, &str)]) -> Result<Self> {
+        let mut cluster = Self::unstarted()?;
+        cluster.initdb(settings)?;
+        cluster.start_on_free_port()?;
+        Ok(cluster)
+    }
+
+    /// Creates and starts a hot standby of this (running) cluster, streaming from it
+    /// (`pg_basebackup -R`). It refuses writes, NOTIFY and LISTEN until promoted.
+    pub fn start_standby(&self) -> Result<Cluster> {
+        let mut standby = Self::unstarted()?;
+        let mut cmd = standby.command("pg_basebackup");
+        cmd.arg("-D").arg(standby.data_dir());
+        cmd.args(["-h", self.host(), "-p", &self.port.to_string(), "-U", SUPERUSER, "-R", "-X", "stream"]);
+        cmd.args(["--no-sync", "--checkpoint=fast"]);
+        run(&mut cmd).context("pg_basebackup")?;
+        // The copied configuration points the socket at the primary's directory; use our own.
+        let mut conf = OpenOptions::new().append(true).open(standby.data_dir().join("postgresql.conf"))?;
+        writeln!(conf, "unix_socket_directories = '{}'", standby.root.path().display())?;
+        standby.start_on_free_port()?;
+        Ok(standby)
+    }
+
+    /// A cluster directory owned by the right OS user, with nothing in it yet.
+    fn unstarted() -> Result<Self> {
         let bindir = bindir()?;
         let root = tempfile::Builder::new()
             .prefix("bytebase-signal-pg-")
@@ -69,10 +93,7 @@ impl Cluster {
         if let Some(user) = run_as {
             run(Command::new("chown").arg(format!("{user}:")).arg(root.path()))?;
         }
-        let mut cluster = Cluster { root, bindir, port: 0, run_as, running: false };
-        cluster.initdb(settings)?;
-        cluster.start_on_free_port()?;
-        Ok(cluster)
+        Ok(Cluster { root, bindir, port: 0, run_as, running: false })
     }
 
     /// The TCP port the server listens on (on 127.0.0.1).

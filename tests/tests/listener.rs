@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use bytebase_signal_client::send::{self, SendMode};
 use bytebase_signal_client::{
     Backoff, Event, Listener, ListenerConfig, ListenerHandle, Registry, RunUid, Signal, SignalKind, Signals,
@@ -333,4 +333,32 @@ async fn the_sender_is_transactional_and_raw_mode_sends_the_same_bytes() -> Resu
     assert_eq!(both[..2], both[2..], "raw mode differs from the extension: {both:?}");
     assert_eq!(both[0], r#"{"type":"cancel_task_run","uid":3}"#);
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hot_standby_listed_first_is_skipped_for_the_primary() -> Result<()> {
+    let (primary, sender) = cluster_with_extension().await?;
+    let standby = primary.start_standby()?;
+    // The standby really cannot LISTEN: that is why the listener must not stay there.
+    let on_standby = standby.connect(DB).await?;
+    let err = on_standby.batch_execute("LISTEN bytebase_signal").await.expect_err("LISTEN on a standby");
+    let db_error = err.as_db_error().context("a server error")?;
+    assert!(db_error.message().contains("during recovery"), "{}", db_error.message());
+
+    let dsn = format!(
+        "host={h},{h} port={},{} user={SUPERUSER} dbname={DB} application_name={APP}",
+        standby.port(),
+        primary.port(),
+        h = primary.host()
+    );
+    let shutdown = CancellationToken::new();
+    let (handle, mut signals) = Listener::from_dsn(&dsn)?.with_config(quick()).spawn(shutdown.clone());
+    let server = match next_event(&mut handle.events(), connected).await? {
+        Event::Connected { server } => server,
+        other => bail!("unexpected {other:?}"),
+    };
+    assert_eq!(server, format!("{}:{}", primary.host(), primary.port()));
+    send::cancel_task_run(&sender, uid(21)).await?;
+    assert_eq!(recv(&mut signals).await?, Signal::new(SignalKind::TaskRun, uid(21)));
+    stop(&shutdown, handle).await
 }

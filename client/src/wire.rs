@@ -5,6 +5,8 @@
 //! first, `uid` a JSON number. Listeners written against the Go plan compare these bytes, so the
 //! encoder here is hand-written rather than left to a JSON library's formatting choices.
 
+use std::fmt::Write as _;
+
 use crate::validate::RunUid;
 
 /// The NOTIFY channel every signal is sent on and every replica listens to.
@@ -59,8 +61,8 @@ pub fn encode_seed(kind: SignalKind, uid: RunUid) -> String {
     payload.push_str(r#"{"type":""#);
     payload.push_str(kind.seed_type());
     payload.push_str(r#"","uid":"#);
-    payload.push_str(&uid.get().to_string());
-    payload.push('}');
+    // Formatting into the buffer itself: no temporary string on the send path.
+    let _ = write!(payload, "{}}}", uid.get());
     payload
 }
 

@@ -54,20 +54,21 @@ pub async fn cancel<C: GenericClient + Sync>(
     uids: &[RunUid],
     mode: SendMode,
 ) -> Result<usize, Error> {
-    let mut seen = HashSet::with_capacity(uids.len());
-    let distinct: Vec<RunUid> = uids.iter().copied().filter(|u| seen.insert(*u)).collect();
-    if distinct.is_empty() {
+    if uids.is_empty() {
         return Ok(0);
     }
     match mode {
         SendMode::Extension => {
-            let ids: Vec<i64> = distinct.iter().map(|u| u.get()).collect();
+            // The SQL function deduplicates and counts; doing it here too would be work twice.
+            let ids: Vec<i64> = uids.iter().map(|u| u.get()).collect();
             let sql = format!("SELECT {}($1)", kind.batch_cancel_function());
             let n: i32 = client.query_one(sql.as_str(), &[&ids]).await?.get(0);
             Ok(usize::try_from(n).unwrap_or_default())
         }
         SendMode::Raw => {
-            let payloads: Vec<String> = distinct.iter().map(|u| encode_seed(kind, *u)).collect();
+            let mut seen = HashSet::with_capacity(uids.len());
+            let payloads: Vec<String> =
+                uids.iter().filter(|u| seen.insert(**u)).map(|u| encode_seed(kind, *u)).collect();
             // WITH ORDINALITY keeps the order; the notifications are queued in it.
             client
                 .execute(

@@ -1,6 +1,6 @@
 //! What the listener reports about itself: a snapshot of counters and an event stream.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -52,7 +52,6 @@ pub enum Event {
 /// The counters behind [`Status`], shared between the listener's tasks and its handle.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
-    connected: AtomicBool,
     connects: AtomicU64,
     pub(crate) received: AtomicU64,
     pub(crate) dispatched: AtomicU64,
@@ -72,7 +71,7 @@ impl Shared {
     pub(crate) fn snapshot(&self) -> Status {
         let text = self.text.lock().unwrap_or_else(|e| e.into_inner());
         Status {
-            connected: self.connected.load(Ordering::Relaxed),
+            connected: text.connected_since.is_some(),
             connected_since: text.connected_since,
             reconnects: self.connects.load(Ordering::Relaxed).saturating_sub(1),
             received: self.received.load(Ordering::Relaxed),
@@ -88,14 +87,12 @@ impl Shared {
         let mut text = self.text.lock().unwrap_or_else(|e| e.into_inner());
         text.connected_since = Some(SystemTime::now());
         self.connects.fetch_add(1, Ordering::Relaxed);
-        self.connected.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn set_disconnected(&self, reason: &str) {
         let mut text = self.text.lock().unwrap_or_else(|e| e.into_inner());
         text.connected_since = None;
         text.last_error = Some(reason.to_owned());
-        self.connected.store(false, Ordering::Relaxed);
     }
 
     pub(crate) fn set_error(&self, reason: &str) {

@@ -8,6 +8,14 @@ pub enum Error {
     /// The connection string is neither a libpq conninfo nor a `postgres://` URL.
     #[error("invalid connection string: {0}")]
     InvalidDsn(#[source] tokio_postgres::Error),
+    /// A libpq environment variable (e.g. `PGPORT`) holds a value that cannot be used.
+    #[error("invalid {name}={value:?}")]
+    InvalidEnv {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
     /// Connecting, or a statement on the connection, failed.
     #[error("database error: {0}")]
     Database(#[from] tokio_postgres::Error),

@@ -148,6 +148,12 @@ async fn send_emits_exactly_the_seed_bytes_and_rejects_bad_uids() -> Result<()> 
     }
     assert_eq!(raw.drain(&probe).await?, Vec::<String>::new());
 
+    // A bad libpq variable is named in the error.
+    let out = cli(&["status"])?.env("PGPORT", "notaport").output().await?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(r#"invalid PGPORT="notaport""#), "{stderr}");
+
     // Through DATABASE_URL, as a URL.
     let url = format!("postgres://postgres@127.0.0.1:{}/{DB}", cluster.port());
     let out = cli(&["status"])?.env("DATABASE_URL", &url).output().await?;

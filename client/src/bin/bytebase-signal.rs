@@ -97,7 +97,7 @@ impl Conn {
         });
         config.host(&host);
         if let Some(port) = env("PGPORT") {
-            config.port(port.parse().map_err(|_| Error::InvalidDsn(bad_env("PGPORT")))?);
+            config.port(port.parse().map_err(|_| Error::InvalidEnv { name: "PGPORT", value: port.clone() })?);
         }
         let user = env("PGUSER").or_else(|| env("USER")).unwrap_or_else(|| "postgres".into());
         config.dbname(env("PGDATABASE").as_deref().unwrap_or(&user));
@@ -107,11 +107,6 @@ impl Conn {
         }
         Ok(config)
     }
-}
-
-/// A parse error of tokio-postgres's own kind for a bad environment variable.
-fn bad_env(name: &str) -> tokio_postgres::Error {
-    format!("port={name}").parse::<Config>().expect_err("a non-numeric port never parses")
 }
 
 async fn connect(conn: &Conn) -> Result<tokio_postgres::Client, Error> {

@@ -7,31 +7,32 @@
 #              (default /usr/lib/postgresql/15/bin/pg_config)
 set -euo pipefail
 
-PGRX_VERSION=0.18.1
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-# rustup puts cargo here; a non-login shell (CI, sudo) may not have it on PATH.
-if [ -d "$HOME/.cargo/bin" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
+cd "$(dirname "$0")/.."
+. scripts/common.sh
 
-say() { printf '==> %s\n' "$*" >&2; }
+PGRX_VERSION=0.18.1
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
 # --- Debian packages --------------------------------------------------------------------------
-# The major version of the server we build against decides which server/dev packages we need.
-pg_major=15
+# The major version of the server we build against decides which server/dev packages we need;
+# before they are installed, Debian's path (/usr/lib/postgresql/NN/bin/pg_config) tells it.
 if [ -x "$PG_CONFIG" ]; then
-    pg_major=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+    major=$(pg_major)
+else
+    major=$(printf '%s' "$PG_CONFIG" | sed -nE 's|.*/postgresql/([0-9]+)/bin/pg_config$|\1|p')
+    major=${major:-15}
 fi
-packages=(sudo clang libclang-dev pkg-config make "postgresql-$pg_major" "postgresql-server-dev-$pg_major")
+packages=(sudo clang libclang-dev pkg-config make "postgresql-$major" "postgresql-server-dev-$major")
 missing=()
 for p in "${packages[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
     [ "$status" = "install ok installed" ] || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-    say "installing Debian packages: ${missing[*]}"
+    step "installing Debian packages: ${missing[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
     # Debian's postgresql package creates and starts a default cluster; our tests start their
@@ -50,15 +51,15 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 have=$(cargo pgrx --version 2>/dev/null | awk '{print $2}' || true)
 if [ "$have" != "$PGRX_VERSION" ]; then
-    say "installing cargo-pgrx $PGRX_VERSION (found: ${have:-none}); takes a few minutes"
+    step "installing cargo-pgrx $PGRX_VERSION (found: ${have:-none}); takes a few minutes"
     cargo install cargo-pgrx --version "=$PGRX_VERSION" --locked --quiet
 fi
 
 # --- cargo pgrx init --------------------------------------------------------------------------
 # Always against an existing pg_config: the download form of `cargo pgrx init` needs the internet.
 pgrx_home=${PGRX_HOME:-$HOME/.pgrx}
-key="pg$pg_major"
+key="pg$major"
 if ! grep -qsE "^$key = \"$PG_CONFIG\"" "$pgrx_home/config.toml"; then
-    say "cargo pgrx init --$key $PG_CONFIG"
+    step "cargo pgrx init --$key $PG_CONFIG"
     cargo pgrx init "--$key" "$PG_CONFIG"
 fi

@@ -83,6 +83,37 @@ async fn stop(shutdown: &CancellationToken, handle: ListenerHandle) -> Result<()
     tokio::time::timeout(Duration::from_secs(10), handle.join()).await.context("listener did not stop")
 }
 
+/// A spawned listener that has connected, and what tests watch it through.
+struct Running {
+    handle: ListenerHandle,
+    signals: Signals,
+    events: broadcast::Receiver<Event>,
+    shutdown: CancellationToken,
+    /// `host:port` it connected to first.
+    server: String,
+}
+
+/// Spawns `listener` and waits for its first connection.
+async fn start(listener: Listener) -> Result<Running> {
+    let shutdown = CancellationToken::new();
+    let (handle, signals) = listener.spawn(shutdown.clone());
+    let mut events = handle.events();
+    let server =
+        match next_event(&mut events, connected).await.with_context(|| format!("{:?}", handle.status()))? {
+            Event::Connected { server } => server,
+            other => bail!("unexpected {other:?}"),
+        };
+    Ok(Running { handle, signals, events, shutdown, server })
+}
+
+impl Running {
+    /// Stops the listener and returns what is left of its signal stream.
+    async fn stop(self) -> Result<Signals> {
+        stop(&self.shutdown, self.handle).await?;
+        Ok(self.signals)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn signals_cancel_the_runs_this_replica_owns_and_count_the_rest() -> Result<()> {
     let (cluster, sender) = cluster_with_extension().await?;
@@ -113,9 +144,7 @@ async fn signals_cancel_the_runs_this_replica_owns_and_count_the_rest() -> Resul
 #[tokio::test(flavor = "multi_thread")]
 async fn garbage_on_the_channel_is_counted_and_the_next_signal_still_arrives() -> Result<()> {
     let (cluster, sender) = cluster_with_extension().await?;
-    let shutdown = CancellationToken::new();
-    let (handle, mut signals) = listener_on(&cluster, cluster.port(), quick()).spawn(shutdown.clone());
-    next_event(&mut handle.events(), connected).await.with_context(|| format!("{:?}", handle.status()))?;
+    let mut l = start(listener_on(&cluster, cluster.port(), quick())).await?;
 
     let long = format!(r#"{{"type":"cancel_task_run","uid":-1,"pad":"{}"}}"#, "x".repeat(7850));
     let garbage: Vec<String> = [
@@ -150,22 +179,22 @@ async fn garbage_on_the_channel_is_counted_and_the_next_signal_still_arrives() -
         .batch_execute(r#"SELECT pg_notify('bytebase_signal', '{"type":"CANCEL_TASK_RUN","uid":"123","project":"proj-a"}')"#)
         .await?;
 
-    assert_eq!(recv(&mut signals).await?, Signal::new(SignalKind::PlanCheckRun, uid(7)));
-    assert_eq!(recv(&mut signals).await?, Signal::new(SignalKind::TaskRun, uid(123)).with_project("proj-a"));
-    let status = handle.status();
+    assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::PlanCheckRun, uid(7)));
+    assert_eq!(
+        recv(&mut l.signals).await?,
+        Signal::new(SignalKind::TaskRun, uid(123)).with_project("proj-a")
+    );
+    let status = l.handle.status();
     assert_eq!(status.malformed, garbage.len() as u64);
     assert_eq!(status.received, garbage.len() as u64 + 2);
     assert!(status.connected, "garbage must not cost the connection");
-    stop(&shutdown, handle).await
+    l.stop().await.map(drop)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_terminated_backend_is_replaced_and_later_signals_arrive() -> Result<()> {
     let (cluster, sender) = cluster_with_extension().await?;
-    let shutdown = CancellationToken::new();
-    let (handle, mut signals) = listener_on(&cluster, cluster.port(), quick()).spawn(shutdown.clone());
-    let mut events = handle.events();
-    next_event(&mut events, connected).await?;
+    let mut l = start(listener_on(&cluster, cluster.port(), quick())).await?;
 
     for round in 1..=3_i64 {
         let killed: i64 = sender
@@ -176,30 +205,27 @@ async fn a_terminated_backend_is_replaced_and_later_signals_arrive() -> Result<(
             .await?
             .get(0);
         ensure!(killed == 1, "expected one listener backend, terminated {killed}");
-        next_event(&mut events, disconnected).await?;
-        next_event(&mut events, connected).await?;
+        next_event(&mut l.events, disconnected).await?;
+        next_event(&mut l.events, connected).await?;
         send::cancel_task_run(&sender, uid(round)).await?;
-        assert_eq!(recv(&mut signals).await?, Signal::new(SignalKind::TaskRun, uid(round)));
+        assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(round)));
     }
-    assert_eq!(handle.status().reconnects, 3);
-    stop(&shutdown, handle).await
+    assert_eq!(l.handle.status().reconnects, 3);
+    l.stop().await.map(drop)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_restart_is_survived() -> Result<()> {
     let (mut cluster, _) = cluster_with_extension().await?;
-    let shutdown = CancellationToken::new();
-    let (handle, mut signals) = listener_on(&cluster, cluster.port(), quick()).spawn(shutdown.clone());
-    let mut events = handle.events();
-    next_event(&mut events, connected).await?;
+    let mut l = start(listener_on(&cluster, cluster.port(), quick())).await?;
 
     let cluster = tokio::task::spawn_blocking(move || cluster.restart().map(|()| cluster)).await??;
-    next_event(&mut events, connected).await?;
+    next_event(&mut l.events, connected).await?;
     let sender = cluster.connect(DB).await?;
     send::cancel_task_run(&sender, uid(5)).await?;
-    assert_eq!(recv(&mut signals).await?, Signal::new(SignalKind::TaskRun, uid(5)));
-    assert!(handle.status().reconnects >= 1);
-    stop(&shutdown, handle).await
+    assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(5)));
+    assert!(l.handle.status().reconnects >= 1);
+    l.stop().await.map(drop)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -208,14 +234,11 @@ async fn a_frozen_stream_is_detected_and_replaced() -> Result<()> {
     let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
     let config = quick();
     let bound = config.ping_interval + config.ping_timeout;
-    let shutdown = CancellationToken::new();
-    let (handle, mut signals) = listener_on(&cluster, proxy.port(), config).spawn(shutdown.clone());
-    let mut events = handle.events();
-    next_event(&mut events, connected).await?;
+    let mut l = start(listener_on(&cluster, proxy.port(), config)).await?;
 
     proxy.set_mode(Mode::Freeze);
     let frozen_at = tokio::time::Instant::now();
-    let lost = next_event(&mut events, disconnected).await?;
+    let lost = next_event(&mut l.events, disconnected).await?;
     let detected_after = frozen_at.elapsed();
     // The liveness bound, with slack for a loaded two-core machine; without the ping this would
     // hang until the kernel gave up on the socket (minutes to hours).
@@ -224,68 +247,60 @@ async fn a_frozen_stream_is_detected_and_replaced() -> Result<()> {
     // Cancels committed while the listener is cut off are not delivered by NOTIFY alone (the
     // durable log fixes that); cancels after it is back arrive.
     proxy.set_mode(Mode::Forward);
-    next_event(&mut events, connected).await?;
+    next_event(&mut l.events, connected).await?;
     send::cancel_task_run(&sender, uid(11)).await?;
-    assert_eq!(recv(&mut signals).await?, Signal::new(SignalKind::TaskRun, uid(11)));
-    stop(&shutdown, handle).await
+    assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(11)));
+    l.stop().await.map(drop)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_server_is_retried_until_it_is_back() -> Result<()> {
     let (cluster, sender) = cluster_with_extension().await?;
     let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
-    let shutdown = CancellationToken::new();
-    let (handle, mut signals) = listener_on(&cluster, proxy.port(), quick()).spawn(shutdown.clone());
-    let mut events = handle.events();
-    next_event(&mut events, connected).await?;
+    let mut l = start(listener_on(&cluster, proxy.port(), quick())).await?;
 
     proxy.set_mode(Mode::Refuse);
-    next_event(&mut events, disconnected).await?;
+    next_event(&mut l.events, disconnected).await?;
     // Several failed attempts in a row, with backoff, and no giving up.
     for _ in 0..3 {
-        next_event(&mut events, |e| matches!(e, Event::ConnectFailed { .. })).await?;
+        next_event(&mut l.events, |e| matches!(e, Event::ConnectFailed { .. })).await?;
     }
     proxy.set_mode(Mode::Forward);
-    next_event(&mut events, connected).await?;
+    next_event(&mut l.events, connected).await?;
     send::cancel_task_run(&sender, uid(12)).await?;
-    assert_eq!(recv(&mut signals).await?, Signal::new(SignalKind::TaskRun, uid(12)));
-    stop(&shutdown, handle).await
+    assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(12)));
+    l.stop().await.map(drop)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_handler_does_not_stop_the_socket_being_read() -> Result<()> {
     let (cluster, sender) = cluster_with_extension().await?;
     let config = ListenerConfig { queue_capacity: 8, ..quick() };
-    let shutdown = CancellationToken::new();
-    let (handle, mut signals) = listener_on(&cluster, cluster.port(), config).spawn(shutdown.clone());
-    next_event(&mut handle.events(), connected).await?;
+    let mut l = start(listener_on(&cluster, cluster.port(), config)).await?;
 
     // Nobody reads `signals` while 100 arrive: the reader keeps draining the socket.
     let uids: Vec<RunUid> = (1..=100).map(uid).collect();
     send::cancel_task_runs(&sender, &uids).await?;
     wait::until("all 100 read off the socket", PATIENCE, || async {
-        (handle.status().received == 100).then_some(())
+        (l.handle.status().received == 100).then_some(())
     })
     .await?;
     let usage: f64 = sender.query_one("SELECT pg_notification_queue_usage()", &[]).await?.get(0);
     assert_eq!(usage, 0.0, "the server's notification queue is backing up");
-    let status = handle.status();
+    let status = l.handle.status();
     assert_eq!(status.overflowed, 92, "{status:?}");
     // The queued ones are the first eight, in order.
     for n in 1..=8 {
-        assert_eq!(recv(&mut signals).await?.uid, uid(n));
+        assert_eq!(recv(&mut l.signals).await?.uid, uid(n));
     }
-    stop(&shutdown, handle).await
+    l.stop().await.map(drop)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_is_prompt_and_leaves_no_connection_behind() -> Result<()> {
     let (cluster, sender) = cluster_with_extension().await?;
-    let shutdown = CancellationToken::new();
-    let (handle, mut signals) =
-        listener_on(&cluster, cluster.port(), ListenerConfig::default()).spawn(shutdown.clone());
-    next_event(&mut handle.events(), connected).await?;
-    stop(&shutdown, handle).await?;
+    let l = start(listener_on(&cluster, cluster.port(), ListenerConfig::default())).await?;
+    let mut signals = l.stop().await?;
     assert!(signals.recv().await.is_none(), "signal stream must end at shutdown");
     wait::until("listener backend gone", PATIENCE, || async {
         let n: i64 = sender
@@ -301,13 +316,10 @@ async fn shutdown_is_prompt_and_leaves_no_connection_behind() -> Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_while_the_server_is_down_is_prompt_too() -> Result<()> {
     let (mut cluster, _) = cluster_with_extension().await?;
-    let shutdown = CancellationToken::new();
-    let (handle, _signals) = listener_on(&cluster, cluster.port(), quick()).spawn(shutdown.clone());
-    let mut events = handle.events();
-    next_event(&mut events, connected).await?;
+    let mut l = start(listener_on(&cluster, cluster.port(), quick())).await?;
     tokio::task::spawn_blocking(move || cluster.stop().map(|()| cluster)).await??;
-    next_event(&mut events, |e| matches!(e, Event::ConnectFailed { .. })).await?;
-    stop(&shutdown, handle).await
+    next_event(&mut l.events, |e| matches!(e, Event::ConnectFailed { .. })).await?;
+    l.stop().await.map(drop)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -351,14 +363,9 @@ async fn a_hot_standby_listed_first_is_skipped_for_the_primary() -> Result<()> {
         primary.port(),
         h = primary.host()
     );
-    let shutdown = CancellationToken::new();
-    let (handle, mut signals) = Listener::from_dsn(&dsn)?.with_config(quick()).spawn(shutdown.clone());
-    let server = match next_event(&mut handle.events(), connected).await? {
-        Event::Connected { server } => server,
-        other => bail!("unexpected {other:?}"),
-    };
-    assert_eq!(server, format!("{}:{}", primary.host(), primary.port()));
+    let mut l = start(Listener::from_dsn(&dsn)?.with_config(quick())).await?;
+    assert_eq!(l.server, format!("{}:{}", primary.host(), primary.port()));
     send::cancel_task_run(&sender, uid(21)).await?;
-    assert_eq!(recv(&mut signals).await?, Signal::new(SignalKind::TaskRun, uid(21)));
-    stop(&shutdown, handle).await
+    assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(21)));
+    l.stop().await.map(drop)
 }

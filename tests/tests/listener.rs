@@ -107,6 +107,13 @@ async fn start(listener: Listener) -> Result<Running> {
 }
 
 impl Running {
+    /// Sends a task-run cancel for `n` and checks that it, and nothing else, arrives next.
+    async fn delivers(&mut self, sender: &Client, n: i64) -> Result<()> {
+        send::cancel_task_run(sender, uid(n)).await?;
+        assert_eq!(recv(&mut self.signals).await?, Signal::new(SignalKind::TaskRun, uid(n)));
+        Ok(())
+    }
+
     /// Stops the listener and returns what is left of its signal stream.
     async fn stop(self) -> Result<Signals> {
         stop(&self.shutdown, self.handle).await?;
@@ -207,8 +214,7 @@ async fn a_terminated_backend_is_replaced_and_later_signals_arrive() -> Result<(
         ensure!(killed == 1, "expected one listener backend, terminated {killed}");
         next_event(&mut l.events, disconnected).await?;
         next_event(&mut l.events, connected).await?;
-        send::cancel_task_run(&sender, uid(round)).await?;
-        assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(round)));
+        l.delivers(&sender, round).await?;
     }
     assert_eq!(l.handle.status().reconnects, 3);
     l.stop().await.map(drop)
@@ -222,8 +228,7 @@ async fn a_server_restart_is_survived() -> Result<()> {
     let cluster = tokio::task::spawn_blocking(move || cluster.restart().map(|()| cluster)).await??;
     next_event(&mut l.events, connected).await?;
     let sender = cluster.connect(DB).await?;
-    send::cancel_task_run(&sender, uid(5)).await?;
-    assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(5)));
+    l.delivers(&sender, 5).await?;
     assert!(l.handle.status().reconnects >= 1);
     l.stop().await.map(drop)
 }
@@ -248,8 +253,7 @@ async fn a_frozen_stream_is_detected_and_replaced() -> Result<()> {
     // durable log fixes that); cancels after it is back arrive.
     proxy.set_mode(Mode::Forward);
     next_event(&mut l.events, connected).await?;
-    send::cancel_task_run(&sender, uid(11)).await?;
-    assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(11)));
+    l.delivers(&sender, 11).await?;
     l.stop().await.map(drop)
 }
 
@@ -267,8 +271,7 @@ async fn an_unreachable_server_is_retried_until_it_is_back() -> Result<()> {
     }
     proxy.set_mode(Mode::Forward);
     next_event(&mut l.events, connected).await?;
-    send::cancel_task_run(&sender, uid(12)).await?;
-    assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(12)));
+    l.delivers(&sender, 12).await?;
     l.stop().await.map(drop)
 }
 
@@ -365,7 +368,6 @@ async fn a_hot_standby_listed_first_is_skipped_for_the_primary() -> Result<()> {
     );
     let mut l = start(Listener::from_dsn(&dsn)?.with_config(quick())).await?;
     assert_eq!(l.server, format!("{}:{}", primary.host(), primary.port()));
-    send::cancel_task_run(&sender, uid(21)).await?;
-    assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(21)));
+    l.delivers(&sender, 21).await?;
     l.stop().await.map(drop)
 }

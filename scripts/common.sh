@@ -19,4 +19,10 @@ install_extension() {
         args+=(--sudo)
     fi
     cargo pgrx install "${args[@]}" "$@"
+    # cargo pgrx copies the upgrade scripts but not older versions' install scripts; those let
+    # `CREATE EXTENSION ... VERSION '0.1.0'` work, which the upgrade tests need.
+    local extdir sudo=()
+    extdir="$("$PG_CONFIG" --sharedir)/extension"
+    [ -w "$extdir" ] || sudo=(sudo)
+    "${sudo[@]}" cp sql/bytebase_signal--*.sql "$extdir/"
 }

@@ -2,47 +2,73 @@
 //!
 //! A SQL caller runs `SELECT bytebase_cancel_task_run(42)` in the transaction that marks the run
 //! canceled. The functions here check their arguments (rules in
-//! [`bytebase_signal_client::validate`]), encode the payload (bytes in
-//! [`bytebase_signal_client::wire`]) and queue a NOTIFY through the backend's own `pg_notify`, so
-//! PostgreSQL delivers it to every listening replica when — and only if — the transaction commits.
-//! Nothing else happens in the backend: the listener side lives in the client crate.
+//! [`bytebase_signal_client::validate`]), write the signal to the durable log ([`log`], unless
+//! `bytebase_signal.durable` is off) and queue a NOTIFY through the backend's own `pg_notify`
+//! ([`notify`], bytes in [`bytebase_signal_client::wire`]). Both belong to the caller's
+//! transaction: at commit PostgreSQL delivers the notification to every listening replica and the
+//! log row becomes visible to `bytebase_signal_replay`, which listeners read after reconnecting to
+//! recover what they missed. On rollback neither exists.
+//!
+//! Every function is `SECURITY DEFINER` with a pinned `search_path` (the log table is not
+//! writable by callers) and EXECUTE is revoked from PUBLIC: an operator grants the send functions
+//! to the application's role and `bytebase_signal_replay` to the listeners' role.
 
-use bytebase_signal_client::validate::{validate_uid, validate_uids};
+use bytebase_signal_client::validate::{validate_uid, validate_uids, RunUid};
 use bytebase_signal_client::wire::SignalKind;
 use pgrx::prelude::*;
 
 mod error;
+mod log;
 mod notify;
+mod settings;
 
 ::pgrx::pg_module_magic!(name, version);
 
+/// Registers the settings when a backend loads the library (at the first call of any function).
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    settings::register();
+}
+
 /// Cancels one task run on whichever replica runs it, at commit.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, @extschema@, pg_temp)]
 fn bytebase_cancel_task_run(uid: Option<i64>) {
     cancel_one(SignalKind::TaskRun, uid);
 }
 
 /// Cancels one plan check run on whichever replica runs it, at commit.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, @extschema@, pg_temp)]
 fn bytebase_cancel_plan_check_run(uid: Option<i64>) {
     cancel_one(SignalKind::PlanCheckRun, uid);
 }
 
 /// Cancels several task runs at commit; returns how many distinct runs were signalled.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, @extschema@, pg_temp)]
 fn bytebase_cancel_task_runs(uids: Option<Array<'_, i64>>) -> i32 {
     cancel_many(SignalKind::TaskRun, uids)
 }
 
 /// Cancels several plan check runs at commit; returns how many distinct runs were signalled.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, @extschema@, pg_temp)]
 fn bytebase_cancel_plan_check_runs(uids: Option<Array<'_, i64>>) -> i32 {
     cancel_many(SignalKind::PlanCheckRun, uids)
 }
 
+/// Deletes logged signals older than `bytebase_signal.retention`; returns how many. Sending
+/// already prunes as it goes; this is for operators (e.g. after lowering the retention).
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, @extschema@, pg_temp)]
+fn bytebase_signal_prune() -> i64 {
+    log::prune_all()
+}
+
 fn cancel_one(kind: SignalKind, uid: Option<i64>) {
     let uid = validate_uid(kind.cancel_function(), "uid", uid).unwrap_or_else(|e| error::raise(&e));
-    notify::send(kind, uid);
+    send(kind, &[uid]);
 }
 
 fn cancel_many(kind: SignalKind, uids: Option<Array<'_, i64>>) -> i32 {
@@ -50,25 +76,80 @@ fn cancel_many(kind: SignalKind, uids: Option<Array<'_, i64>>) -> i32 {
     // caller's savepoint-protected transaction.
     let uids = validate_uids(kind.batch_cancel_function(), "uids", uids.as_ref().map(|a| a.iter()))
         .unwrap_or_else(|e| error::raise(&e));
-    for &uid in &uids {
-        notify::send(kind, uid);
-    }
+    send(kind, &uids);
     // An array cannot hold more than MaxAllocSize / 8 elements, far below i32::MAX.
     i32::try_from(uids.len()).expect("array length fits in an integer")
 }
 
+/// Logs (when durable) and queues one signal per uid, all in the caller's transaction.
+fn send(kind: SignalKind, uids: &[RunUid]) {
+    if settings::durable() {
+        log::record(kind, uids);
+    }
+    for &uid in uids {
+        notify::send(kind, uid);
+    }
+}
+
 extension_sql!(
     r#"
-COMMENT ON FUNCTION bytebase_cancel_task_run(bigint) IS
-    'Sends {"type":"cancel_task_run","uid":<uid>} on channel bytebase_signal when the transaction commits. uid must be positive.';
-COMMENT ON FUNCTION bytebase_cancel_plan_check_run(bigint) IS
-    'Sends {"type":"cancel_plan_check_run","uid":<uid>} on channel bytebase_signal when the transaction commits. uid must be positive.';
-COMMENT ON FUNCTION bytebase_cancel_task_runs(bigint[]) IS
-    'Sends one cancel_task_run signal per distinct uid on channel bytebase_signal when the transaction commits; returns their number. Every element must be positive.';
-COMMENT ON FUNCTION bytebase_cancel_plan_check_runs(bigint[]) IS
-    'Sends one cancel_plan_check_run signal per distinct uid on channel bytebase_signal when the transaction commits; returns their number. Every element must be positive.';
+CREATE TABLE bytebase_signal_log (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    type text NOT NULL CHECK (type IN ('cancel_task_run', 'cancel_plan_check_run')),
+    uid bigint NOT NULL CHECK (uid > 0),
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    sent_by name NOT NULL
+);
+CREATE INDEX bytebase_signal_log_created_at_idx ON bytebase_signal_log (created_at);
+REVOKE ALL ON TABLE bytebase_signal_log FROM PUBLIC;
+COMMENT ON TABLE bytebase_signal_log IS
+    'Signals sent by bytebase_cancel_* (one row per signal, written in the sender''s transaction), kept for bytebase_signal.retention so that listeners can replay what they missed.';
 "#,
-    name = "function_comments",
+    name = "signal_log",
+    bootstrap,
+);
+
+extension_sql!(
+    r#"
+CREATE FUNCTION bytebase_signal_replay(since timestamptz)
+RETURNS TABLE (id bigint, type text, uid bigint, created_at timestamptz)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path TO pg_catalog, @extschema@, pg_temp
+AS $replay$
+BEGIN
+    IF since IS NULL THEN
+        RAISE EXCEPTION 'bytebase_signal_replay(since): since must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN QUERY
+        SELECT l.id, l.type, l.uid, l.created_at
+          FROM bytebase_signal_log AS l
+         WHERE l.created_at >= since
+         ORDER BY l.created_at, l.id;
+END
+$replay$;
+
+REVOKE ALL ON FUNCTION bytebase_cancel_task_run(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_run(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_cancel_task_runs(bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_runs(bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_signal_prune() FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_signal_replay(timestamptz) FROM PUBLIC;
+
+COMMENT ON FUNCTION bytebase_cancel_task_run(bigint) IS
+    'Logs and sends {"type":"cancel_task_run","uid":<uid>} on channel bytebase_signal when the transaction commits. uid must be positive.';
+COMMENT ON FUNCTION bytebase_cancel_plan_check_run(bigint) IS
+    'Logs and sends {"type":"cancel_plan_check_run","uid":<uid>} on channel bytebase_signal when the transaction commits. uid must be positive.';
+COMMENT ON FUNCTION bytebase_cancel_task_runs(bigint[]) IS
+    'Logs and sends one cancel_task_run signal per distinct uid on channel bytebase_signal when the transaction commits; returns their number. Every element must be positive.';
+COMMENT ON FUNCTION bytebase_cancel_plan_check_runs(bigint[]) IS
+    'Logs and sends one cancel_plan_check_run signal per distinct uid on channel bytebase_signal when the transaction commits; returns their number. Every element must be positive.';
+COMMENT ON FUNCTION bytebase_signal_prune() IS
+    'Deletes bytebase_signal logged signals older than bytebase_signal.retention; returns how many.';
+COMMENT ON FUNCTION bytebase_signal_replay(timestamptz) IS
+    'The bytebase_signal signals logged since the given time, oldest first, for listeners recovering what they missed while disconnected.';
+"#,
+    name = "finalize_functions_and_privileges",
     finalize,
 );
 
@@ -223,6 +304,128 @@ mod tests {
                 assert!(comment.is_some_and(|c| c.contains("bytebase_signal")), "{sig} has no comment");
             }
         }
+    }
+
+    /// The log as `type:uid` strings in insertion order.
+    fn logged() -> Vec<String> {
+        Spi::get_one::<Vec<String>>(
+            "SELECT coalesce(array_agg(type || ':' || uid ORDER BY id), '{}') FROM bytebase_signal_log",
+        )
+        .expect("log query runs")
+        .unwrap_or_default()
+    }
+
+    #[pg_test]
+    fn sends_log_one_row_per_signal_with_the_sending_role() {
+        Spi::run("SELECT bytebase_cancel_task_run(42)").unwrap();
+        Spi::run("SELECT bytebase_cancel_plan_check_runs('{3,1,3}')").unwrap();
+        Spi::run("SELECT bytebase_cancel_task_runs('{}')").unwrap();
+        assert_eq!(logged(), ["cancel_task_run:42", "cancel_plan_check_run:3", "cancel_plan_check_run:1"]);
+        let odd = Spi::get_one::<i64>(
+            "SELECT count(*) FROM bytebase_signal_log
+              WHERE sent_by <> current_user OR created_at NOT BETWEEN now() AND clock_timestamp()",
+        )
+        .unwrap();
+        assert_eq!(odd, Some(0), "every row names the caller and the time of the call");
+    }
+
+    #[pg_test]
+    fn durable_off_sends_without_logging() {
+        Spi::run("SET LOCAL bytebase_signal.durable = off").unwrap();
+        Spi::run("SELECT bytebase_cancel_task_run(1)").unwrap();
+        Spi::run("SELECT bytebase_cancel_task_runs('{2,3}')").unwrap();
+        assert_eq!(logged(), Vec::<String>::new());
+        Spi::run("SET LOCAL bytebase_signal.durable = on").unwrap();
+        Spi::run("SELECT bytebase_cancel_task_run(4)").unwrap();
+        assert_eq!(logged(), ["cancel_task_run:4"]);
+    }
+
+    #[pg_test]
+    fn settings_have_their_documented_defaults_and_units() {
+        let show = |name: &str| Spi::get_one::<String>(&format!("SHOW {name}")).unwrap();
+        assert_eq!(show("bytebase_signal.durable").as_deref(), Some("on"));
+        assert_eq!(show("bytebase_signal.retention").as_deref(), Some("1h"));
+        Spi::run("SET LOCAL bytebase_signal.retention = '90min'").unwrap();
+        assert_eq!(show("bytebase_signal.retention").as_deref(), Some("90min"));
+        assert_error("SET bytebase_signal.retention = '0'", "22023", "bytebase_signal.retention");
+    }
+
+    #[pg_test]
+    fn replay_returns_what_was_logged_since_a_time_oldest_first() {
+        Spi::run("SELECT bytebase_cancel_task_run(5), bytebase_cancel_plan_check_run(6)").unwrap();
+        let replayed = |since: &str| {
+            Spi::get_one::<Vec<String>>(&format!(
+                "SELECT coalesce(array_agg(type || ':' || uid ORDER BY created_at, id), '{{}}')
+                   FROM bytebase_signal_replay({since})"
+            ))
+            .unwrap()
+            .unwrap_or_default()
+        };
+        assert_eq!(replayed("now() - interval '1 minute'"), ["cancel_task_run:5", "cancel_plan_check_run:6"]);
+        assert_eq!(replayed("clock_timestamp()"), Vec::<String>::new());
+        assert_error(
+            "SELECT * FROM bytebase_signal_replay(NULL)",
+            "22004",
+            "bytebase_signal_replay(since): since must not be NULL",
+        );
+    }
+
+    #[pg_test]
+    fn sending_prunes_expired_rows_a_few_at_a_time_and_prune_takes_the_rest() {
+        Spi::run(
+            "INSERT INTO bytebase_signal_log (type, uid, created_at, sent_by)
+             SELECT 'cancel_task_run', g, now() - interval '2 hours', current_user
+               FROM generate_series(1, 150) AS g",
+        )
+        .unwrap();
+        Spi::run("SELECT bytebase_cancel_task_run(1000)").unwrap();
+        let expired = || {
+            Spi::get_one::<i64>(
+                "SELECT count(*) FROM bytebase_signal_log WHERE created_at < now() - interval '1 hour'",
+            )
+            .unwrap()
+        };
+        assert_eq!(expired(), Some(50), "one send deletes at most 100 expired rows");
+        assert_eq!(Spi::get_one::<i64>("SELECT bytebase_signal_prune()").unwrap(), Some(50));
+        assert_eq!(logged(), ["cancel_task_run:1000"], "rows within the retention stay");
+        Spi::run("SET LOCAL bytebase_signal.retention = '1s'").unwrap();
+        Spi::run("UPDATE bytebase_signal_log SET created_at = created_at - interval '2 seconds'").unwrap();
+        assert_eq!(Spi::get_one::<i64>("SELECT bytebase_signal_prune()").unwrap(), Some(1));
+    }
+
+    #[pg_test]
+    fn every_function_is_security_definer_pinned_and_not_granted_to_public() {
+        Spi::run("CREATE ROLE bytebase_signal_test_sender").unwrap();
+        for sig in [
+            "bytebase_cancel_task_run(bigint)",
+            "bytebase_cancel_plan_check_run(bigint)",
+            "bytebase_cancel_task_runs(bigint[])",
+            "bytebase_cancel_plan_check_runs(bigint[])",
+            "bytebase_signal_prune()",
+            "bytebase_signal_replay(timestamptz)",
+        ] {
+            let row = Spi::get_three_with_args::<bool, String, bool>(
+                "SELECT prosecdef, array_to_string(proconfig, ';'),
+                        has_function_privilege('bytebase_signal_test_sender', oid, 'EXECUTE')
+                   FROM pg_proc WHERE oid = $1::regprocedure",
+                &[sig.into()],
+            )
+            .expect("function exists");
+            let (definer, config, granted) = row;
+            assert_eq!(definer, Some(true), "{sig} is SECURITY DEFINER");
+            assert!(
+                config
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("search_path=pg_catalog, ") && c.ends_with(", pg_temp")),
+                "{sig} pins search_path: {config:?}"
+            );
+            assert_eq!(granted, Some(false), "{sig} is not executable by PUBLIC");
+        }
+        let table_granted = Spi::get_one::<bool>(
+            "SELECT has_table_privilege('bytebase_signal_test_sender', 'bytebase_signal_log', 'SELECT')",
+        )
+        .unwrap();
+        assert_eq!(table_granted, Some(false), "the log is not readable by PUBLIC");
     }
 
     #[pg_test]

@@ -1,0 +1,106 @@
+//! The signal log: one row per sent signal, written in the sender's transaction.
+//!
+//! NOTIFY alone is lost by a listener that is not connected at the moment of commit. The log is
+//! what a listener replays after it (re)connects (`bytebase_signal_replay`). Rows commit or vanish
+//! together with the NOTIFY because both happen in the caller's transaction.
+//!
+//! The table stays bounded without a scheduler: every logging call also deletes a few expired
+//! rows (`PRUNE_PER_SEND`), skipping rows another session is deleting, so concurrent senders never
+//! wait for each other here. `bytebase_signal_prune()` deletes all expired rows at once.
+//!
+//! Both statements are prepared once per backend and kept: planning them on every call would cost
+//! more than executing them. They run inside the SECURITY DEFINER functions, whose pinned
+//! `search_path` (`pg_catalog, <extension schema>, pg_temp`) resolves the table name.
+
+use std::cell::OnceCell;
+use std::thread::LocalKey;
+
+use bytebase_signal_client::validate::RunUid;
+use bytebase_signal_client::wire::SignalKind;
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::{OwnedPreparedStatement, SpiClient};
+use pgrx::{PgBuiltInOids, PgOid};
+
+use crate::settings;
+
+/// Expired rows one send deletes at most: more than one, so that pruning outpaces logging, and
+/// few enough that a send after a long quiet period stays cheap.
+const PRUNE_PER_SEND: i64 = 100;
+
+const INSERT: &str = "INSERT INTO bytebase_signal_log (type, uid, sent_by) \
+                      SELECT $1, u, pg_get_userbyid($3) FROM unnest($2::bigint[]) AS u";
+
+// `LIMIT NULL` means no limit, for bytebase_signal_prune().
+const PRUNE: &str = "DELETE FROM bytebase_signal_log WHERE id IN ( \
+                         SELECT id FROM bytebase_signal_log \
+                          WHERE created_at < clock_timestamp() - make_interval(secs => $1) \
+                          ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
+
+thread_local! {
+    static INSERT_PLAN: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };
+    static PRUNE_PLAN: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };
+}
+
+/// Logs one row per uid for `kind`, then prunes a few expired rows.
+pub(crate) fn record(kind: SignalKind, uids: &[RunUid]) {
+    if uids.is_empty() {
+        return;
+    }
+    let uids: Vec<i64> = uids.iter().map(|u| u.get()).collect();
+    // The role the caller acts as: inside this SECURITY DEFINER function `current_user` is the
+    // extension's owner; the "outer" user is the role the session runs as (after SET ROLE).
+    // SAFETY: reads a backend global, always set inside a transaction.
+    let sender = unsafe { pg_sys::GetOuterUserId() };
+    Spi::connect_mut(|client| {
+        execute(
+            client,
+            &INSERT_PLAN,
+            INSERT,
+            &[PgBuiltInOids::TEXTOID, PgBuiltInOids::INT8ARRAYOID, PgBuiltInOids::OIDOID],
+            &[kind.seed_type().into(), uids.into(), sender.into()],
+        );
+        prune_with(client, Some(PRUNE_PER_SEND));
+    });
+}
+
+/// Deletes every row older than `bytebase_signal.retention`; returns how many.
+pub(crate) fn prune_all() -> i64 {
+    Spi::connect_mut(|client| prune_with(client, None))
+}
+
+fn prune_with(client: &mut SpiClient<'_>, limit: Option<i64>) -> i64 {
+    let deleted = execute(
+        client,
+        &PRUNE_PLAN,
+        PRUNE,
+        &[PgBuiltInOids::FLOAT8OID, PgBuiltInOids::INT8OID],
+        &[settings::retention_secs().into(), limit.into()],
+    );
+    i64::try_from(deleted).unwrap_or(i64::MAX)
+}
+
+/// Executes the statement kept in `cell` (preparing and keeping it on first use); returns the
+/// number of rows it processed. A failure is raised as an ERROR, aborting the caller's transaction
+/// like any failed statement.
+fn execute(
+    client: &mut SpiClient<'_>,
+    cell: &'static LocalKey<OnceCell<OwnedPreparedStatement>>,
+    sql: &str,
+    types: &[PgBuiltInOids],
+    args: &[DatumWithOid<'_>],
+) -> usize {
+    cell.with(|kept| {
+        let statement = kept.get_or_init(|| {
+            let types: Vec<PgOid> = types.iter().map(|&t| PgOid::BuiltIn(t)).collect();
+            client
+                .prepare_mut(sql, &types)
+                .unwrap_or_else(|e| error!("bytebase_signal: preparing {sql:?} failed: {e}"))
+                .keep()
+        });
+        client
+            .update(statement, None, args)
+            .unwrap_or_else(|e| error!("bytebase_signal: {sql:?} failed: {e}"))
+            .len()
+    })
+}

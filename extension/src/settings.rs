@@ -1,0 +1,61 @@
+//! The extension's settings (GUCs), registered when the library is loaded.
+//!
+//! - `bytebase_signal.durable` (boolean, default on, any role may change it for its session):
+//!   whether the send functions also write the signal log. Off is 0.1.0's behaviour, NOTIFY only,
+//!   for callers that accept losing cancels to avoid a WAL flush.
+//! - `bytebase_signal.retention` (time, default 1 hour, superuser only): how long logged signals
+//!   are kept for replay. Only a superuser may change it because pruning with a short retention
+//!   deletes rows that other sessions' listeners may still need.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+/// `bytebase_signal.durable`.
+static DURABLE: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// `bytebase_signal.retention`, in seconds (the GUC accepts any time unit: `'90min'`, `'2h'`).
+static RETENTION_SECS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_RETENTION_SECS);
+
+const DEFAULT_RETENTION_SECS: i32 = 3600;
+/// Thirty days; a longer log is an archive, not a replay buffer.
+const MAX_RETENTION_SECS: i32 = 30 * 24 * 3600;
+
+/// Registers the settings; called once per backend from `_PG_init`.
+pub(crate) fn register() {
+    GucRegistry::define_bool_guc(
+        c"bytebase_signal.durable",
+        c"Whether bytebase_cancel_* functions also write the signal log listeners replay from.",
+        c"Off sends NOTIFY only (0.1.0 behaviour): cheaper, but a listener that is disconnected \
+          at the moment of commit never sees the signal.",
+        &DURABLE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"bytebase_signal.retention",
+        c"How long logged signals are kept for listeners to replay.",
+        c"Older rows are pruned as part of sending and by bytebase_signal_prune(). Keep it well \
+          above the listeners' replay grace period and their longest expected outage.",
+        &RETENTION_SECS,
+        1,
+        MAX_RETENTION_SECS,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    // Reject misspelt settings such as `bytebase_signal.durabel` instead of keeping them as
+    // placeholders nobody reads.
+    #[cfg(not(any(feature = "pg13", feature = "pg14")))]
+    // SAFETY: called from _PG_init with a static, NUL-terminated prefix.
+    unsafe {
+        pgrx::pg_sys::MarkGUCPrefixReserved(c"bytebase_signal".as_ptr());
+    }
+}
+
+/// Whether sends are logged.
+pub(crate) fn durable() -> bool {
+    DURABLE.get()
+}
+
+/// How long logged signals are kept, in seconds.
+pub(crate) fn retention_secs() -> f64 {
+    f64::from(RETENTION_SECS.get())
+}

@@ -20,17 +20,31 @@
 //! would make the server-wide notification queue grow); what does not fit is counted as
 //! overflowed.
 //!
+//! *Catching up* (extension 0.2.0 and later): after every LISTEN — LISTEN first, so nothing
+//! committed from then on can be missed — the listener reads the durable signal log from its last
+//! "known alive" mark (the server's `now()` at its last successful heartbeat or replay) minus
+//! [`ListenerConfig::replay_grace`], for senders whose transactions committed late. Signals
+//! already handed on are skipped ([`crate::seen`] window), so each cancel reaches the handler once
+//! however it arrived. A hand-off queue overflow is repaired the same way at the next heartbeat.
+//! Against a database without the log the listener is a plain listener and says so once.
+//!
+//! *Strict mode* acts only on signals the log confirms: a notification just names a candidate,
+//! and a replay restricted to its uid (run after the notification arrived, so after the sender
+//! committed) must return it. A forged `pg_notify` is counted as unconfirmed and dropped.
+//!
 //! *Backing off* follows [`Backoff`]: the first retry is immediate. Hosts: the configuration may
 //! name several; the listener asks for `target_session_attrs=read-write`, so a hot standby (which
 //! cannot LISTEN) is skipped, and a host that refuses LISTEN anyway is just another failed attempt.
 
 use std::future::poll_fn;
 use std::pin::pin;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_postgres::config::TargetSessionAttrs;
@@ -42,6 +56,8 @@ use tracing::{debug, info, warn};
 use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
 use crate::registry::{Dispatch, Registry};
+use crate::replay::{Log, Unavailable};
+use crate::seen::{self, Seen};
 use crate::signal::{shorten, Signal};
 use crate::status::{Event, Shared, Status};
 use crate::wire::CHANNEL;
@@ -49,6 +65,9 @@ use crate::wire::CHANNEL;
 /// `application_name` of the listener's connection unless the configuration sets one, so that
 /// operators can find it in `pg_stat_activity`.
 pub const DEFAULT_APPLICATION_NAME: &str = "bytebase-signal";
+
+/// The extension's replay function (0.2.0 and later).
+pub const DEFAULT_REPLAY_FUNCTION: &str = "bytebase_signal_replay";
 
 /// Tunables of a [`Listener`]. The defaults detect a half-open connection within 15 s.
 #[derive(Clone, Debug)]
@@ -69,6 +88,16 @@ pub struct ListenerConfig {
     pub keepalive_idle: Duration,
     /// Deadline for the polite `UNLISTEN` at shutdown.
     pub unlisten_timeout: Duration,
+    /// How far before the last "known alive" mark a replay starts: longer than the longest
+    /// transaction that sends a cancel (its log row is stamped when the function is called, but
+    /// becomes visible only at commit).
+    pub replay_grace: Duration,
+    /// The replay function, schema-qualified if the extension's schema is not on the listener's
+    /// `search_path` (default [`DEFAULT_REPLAY_FUNCTION`]).
+    pub replay_function: String,
+    /// Act only on signals the durable log confirms; notifications without a log row (a forged
+    /// `pg_notify`, or `bytebase_signal.durable = off` senders) are counted as unconfirmed.
+    pub strict: bool,
 }
 
 impl Default for ListenerConfig {
@@ -82,6 +111,9 @@ impl Default for ListenerConfig {
             ping_timeout: Duration::from_secs(5),
             keepalive_idle: Duration::from_secs(10),
             unlisten_timeout: Duration::from_secs(2),
+            replay_grace: Duration::from_secs(60),
+            replay_function: DEFAULT_REPLAY_FUNCTION.to_owned(),
+            strict: false,
         }
     }
 }
@@ -122,7 +154,7 @@ impl Listener {
         let (tx, rx) = mpsc::channel(self.config.queue_capacity.max(1));
         let shared = Arc::new(Shared::default());
         let (events, first_events) = broadcast::channel(256);
-        let intake = Intake { tx, shared: Arc::clone(&shared), events: events.clone() };
+        let intake = Intake::new(tx, Arc::clone(&shared), events.clone(), self.config.strict);
         let task = tokio::spawn(run(self.pg_config(), self.config, intake, shutdown));
         let handle = ListenerHandle {
             shared: Arc::clone(&shared),
@@ -224,31 +256,115 @@ impl Signals {
     }
 }
 
-/// Where the socket reader puts what it receives.
+/// How a signal reached the listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// As a notification (in strict mode: one the log confirmed).
+    Notification,
+    /// From the log only: the notification was missed.
+    Replay,
+}
+
+/// Where everything the listener receives goes, and what it remembers across connections.
 struct Intake {
     tx: mpsc::Sender<Signal>,
     shared: Arc<Shared>,
     events: broadcast::Sender<Event>,
+    /// Signals handed on recently, to skip replayed duplicates.
+    seen: Mutex<Seen>,
+    /// The server's `now()` at the last successful heartbeat or replay, on any connection.
+    alive: Mutex<Option<SystemTime>>,
+    /// Strict mode: notifications waiting for the log to confirm them, and the bell for that.
+    strict: bool,
+    unconfirmed: Mutex<Vec<Signal>>,
+    confirm: Notify,
+    /// A signal was dropped on overflow: replay at the next heartbeat.
+    resync: AtomicBool,
+    /// Whether "the log cannot be read" was already said (it is said once, not per reconnect).
+    warned_unavailable: AtomicBool,
 }
 
 impl Intake {
+    fn new(tx: mpsc::Sender<Signal>, shared: Arc<Shared>, events: broadcast::Sender<Event>, strict: bool) -> Self {
+        Intake {
+            tx,
+            shared,
+            events,
+            seen: Mutex::default(),
+            alive: Mutex::default(),
+            strict,
+            unconfirmed: Mutex::default(),
+            confirm: Notify::new(),
+            resync: AtomicBool::new(false),
+            warned_unavailable: AtomicBool::new(false),
+        }
+    }
+
+    /// A notification from the socket.
     fn take(&self, n: &Notification) {
         Shared::bump(&self.shared.received);
         match Signal::decode(n.payload()) {
-            Ok(signal) => match self.tx.try_send(signal) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(signal)) => {
-                    Shared::bump(&self.shared.overflowed);
-                    let _ = self.events.send(Event::Overflow);
-                    warn!(?signal, "handler too slow: hand-off queue full, signal dropped");
-                }
-                // The receiver is gone: nobody wants signals any more; keep the connection so
-                // that status stays truthful until shutdown.
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
-            },
+            Ok(signal) if self.strict => {
+                lock(&self.unconfirmed).push(signal);
+                self.confirm.notify_one();
+            }
+            Ok(signal) => {
+                self.hand_on(signal, Origin::Notification);
+            }
             Err(e) => {
                 Shared::bump(&self.shared.malformed);
                 warn!(error = %e, payload = %shorten(n.payload(), 200), pid = n.process_id(), "malformed signal ignored");
+            }
+        }
+    }
+
+    /// Offers `signal` to the handler unless it was handed on already; returns whether it was.
+    fn hand_on(&self, signal: Signal, origin: Origin) -> bool {
+        let key = seen::key(&signal);
+        let mut seen = lock(&self.seen);
+        if seen.contains(&key) {
+            Shared::bump(&self.shared.duplicates);
+            return false;
+        }
+        match self.tx.try_send(signal) {
+            Ok(()) => {
+                seen.insert(key, Instant::now());
+                if origin == Origin::Replay {
+                    Shared::bump(&self.shared.replayed);
+                }
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(signal)) => {
+                // Not marked as seen: the resynchronising replay must bring it back.
+                Shared::bump(&self.shared.overflowed);
+                self.resync.store(true, Ordering::Relaxed);
+                let _ = self.events.send(Event::Overflow);
+                warn!(?signal, "handler too slow: hand-off queue full, signal dropped until the next replay");
+                false
+            }
+            // The receiver is gone: nobody wants signals any more; keep the connection so
+            // that status stays truthful until shutdown.
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Records a "known alive" mark taken by a query sent at local instant `sent`.
+    fn alive(&self, server_now: SystemTime, sent: Instant, config: &ListenerConfig) {
+        *lock(&self.alive) = Some(server_now);
+        lock(&self.seen).alive_at(sent, config.replay_grace, config.ping_timeout);
+    }
+
+    fn last_alive(&self) -> Option<SystemTime> {
+        *lock(&self.alive)
+    }
+
+    /// Says once per listener that the log cannot be read, and why.
+    fn log_unavailable(&self, why: Unavailable, config: &ListenerConfig) {
+        self.shared.set_replay_available(false);
+        if !self.warned_unavailable.swap(true, Ordering::Relaxed) {
+            warn!("{}", why.explain(&config.replay_function));
+            if self.strict {
+                warn!("strict mode: no notification can be confirmed, so none is acted on");
             }
         }
     }
@@ -257,6 +373,11 @@ impl Intake {
         // No subscriber is fine.
         let _ = self.events.send(event);
     }
+}
+
+/// Locks `m`, ignoring poisoning: every critical section leaves its data consistent.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// How a listening session ended.
@@ -335,13 +456,19 @@ where
     // statement on `client` may be awaited outside a select with `reader`.
     let setup = async {
         client.batch_execute(listen_sql).await?;
-        Ok::<_, tokio_postgres::Error>(server_name(client).await)
+        let server = server_name(client).await;
+        let clock = client.prepare("SELECT now()").await?;
+        let log = match Log::prepare(client, &config.replay_function).await {
+            Ok(log) => Ok(log),
+            Err(e) => Err(Unavailable::of(&e).ok_or(e)?),
+        };
+        Ok::<_, tokio_postgres::Error>((server, clock, log))
     };
-    let server = tokio::select! {
+    let (server, clock, log) = tokio::select! {
         () = shutdown.cancelled() => return Ended::Shutdown,
         e = &mut reader => return Ended::Lost(e),
         r = setup => match r {
-            Ok(server) => server,
+            Ok(ready) => ready,
             Err(e) => {
                 let wrong_host = e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION);
                 return Ended::Lost(if wrong_host { Error::WrongHost(e) } else { Error::Database(e) });
@@ -351,24 +478,116 @@ where
     intake.shared.set_connected();
     info!(%server, channel = %config.channel, "listening");
     intake.event(Event::Connected { server });
+    lock(&intake.unconfirmed).clear(); // the catch-up below covers them
 
-    let pinger = async {
+    // Catch up on what was committed while we were not listening.
+    let log = match log {
+        Ok(log) => {
+            let sent = Instant::now();
+            let catch_up = log.replay(client, intake.last_alive(), config.replay_grace, None);
+            let replayed = tokio::select! {
+                () = shutdown.cancelled() => return Ended::Shutdown,
+                e = &mut reader => return Ended::Lost(e),
+                r = tokio::time::timeout(config.ping_timeout.max(config.connect_timeout), catch_up) => r,
+            };
+            match replayed {
+                Ok(Ok(replayed)) => {
+                    let recovered = replayed
+                        .signals
+                        .into_iter()
+                        .filter(|s| intake.hand_on(s.clone(), Origin::Replay))
+                        .count() as u64;
+                    intake.alive(replayed.alive, sent, config);
+                    intake.shared.set_replay_available(true);
+                    if recovered > 0 {
+                        info!(recovered, "replayed signals missed while not listening");
+                    }
+                    intake.event(Event::Replayed { signals: recovered });
+                    Some(log)
+                }
+                Ok(Err(e)) => match Unavailable::of(&e) {
+                    Some(why) => {
+                        intake.log_unavailable(why, config);
+                        None
+                    }
+                    None => return Ended::Lost(Error::Database(e)),
+                },
+                Err(_) => return Ended::Lost(Error::Timeout { what: "replay", after: config.ping_timeout }),
+            }
+        }
+        Err(why) => {
+            intake.log_unavailable(why, config);
+            None
+        }
+    };
+
+    // Heartbeat: a ping with a hard deadline that also moves the "known alive" mark, or, after an
+    // overflow, a full resynchronising replay.
+    let heartbeat = async {
         let mut tick = tokio::time::interval(config.ping_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await; // the first tick is immediate
         loop {
             tick.tick().await;
-            match tokio::time::timeout(config.ping_timeout, client.simple_query("")).await {
-                Ok(Ok(_)) => {}
+            let sent = Instant::now();
+            let resync = log.is_some() && intake.resync.swap(false, Ordering::Relaxed);
+            let beat = async {
+                match (&log, resync) {
+                    (Some(log), true) => {
+                        let replayed = log.replay(client, intake.last_alive(), config.replay_grace, None).await?;
+                        for signal in replayed.signals {
+                            intake.hand_on(signal, Origin::Replay);
+                        }
+                        Ok(replayed.alive)
+                    }
+                    _ => client.query_one(&clock, &[]).await?.try_get(0),
+                }
+            };
+            match tokio::time::timeout(config.ping_timeout, beat).await {
+                Ok(Ok(now)) => intake.alive(now, sent, config),
                 Ok(Err(e)) => return Error::Database(e),
-                Err(_) => return Error::Timeout { what: "idle ping", after: config.ping_timeout },
+                Err(_) => return Error::Timeout { what: "heartbeat", after: config.ping_timeout },
+            }
+        }
+    };
+
+    // Strict mode: confirm notifications against the log, in batches.
+    let confirmer = async {
+        if !intake.strict {
+            return std::future::pending().await;
+        }
+        loop {
+            intake.confirm.notified().await;
+            let candidates = std::mem::take(&mut *lock(&intake.unconfirmed));
+            if candidates.is_empty() {
+                continue;
+            }
+            let Some(log) = &log else {
+                intake.shared.add_unconfirmed(candidates.len() as u64);
+                continue;
+            };
+            let uids: Vec<i64> = candidates.iter().map(|s| s.uid.get()).collect();
+            let confirm = log.replay(client, intake.last_alive(), config.replay_grace, Some(&uids));
+            let found = match tokio::time::timeout(config.ping_timeout, confirm).await {
+                Ok(Ok(replayed)) => replayed.signals,
+                Ok(Err(e)) => return Error::Database(e),
+                Err(_) => return Error::Timeout { what: "confirming replay", after: config.ping_timeout },
+            };
+            let confirmed: HashSet<_> = found.iter().map(seen::key).collect();
+            for signal in found {
+                intake.hand_on(signal, Origin::Notification);
+            }
+            for signal in candidates.iter().filter(|s| !confirmed.contains(&seen::key(s))) {
+                intake.shared.add_unconfirmed(1);
+                warn!(?signal, "strict mode: notification not confirmed by the signal log, ignored");
             }
         }
     };
 
     tokio::select! {
         e = &mut reader => Ended::Lost(e),
-        e = pinger => Ended::Lost(e),
+        e = heartbeat => Ended::Lost(e),
+        e = confirmer => Ended::Lost(e),
         () = shutdown.cancelled() => {
             // Politely stop listening, still driving the connection; a dead server must not
             // delay shutdown beyond the deadline.

@@ -21,8 +21,18 @@ pub struct Status {
     pub unmatched: u64,
     /// Payloads that did not decode as a signal.
     pub malformed: u64,
-    /// Signals dropped because the hand-off queue was full (the handler is too slow).
+    /// Signals dropped because the hand-off queue was full (the handler is too slow). With the
+    /// durable log they come back with the next heartbeat's replay.
     pub overflowed: u64,
+    /// Signals recovered from the durable log that had not arrived as notifications.
+    pub replayed: u64,
+    /// Signals skipped because the same cancel was already handed on (a replayed copy, or a
+    /// notification for a cancel recovered first by replay).
+    pub duplicates: u64,
+    /// Strict mode: notifications the durable log did not confirm, ignored.
+    pub unconfirmed: u64,
+    /// Whether this database's durable log can be replayed (`None` until first connected).
+    pub replay_available: Option<bool>,
     /// The last connection error or disconnect reason.
     pub last_error: Option<String>,
 }
@@ -47,6 +57,11 @@ pub enum Event {
     },
     /// The hand-off queue was full and a signal was dropped.
     Overflow,
+    /// The durable log was replayed after LISTEN: the listener has caught up.
+    Replayed {
+        /// Signals recovered that had not arrived as notifications.
+        signals: u64,
+    },
 }
 
 /// The counters behind [`Status`], shared between the listener's tasks and its handle.
@@ -58,6 +73,9 @@ pub(crate) struct Shared {
     pub(crate) unmatched: AtomicU64,
     pub(crate) malformed: AtomicU64,
     pub(crate) overflowed: AtomicU64,
+    pub(crate) replayed: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
+    unconfirmed: AtomicU64,
     text: Mutex<Text>,
 }
 
@@ -65,6 +83,7 @@ pub(crate) struct Shared {
 struct Text {
     connected_since: Option<SystemTime>,
     last_error: Option<String>,
+    replay_available: Option<bool>,
 }
 
 impl Shared {
@@ -79,6 +98,10 @@ impl Shared {
             unmatched: self.unmatched.load(Ordering::Relaxed),
             malformed: self.malformed.load(Ordering::Relaxed),
             overflowed: self.overflowed.load(Ordering::Relaxed),
+            replayed: self.replayed.load(Ordering::Relaxed),
+            duplicates: self.duplicates.load(Ordering::Relaxed),
+            unconfirmed: self.unconfirmed.load(Ordering::Relaxed),
+            replay_available: text.replay_available,
             last_error: text.last_error.clone(),
         }
     }
@@ -98,6 +121,14 @@ impl Shared {
     pub(crate) fn set_error(&self, reason: &str) {
         let mut text = self.text.lock().unwrap_or_else(|e| e.into_inner());
         text.last_error = Some(reason.to_owned());
+    }
+
+    pub(crate) fn set_replay_available(&self, available: bool) {
+        self.text.lock().unwrap_or_else(|e| e.into_inner()).replay_available = Some(available);
+    }
+
+    pub(crate) fn add_unconfirmed(&self, n: u64) {
+        self.unconfirmed.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn bump(counter: &AtomicU64) {

@@ -1,7 +1,7 @@
 //! `bytebase-signal`: listen for, send, and inspect bytebase_signal cancel signals.
 //!
 //! ```text
-//! bytebase-signal listen [--dsn DSN]                 one JSON line per signal on stdout
+//! bytebase-signal listen [--dsn DSN] [--strict]      one JSON line per signal on stdout
 //! bytebase-signal send task-run UID... [--raw]       cancel task runs (at once, autocommit)
 //! bytebase-signal send plan-check-run UID... [--raw] cancel plan check runs
 //! bytebase-signal status [--dsn DSN]                 server, extension and queue, as JSON
@@ -12,9 +12,10 @@
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use bytebase_signal_client::send::{self, SendMode};
-use bytebase_signal_client::{Error, Listener, RunUid, SignalKind};
+use bytebase_signal_client::{Error, Listener, ListenerConfig, RunUid, SignalKind};
 use clap::{Args, Parser, Subcommand};
 use tokio_postgres::{Config, NoTls};
 use tokio_util::sync::CancellationToken;
@@ -29,11 +30,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print every signal received, one JSON line each, until SIGINT or SIGTERM.
-    Listen {
-        #[command(flatten)]
-        conn: Conn,
-    },
+    /// Print every signal received, one JSON line each, until SIGINT or SIGTERM. Signals missed
+    /// while disconnected are recovered from the durable log (extension 0.2.0) and printed too.
+    Listen(ListenArgs),
     /// Send cancel signals (committed at once).
     Send {
         #[command(subcommand)]
@@ -63,6 +62,22 @@ struct SendArgs {
     /// Send the payloads with plain pg_notify (no extension needed).
     #[arg(long)]
     raw: bool,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+#[derive(Args)]
+struct ListenArgs {
+    /// How far before the last moment the connection was known alive a replay starts, in
+    /// seconds: longer than the longest transaction that sends a cancel.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    grace: u64,
+    /// Print only signals the durable log confirms (ignores forged pg_notify payloads).
+    #[arg(long)]
+    strict: bool,
+    /// The replay function, schema-qualified if its schema is not on the search_path.
+    #[arg(long, value_name = "NAME", default_value = bytebase_signal_client::listener::DEFAULT_REPLAY_FUNCTION)]
+    replay_function: String,
     #[command(flatten)]
     conn: Conn,
 }
@@ -138,10 +153,17 @@ fn on_termination(shutdown: CancellationToken) -> Result<(), Error> {
     Ok(())
 }
 
-async fn listen(conn: Conn) -> Result<(), Error> {
+async fn listen(args: ListenArgs) -> Result<(), Error> {
     let shutdown = CancellationToken::new();
     on_termination(shutdown.clone())?;
-    let (handle, mut signals) = Listener::new(conn.config()?).spawn(shutdown.clone());
+    let listener = Listener::new(args.conn.config()?);
+    let config = ListenerConfig {
+        replay_grace: Duration::from_secs(args.grace),
+        strict: args.strict,
+        replay_function: args.replay_function,
+        ..listener.config().clone()
+    };
+    let (handle, mut signals) = listener.with_config(config).spawn(shutdown.clone());
     let mut out = BufWriter::new(std::io::stdout());
     let written = async {
         while let Some(signal) = signals.recv().await {
@@ -200,7 +222,7 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Listen { conn } => listen(conn).await,
+        Command::Listen(args) => listen(args).await,
         Command::Send { kind: SendKind::TaskRun(args) } => send(SignalKind::TaskRun, args).await,
         Command::Send { kind: SendKind::PlanCheckRun(args) } => send(SignalKind::PlanCheckRun, args).await,
         Command::Status { conn } => status(conn).await,

@@ -12,5 +12,6 @@
 
 pub mod cluster;
 pub mod listen;
+pub mod listening;
 pub mod proxy;
 pub mod wait;

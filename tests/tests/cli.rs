@@ -159,7 +159,8 @@ async fn send_emits_exactly_the_seed_bytes_and_rejects_bad_uids() -> Result<()> 
     let out = cli(&["status"])?.env("DATABASE_URL", &url).output().await?;
     ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let status = String::from_utf8(out.stdout)?;
-    for part in [r#""extension_version":"0.1.0""#, r#""primary":true"#, r#""notification_queue_usage":0.0"#] {
+    let version = format!(r#""extension_version":"{}""#, env!("CARGO_PKG_VERSION"));
+    for part in [version.as_str(), r#""primary":true"#, r#""notification_queue_usage":0.0"#] {
         assert!(status.contains(part), "status lacks {part}: {status}");
     }
     Ok(())

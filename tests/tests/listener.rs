@@ -1,125 +1,17 @@
 //! End to end: the client crate's `Listener`, `Registry` and sender against real clusters,
 //! including the faults it exists to survive.
 
-use std::time::Duration;
+use std::collections::BTreeSet;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use bytebase_signal_client::send::{self, SendMode};
-use bytebase_signal_client::{
-    Backoff, Event, Listener, ListenerConfig, ListenerHandle, Registry, RunUid, Signal, SignalKind, Signals,
-};
-use bytebase_signal_tests::cluster::{Cluster, SUPERUSER};
+use bytebase_signal_client::{Event, Listener, ListenerConfig, Registry, RunUid, Signal, SignalKind};
+use bytebase_signal_tests::cluster::SUPERUSER;
 use bytebase_signal_tests::listen::RawListener;
 use bytebase_signal_tests::proxy::{Mode, Proxy};
+use bytebase_signal_tests::listening::*;
 use bytebase_signal_tests::wait;
-use tokio::sync::broadcast;
-use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
-
-const DB: &str = "app";
-const APP: &str = "listener-under-test";
-/// Generous: these bound waits for things that normally take milliseconds.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-fn uid(n: i64) -> RunUid {
-    RunUid::new(n).expect("positive")
-}
-
-/// Fast liveness settings so fault tests finish quickly.
-fn quick() -> ListenerConfig {
-    ListenerConfig {
-        ping_interval: Duration::from_millis(300),
-        ping_timeout: Duration::from_millis(300),
-        connect_timeout: Duration::from_secs(1),
-        backoff: Backoff {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(500),
-            ..Backoff::default()
-        },
-        ..ListenerConfig::default()
-    }
-}
-
-async fn cluster_with_extension() -> Result<(Cluster, Client)> {
-    let cluster = Cluster::start()?;
-    cluster.create_database_with_extension(DB).await?;
-    let sender = cluster.connect(DB).await?;
-    Ok((cluster, sender))
-}
-
-fn listener_on(cluster: &Cluster, port: u16, config: ListenerConfig) -> Listener {
-    let mut pg = tokio_postgres::Config::new();
-    pg.host(cluster.host()).port(port).user(SUPERUSER).dbname(DB).application_name(APP);
-    Listener::new(pg).with_config(config)
-}
-
-async fn next_event(events: &mut broadcast::Receiver<Event>, want: fn(&Event) -> bool) -> Result<Event> {
-    tokio::time::timeout(PATIENCE, async {
-        loop {
-            let e = events.recv().await?;
-            if want(&e) {
-                return Ok(e);
-            }
-        }
-    })
-    .await
-    .context("event did not arrive")?
-}
-
-fn connected(e: &Event) -> bool {
-    matches!(e, Event::Connected { .. })
-}
-
-fn disconnected(e: &Event) -> bool {
-    matches!(e, Event::Disconnected { .. })
-}
-
-async fn recv(signals: &mut Signals) -> Result<Signal> {
-    tokio::time::timeout(PATIENCE, signals.recv()).await?.context("listener stopped")
-}
-
-async fn stop(shutdown: &CancellationToken, handle: ListenerHandle) -> Result<()> {
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), handle.join()).await.context("listener did not stop")
-}
-
-/// A spawned listener that has connected, and what tests watch it through.
-struct Running {
-    handle: ListenerHandle,
-    signals: Signals,
-    events: broadcast::Receiver<Event>,
-    shutdown: CancellationToken,
-    /// `host:port` it connected to first.
-    server: String,
-}
-
-/// Spawns `listener` and waits for its first connection.
-async fn start(listener: Listener) -> Result<Running> {
-    let shutdown = CancellationToken::new();
-    let (handle, signals) = listener.spawn(shutdown.clone());
-    let mut events = handle.events();
-    let server =
-        match next_event(&mut events, connected).await.with_context(|| format!("{:?}", handle.status()))? {
-            Event::Connected { server } => server,
-            other => bail!("unexpected {other:?}"),
-        };
-    Ok(Running { handle, signals, events, shutdown, server })
-}
-
-impl Running {
-    /// Sends a task-run cancel for `n` and checks that it, and nothing else, arrives next.
-    async fn delivers(&mut self, sender: &Client, n: i64) -> Result<()> {
-        send::cancel_task_run(sender, uid(n)).await?;
-        assert_eq!(recv(&mut self.signals).await?, Signal::new(SignalKind::TaskRun, uid(n)));
-        Ok(())
-    }
-
-    /// Stops the listener and returns what is left of its signal stream.
-    async fn stop(self) -> Result<Signals> {
-        stop(&self.shutdown, self.handle).await?;
-        Ok(self.signals)
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signals_cancel_the_runs_this_replica_owns_and_count_the_rest() -> Result<()> {
@@ -211,12 +103,14 @@ async fn a_terminated_backend_is_replaced_and_later_signals_arrive() -> Result<(
             )
             .await?
             .get(0);
-        ensure!(killed == 1, "expected one listener backend, terminated {killed}");
+        // A backend terminated in the previous round may still be on its way out.
+        ensure!(killed >= 1, "no listener backend to terminate");
         next_event(&mut l.events, disconnected).await?;
         next_event(&mut l.events, connected).await?;
         l.delivers(&sender, round).await?;
     }
-    assert_eq!(l.handle.status().reconnects, 3);
+    // At least: under load a heartbeat may also time out and cost a reconnect.
+    assert!(l.handle.status().reconnects >= 3, "{:?}", l.handle.status());
     l.stop().await.map(drop)
 }
 
@@ -249,8 +143,7 @@ async fn a_frozen_stream_is_detected_and_replaced() -> Result<()> {
     // hang until the kernel gave up on the socket (minutes to hours).
     assert!(detected_after < bound * 10, "half-open connection detected after {detected_after:?}: {lost:?}");
 
-    // Cancels committed while the listener is cut off are not delivered by NOTIFY alone (the
-    // durable log fixes that); cancels after it is back arrive.
+    // Recovery of what was sent meanwhile is tested in recovery.rs; here, that it reconnects.
     proxy.set_mode(Mode::Forward);
     next_event(&mut l.events, connected).await?;
     l.delivers(&sender, 11).await?;
@@ -290,12 +183,21 @@ async fn a_slow_handler_does_not_stop_the_socket_being_read() -> Result<()> {
     .await?;
     let usage: f64 = sender.query_one("SELECT pg_notification_queue_usage()", &[]).await?.get(0);
     assert_eq!(usage, 0.0, "the server's notification queue is backing up");
-    let status = l.handle.status();
-    assert_eq!(status.overflowed, 92, "{status:?}");
-    // The queued ones are the first eight, in order.
+    assert!(l.handle.status().overflowed >= 92, "{:?}", l.handle.status());
+    // The queued ones are the first eight, in order; the 92 dropped ones are not lost: the next
+    // heartbeat replays them from the durable log as the handler catches up.
     for n in 1..=8 {
         assert_eq!(recv(&mut l.signals).await?.uid, uid(n));
     }
+    let mut rest = BTreeSet::new();
+    while rest.len() < 92 {
+        let signal = recv(&mut l.signals).await?;
+        assert!(rest.insert(signal.uid.get()), "{signal:?} handed on twice");
+    }
+    assert_eq!(rest, (9..=100).collect(), "every dropped signal came back once");
+    // The counter moves just after the hand-off, so poll for it.
+    wait::until("92 counted as replayed", PATIENCE, || async { (l.handle.status().replayed == 92).then_some(()) })
+        .await?;
     l.stop().await.map(drop)
 }
 

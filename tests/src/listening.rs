@@ -1,0 +1,140 @@
+//! A spawned client [`Listener`] as the end-to-end tests drive it: quick liveness settings, a
+//! connection to a test cluster, and waits on its events and signals with a deadline.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bytebase_signal_client::send;
+use bytebase_signal_client::{
+    Backoff, Event, Listener, ListenerConfig, ListenerHandle, RunUid, Signal, SignalKind, Signals,
+};
+use tokio::sync::broadcast;
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{Cluster, SUPERUSER};
+
+/// The database the tests use.
+pub const DB: &str = "app";
+/// `application_name` of the listener under test, to find (and terminate) its backend.
+pub const APP: &str = "listener-under-test";
+/// Generous: these bound waits for things that normally take milliseconds.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// `n` as a run uid (tests use positive literals).
+pub fn uid(n: i64) -> RunUid {
+    RunUid::new(n).expect("positive")
+}
+
+/// Fast liveness settings so fault tests finish quickly.
+pub fn quick() -> ListenerConfig {
+    ListenerConfig {
+        ping_interval: Duration::from_millis(300),
+        ping_timeout: Duration::from_millis(300),
+        connect_timeout: Duration::from_secs(1),
+        backoff: Backoff {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(500),
+            ..Backoff::default()
+        },
+        ..ListenerConfig::default()
+    }
+}
+
+/// A fresh cluster with database [`DB`] holding the extension, and a sender connection to it.
+pub async fn cluster_with_extension() -> Result<(Cluster, Client)> {
+    let cluster = Cluster::start()?;
+    cluster.create_database_with_extension(DB).await?;
+    let sender = cluster.connect(DB).await?;
+    Ok((cluster, sender))
+}
+
+/// A listener for [`DB`] on `cluster`, reached through `port` (the cluster's own or a proxy's).
+pub fn listener_on(cluster: &Cluster, port: u16, config: ListenerConfig) -> Listener {
+    let mut pg = tokio_postgres::Config::new();
+    pg.host(cluster.host()).port(port).user(SUPERUSER).dbname(DB).application_name(APP);
+    Listener::new(pg).with_config(config)
+}
+
+/// The next event that `want` accepts, within [`PATIENCE`].
+pub async fn next_event(events: &mut broadcast::Receiver<Event>, want: fn(&Event) -> bool) -> Result<Event> {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let e = events.recv().await?;
+            if want(&e) {
+                return Ok(e);
+            }
+        }
+    })
+    .await
+    .context("event did not arrive")?
+}
+
+/// Accepts [`Event::Connected`].
+pub fn connected(e: &Event) -> bool {
+    matches!(e, Event::Connected { .. })
+}
+
+/// Accepts [`Event::Disconnected`].
+pub fn disconnected(e: &Event) -> bool {
+    matches!(e, Event::Disconnected { .. })
+}
+
+/// The next signal, within [`PATIENCE`].
+pub async fn recv(signals: &mut Signals) -> Result<Signal> {
+    tokio::time::timeout(PATIENCE, signals.recv()).await?.context("listener stopped")
+}
+
+/// Stops a listener and waits (bounded) for its tasks to finish.
+pub async fn stop(shutdown: &CancellationToken, handle: ListenerHandle) -> Result<()> {
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), handle.join()).await.context("listener did not stop")
+}
+
+/// Accepts [`Event::Replayed`]: the listener has caught up from the durable log.
+pub fn replayed(e: &Event) -> bool {
+    matches!(e, Event::Replayed { .. })
+}
+
+/// A spawned listener that has connected, and what tests watch it through.
+pub struct Running {
+    /// The running listener.
+    pub handle: ListenerHandle,
+    /// Its signals.
+    pub signals: Signals,
+    /// Its events since the start.
+    pub events: broadcast::Receiver<Event>,
+    /// Cancel to stop it.
+    pub shutdown: CancellationToken,
+    /// `host:port` it connected to first.
+    pub server: String,
+}
+
+/// Spawns `listener` and waits for its first connection.
+pub async fn start(listener: Listener) -> Result<Running> {
+    let shutdown = CancellationToken::new();
+    let (handle, signals) = listener.spawn(shutdown.clone());
+    let mut events = handle.events();
+    let server =
+        match next_event(&mut events, connected).await.with_context(|| format!("{:?}", handle.status()))? {
+            Event::Connected { server } => server,
+            other => bail!("unexpected {other:?}"),
+        };
+    Ok(Running { handle, signals, events, shutdown, server })
+}
+
+impl Running {
+    /// Sends a task-run cancel for `n` and checks that it, and nothing else, arrives next.
+    pub async fn delivers(&mut self, sender: &Client, n: i64) -> Result<()> {
+        send::cancel_task_run(sender, uid(n)).await?;
+        assert_eq!(recv(&mut self.signals).await?, Signal::new(SignalKind::TaskRun, uid(n)));
+        Ok(())
+    }
+
+    /// Stops the listener and returns what is left of its signal stream.
+    pub async fn stop(self) -> Result<Signals> {
+        stop(&self.shutdown, self.handle).await?;
+        Ok(self.signals)
+    }
+}
+

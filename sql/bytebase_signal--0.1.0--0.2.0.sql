@@ -14,18 +14,32 @@ REVOKE ALL ON TABLE bytebase_signal_log FROM PUBLIC;
 COMMENT ON TABLE bytebase_signal_log IS
     'Signals sent by bytebase_cancel_* (one row per signal, written in the sender''s transaction), kept for bytebase_signal.retention so that listeners can replay what they missed.';
 
--- The send functions keep their C symbols; 0.2.0's library logs as well as notifies.
-ALTER FUNCTION bytebase_cancel_task_run(bigint)
-    SECURITY DEFINER SET search_path TO pg_catalog, @extschema@, pg_temp;
-ALTER FUNCTION bytebase_cancel_plan_check_run(bigint)
-    SECURITY DEFINER SET search_path TO pg_catalog, @extschema@, pg_temp;
-ALTER FUNCTION bytebase_cancel_task_runs(bigint[])
-    SECURITY DEFINER SET search_path TO pg_catalog, @extschema@, pg_temp;
-ALTER FUNCTION bytebase_cancel_plan_check_runs(bigint[])
-    SECURITY DEFINER SET search_path TO pg_catalog, @extschema@, pg_temp;
+-- The send functions keep their OIDs (callers' plans and dependencies stay valid) but move to
+-- 0.2.0's C symbols, which log as well as notify; the old symbols stay NOTIFY-only for databases
+-- not yet updated.
+CREATE OR REPLACE FUNCTION bytebase_cancel_task_run(uid bigint) RETURNS void
+VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path TO pg_catalog, @extschema@, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'cancel_task_run_wrapper';
+CREATE OR REPLACE FUNCTION bytebase_cancel_plan_check_run(uid bigint) RETURNS void
+VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path TO pg_catalog, @extschema@, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'cancel_plan_check_run_wrapper';
+CREATE OR REPLACE FUNCTION bytebase_cancel_task_runs(uids bigint[]) RETURNS integer
+VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path TO pg_catalog, @extschema@, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'cancel_task_runs_wrapper';
+CREATE OR REPLACE FUNCTION bytebase_cancel_plan_check_runs(uids bigint[]) RETURNS integer
+VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path TO pg_catalog, @extschema@, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'cancel_plan_check_runs_wrapper';
 
 CREATE FUNCTION bytebase_signal_prune() RETURNS bigint
-VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+STRICT VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path TO pg_catalog, @extschema@, pg_temp
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'bytebase_signal_prune_wrapper';

@@ -17,6 +17,7 @@ use bytebase_signal_client::validate::{validate_uid, validate_uids, RunUid};
 use bytebase_signal_client::wire::SignalKind;
 use pgrx::prelude::*;
 
+mod compat;
 mod error;
 mod log;
 mod notify;
@@ -31,30 +32,30 @@ pub extern "C-unwind" fn _PG_init() {
 }
 
 /// Cancels one task run on whichever replica runs it, at commit.
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[pg_extern(name = "bytebase_cancel_task_run", volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, @extschema@, pg_temp)]
-fn bytebase_cancel_task_run(uid: Option<i64>) {
+fn cancel_task_run(uid: Option<i64>) {
     cancel_one(SignalKind::TaskRun, uid);
 }
 
 /// Cancels one plan check run on whichever replica runs it, at commit.
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[pg_extern(name = "bytebase_cancel_plan_check_run", volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, @extschema@, pg_temp)]
-fn bytebase_cancel_plan_check_run(uid: Option<i64>) {
+fn cancel_plan_check_run(uid: Option<i64>) {
     cancel_one(SignalKind::PlanCheckRun, uid);
 }
 
 /// Cancels several task runs at commit; returns how many distinct runs were signalled.
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[pg_extern(name = "bytebase_cancel_task_runs", volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, @extschema@, pg_temp)]
-fn bytebase_cancel_task_runs(uids: Option<Array<'_, i64>>) -> i32 {
+fn cancel_task_runs(uids: Option<Array<'_, i64>>) -> i32 {
     cancel_many(SignalKind::TaskRun, uids)
 }
 
 /// Cancels several plan check runs at commit; returns how many distinct runs were signalled.
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[pg_extern(name = "bytebase_cancel_plan_check_runs", volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, @extschema@, pg_temp)]
-fn bytebase_cancel_plan_check_runs(uids: Option<Array<'_, i64>>) -> i32 {
+fn cancel_plan_check_runs(uids: Option<Array<'_, i64>>) -> i32 {
     cancel_many(SignalKind::PlanCheckRun, uids)
 }
 
@@ -67,23 +68,33 @@ fn bytebase_signal_prune() -> i64 {
 }
 
 fn cancel_one(kind: SignalKind, uid: Option<i64>) {
-    let uid = validate_uid(kind.cancel_function(), "uid", uid).unwrap_or_else(|e| error::raise(&e));
-    send(kind, &[uid]);
+    cancel_one_as(kind, uid, settings::durable());
 }
 
 fn cancel_many(kind: SignalKind, uids: Option<Array<'_, i64>>) -> i32 {
+    cancel_many_as(kind, uids, settings::durable())
+}
+
+/// Validates and sends one signal; `logged` says whether it also goes into the log.
+fn cancel_one_as(kind: SignalKind, uid: Option<i64>, logged: bool) {
+    let uid = validate_uid(kind.cancel_function(), "uid", uid).unwrap_or_else(|e| error::raise(&e));
+    send(kind, &[uid], logged);
+}
+
+/// Validates and sends a batch; returns how many distinct runs were signalled.
+fn cancel_many_as(kind: SignalKind, uids: Option<Array<'_, i64>>, logged: bool) -> i32 {
     // Validate the whole batch first: a bad element must not leave earlier ones queued in a
     // caller's savepoint-protected transaction.
     let uids = validate_uids(kind.batch_cancel_function(), "uids", uids.as_ref().map(|a| a.iter()))
         .unwrap_or_else(|e| error::raise(&e));
-    send(kind, &uids);
+    send(kind, &uids, logged);
     // An array cannot hold more than MaxAllocSize / 8 elements, far below i32::MAX.
     i32::try_from(uids.len()).expect("array length fits in an integer")
 }
 
-/// Logs (when durable) and queues one signal per uid, all in the caller's transaction.
-fn send(kind: SignalKind, uids: &[RunUid]) {
-    if settings::durable() {
+/// Logs (if asked) and queues one signal per uid, all in the caller's transaction.
+fn send(kind: SignalKind, uids: &[RunUid], logged: bool) {
+    if logged {
         log::record(kind, uids);
     }
     for &uid in uids {

@@ -39,6 +39,16 @@ const BASE_SETTINGS: &[(&str, &str)] = &[
     ("log_min_messages", "warning"),
 ];
 
+/// How the extension gets into a test database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Install {
+    /// `CREATE EXTENSION bytebase_signal`: the current version's own script.
+    Fresh,
+    /// Version 0.1.0 first, used once, then `ALTER EXTENSION bytebase_signal UPDATE` through the
+    /// hand-written upgrade scripts.
+    UpgradedFrom010,
+}
+
 /// A running (or stopped) throwaway PostgreSQL cluster.
 pub struct Cluster {
     // `Drop::drop` stops the server before the fields are dropped, so `root` goes last.
@@ -132,11 +142,17 @@ impl Cluster {
     /// Connects to `dbname` and drives the connection on a background task. Use this for senders;
     /// a listener needs its connection driven by hand (see [`crate::listen`]).
     pub async fn connect(&self, dbname: &str) -> Result<Client> {
+        self.connect_as(dbname, SUPERUSER).await
+    }
+
+    /// Like [`Cluster::connect`], as role `user` (authentication is `trust`).
+    pub async fn connect_as(&self, dbname: &str, user: &str) -> Result<Client> {
         let (client, connection) = self
             .config(dbname)
+            .user(user)
             .connect(NoTls)
             .await
-            .with_context(|| format!("connecting to {}", self.conninfo(dbname)))?;
+            .with_context(|| format!("connecting to {} as {user}", self.conninfo(dbname)))?;
         tokio::spawn(async move {
             // The error surfaces on the client's next query; nothing to do with it here.
             let _ = connection.await;
@@ -146,16 +162,32 @@ impl Cluster {
 
     /// Creates database `dbname` with the `bytebase_signal` extension installed in it.
     pub async fn create_database_with_extension(&self, dbname: &str) -> Result<()> {
+        self.create_database_with(dbname, Install::Fresh).await
+    }
+
+    /// Creates database `dbname` with the extension installed the way `install` says.
+    pub async fn create_database_with(&self, dbname: &str, install: Install) -> Result<()> {
         let admin = self.connect("postgres").await?;
         admin
             .batch_execute(&format!("CREATE DATABASE \"{dbname}\""))
             .await
             .with_context(|| format!("creating database {dbname}"))?;
         let db = self.connect(dbname).await?;
-        db.batch_execute("CREATE EXTENSION bytebase_signal").await.context(
-            "CREATE EXTENSION bytebase_signal failed: is the extension installed into this PostgreSQL \
-             (cargo pgrx install, or make install)?",
-        )?;
+        let sql = match install {
+            Install::Fresh => "CREATE EXTENSION bytebase_signal",
+            Install::UpgradedFrom010 => {
+                "CREATE EXTENSION bytebase_signal VERSION '0.1.0';
+                 SELECT bytebase_cancel_task_run(1);
+                 ALTER EXTENSION bytebase_signal UPDATE"
+            }
+        };
+        db.batch_execute(sql).await.map_err(|e| {
+            let why = e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned());
+            anyhow::anyhow!(
+                "{install:?} install of bytebase_signal failed: {why} (is the extension installed into \
+                 this PostgreSQL, with its older versions' scripts? make install does both)"
+            )
+        })?;
         Ok(())
     }
 

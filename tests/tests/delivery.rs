@@ -10,12 +10,43 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use bytebase_signal_client::validate::RunUid;
 use bytebase_signal_client::wire::{encode_seed, SignalKind, CHANNEL};
-use bytebase_signal_tests::cluster::Cluster;
+use bytebase_signal_tests::cluster::{Cluster, Install};
 use bytebase_signal_tests::listen::RawListener;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 const DB: &str = "app";
+
+/// Runs each named test twice: on a fresh install of the current version, and on 0.1.0 upgraded
+/// with `ALTER EXTENSION ... UPDATE`, which must behave the same.
+macro_rules! on_every_install {
+    ($($test:ident),* $(,)?) => {
+        mod fresh {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $test() -> anyhow::Result<()> {
+                super::$test(super::Install::Fresh).await
+            })*
+        }
+        mod upgraded_from_0_1_0 {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $test() -> anyhow::Result<()> {
+                super::$test(super::Install::UpgradedFrom010).await
+            })*
+        }
+    };
+}
+
+on_every_install!(
+    commit_delivers_the_exact_seed_bytes,
+    nothing_arrives_before_commit,
+    nothing_arrives_after_rollback,
+    a_rolled_back_savepoint_takes_its_signals_with_it,
+    identical_signals_in_one_transaction_arrive_once,
+    transactions_arrive_in_commit_order,
+    batches_send_one_signal_per_distinct_uid_in_order,
+    bad_input_reaches_the_client_as_its_sqlstate_and_sends_nothing,
+    an_independent_psql_listener_receives_exactly_the_payload,
+);
 
 /// A cluster with the extension, one listener and two sender connections (for interleaving).
 struct Setup {
@@ -25,9 +56,9 @@ struct Setup {
     other: Client,
 }
 
-async fn setup() -> Result<Setup> {
+async fn setup(install: Install) -> Result<Setup> {
     let cluster = Cluster::start()?;
-    cluster.create_database_with_extension(DB).await?;
+    cluster.create_database_with(DB, install).await?;
     let listener = RawListener::connect(&cluster.config(DB), CHANNEL).await?;
     let sender = cluster.connect(DB).await?;
     let other = cluster.connect(DB).await?;
@@ -49,9 +80,8 @@ fn task(uid: i64) -> String {
     seed(SignalKind::TaskRun, uid)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn commit_delivers_the_exact_seed_bytes() -> Result<()> {
-    let mut s = setup().await?;
+async fn commit_delivers_the_exact_seed_bytes(install: Install) -> Result<()> {
+    let mut s = setup(install).await?;
     s.sender.batch_execute("SELECT bytebase_cancel_task_run(42)").await?;
     s.sender.batch_execute("SELECT bytebase_cancel_plan_check_run(7)").await?;
     assert_eq!(
@@ -64,9 +94,8 @@ async fn commit_delivers_the_exact_seed_bytes() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn nothing_arrives_before_commit() -> Result<()> {
-    let mut s = setup().await?;
+async fn nothing_arrives_before_commit(install: Install) -> Result<()> {
+    let mut s = setup(install).await?;
     s.sender.batch_execute("BEGIN; SELECT bytebase_cancel_task_run(42)").await?;
     assert_eq!(s.drain().await?, Vec::<String>::new(), "delivered before commit");
     s.sender.batch_execute("COMMIT").await?;
@@ -74,9 +103,8 @@ async fn nothing_arrives_before_commit() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn nothing_arrives_after_rollback() -> Result<()> {
-    let mut s = setup().await?;
+async fn nothing_arrives_after_rollback(install: Install) -> Result<()> {
+    let mut s = setup(install).await?;
     s.sender
         .batch_execute("BEGIN; SELECT bytebase_cancel_task_run(1); SELECT bytebase_cancel_plan_check_runs('{2,3}'); ROLLBACK")
         .await?;
@@ -84,9 +112,8 @@ async fn nothing_arrives_after_rollback() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_rolled_back_savepoint_takes_its_signals_with_it() -> Result<()> {
-    let mut s = setup().await?;
+async fn a_rolled_back_savepoint_takes_its_signals_with_it(install: Install) -> Result<()> {
+    let mut s = setup(install).await?;
     s.sender
         .batch_execute(
             "BEGIN;
@@ -103,9 +130,8 @@ async fn a_rolled_back_savepoint_takes_its_signals_with_it() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn identical_signals_in_one_transaction_arrive_once() -> Result<()> {
-    let mut s = setup().await?;
+async fn identical_signals_in_one_transaction_arrive_once(install: Install) -> Result<()> {
+    let mut s = setup(install).await?;
     s.sender
         .batch_execute(
             "BEGIN;
@@ -125,9 +151,8 @@ async fn identical_signals_in_one_transaction_arrive_once() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn transactions_arrive_in_commit_order() -> Result<()> {
-    let mut s = setup().await?;
+async fn transactions_arrive_in_commit_order(install: Install) -> Result<()> {
+    let mut s = setup(install).await?;
     // Interleaved: the transaction that started first commits last.
     s.sender.batch_execute("BEGIN; SELECT bytebase_cancel_task_run(1)").await?;
     s.other.batch_execute("BEGIN; SELECT bytebase_cancel_task_run(2)").await?;
@@ -143,9 +168,8 @@ async fn transactions_arrive_in_commit_order() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn batches_send_one_signal_per_distinct_uid_in_order() -> Result<()> {
-    let mut s = setup().await?;
+async fn batches_send_one_signal_per_distinct_uid_in_order(install: Install) -> Result<()> {
+    let mut s = setup(install).await?;
     for kind in SignalKind::ALL {
         let f = kind.batch_cancel_function();
         let uids: Vec<i64> = vec![3, 1, 3, 2];
@@ -165,9 +189,8 @@ async fn batches_send_one_signal_per_distinct_uid_in_order() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bad_input_reaches_the_client_as_its_sqlstate_and_sends_nothing() -> Result<()> {
-    let mut s = setup().await?;
+async fn bad_input_reaches_the_client_as_its_sqlstate_and_sends_nothing(install: Install) -> Result<()> {
+    let mut s = setup(install).await?;
     let cases: &[(&str, SqlState, &str)] = &[
         ("SELECT bytebase_cancel_task_run(NULL)", SqlState::NULL_VALUE_NOT_ALLOWED, "uid must not be NULL"),
         ("SELECT bytebase_cancel_task_run(0)", SqlState::INVALID_PARAMETER_VALUE, "got 0"),
@@ -220,9 +243,8 @@ async fn the_extension_can_live_in_its_own_schema() -> Result<()> {
 }
 
 /// The acceptance check with a client that is not ours: `psql` LISTENs and prints what arrives.
-#[tokio::test(flavor = "multi_thread")]
-async fn an_independent_psql_listener_receives_exactly_the_payload() -> Result<()> {
-    let s = setup().await?;
+async fn an_independent_psql_listener_receives_exactly_the_payload(install: Install) -> Result<()> {
+    let s = setup(install).await?;
     let mut psql = s
         .cluster
         .psql(DB)

@@ -206,6 +206,19 @@ impl Cluster {
         Ok(())
     }
 
+    /// Stops the server abruptly (`-m immediate`: no shutdown checkpoint, like a crash or a
+    /// failed host), keeping the cluster.
+    pub fn crash(&mut self) -> Result<()> {
+        self.pg_ctl(&["stop", "-m", "immediate", "-w"])?;
+        self.running = false;
+        Ok(())
+    }
+
+    /// Promotes a standby to a primary and waits until it accepts writes.
+    pub fn promote(&self) -> Result<()> {
+        self.pg_ctl(&["promote", "-w"]).map(drop)
+    }
+
     /// Starts a stopped server again on the same port.
     pub fn start_again(&mut self) -> Result<()> {
         self.start_on(self.port)

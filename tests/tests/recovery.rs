@@ -1,0 +1,121 @@
+//! End to end: what the durable log adds to the listener — working without it, strict mode, and
+//! failover to a promoted standby. The fault scenarios with numbers are in `proof.rs`.
+
+use std::collections::BTreeSet;
+
+use anyhow::{bail, Result};
+use bytebase_signal_client::send;
+use bytebase_signal_client::{Event, Listener, ListenerConfig, Signal, SignalKind};
+use bytebase_signal_tests::cluster::{Cluster, SUPERUSER};
+use bytebase_signal_tests::listening::*;
+use bytebase_signal_tests::proxy::{Mode, Proxy};
+use bytebase_signal_tests::wait;
+use tokio_postgres::Client;
+
+/// Receives signals until `n` distinct task-run uids arrived; fails on a duplicate.
+async fn receive_distinct(l: &mut Running, n: usize) -> Result<BTreeSet<i64>> {
+    let mut got = BTreeSet::new();
+    while got.len() < n {
+        let signal = recv(&mut l.signals).await?;
+        if !got.insert(signal.uid.get()) {
+            bail!("{signal:?} handed on twice");
+        }
+    }
+    Ok(got)
+}
+
+async fn send_range(sender: &Client, uids: std::ops::RangeInclusive<i64>) -> Result<()> {
+    for n in uids {
+        send::cancel_task_run(sender, uid(n)).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_log_the_listener_still_listens() -> Result<()> {
+    // A database with no extension at all: senders use plain pg_notify.
+    let cluster = Cluster::start()?;
+    cluster.connect("postgres").await?.batch_execute(&format!("CREATE DATABASE {DB}")).await?;
+    let sender = cluster.connect(DB).await?;
+    let mut l = start(listener_on(&cluster, cluster.port(), quick())).await?;
+    wait::until("replay found unavailable", PATIENCE, || async {
+        (l.handle.status().replay_available == Some(false)).then_some(())
+    })
+    .await?;
+    send::cancel(&sender, SignalKind::TaskRun, &[uid(3)], send::SendMode::Raw).await?;
+    assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(3)));
+    // After a reconnect too (the warning is said once; the CLI test checks that).
+    sender
+        .execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", &[&APP])
+        .await?;
+    next_event(&mut l.events, connected).await?;
+    send::cancel(&sender, SignalKind::TaskRun, &[uid(4)], send::SendMode::Raw).await?;
+    assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(4)));
+    assert_eq!(l.handle.status().replayed, 0);
+    l.stop().await.map(drop)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn strict_mode_acts_only_on_signals_the_log_confirms() -> Result<()> {
+    let (cluster, sender) = cluster_with_extension().await?;
+    let mut l = start(listener_on(&cluster, cluster.port(), ListenerConfig { strict: true, ..quick() })).await?;
+    next_event(&mut l.events, replayed).await?;
+
+    // Forged: anyone who can connect can pg_notify; and a sender that opted out of the log.
+    sender.batch_execute(r#"SELECT pg_notify('bytebase_signal', '{"type":"cancel_task_run","uid":666}')"#).await?;
+    sender.batch_execute("SET bytebase_signal.durable = off; SELECT bytebase_cancel_task_run(667)").await?;
+    sender.batch_execute("RESET bytebase_signal.durable").await?;
+    send_range(&sender, 42..=43).await?;
+
+    assert_eq!(recv(&mut l.signals).await?.uid, uid(42));
+    assert_eq!(recv(&mut l.signals).await?.uid, uid(43));
+    wait::until("2 unconfirmed", PATIENCE, || async { (l.handle.status().unconfirmed == 2).then_some(()) }).await?;
+    let status = l.handle.status();
+    assert_eq!((status.received, status.dispatched), (4, 2), "{status:?}");
+    l.stop().await.map(drop)
+}
+
+/// A primary and its streaming standby; the listener is given both hosts. The primary's stream
+/// freezes (so cancels committed there are not delivered), then the standby is promoted and the
+/// old primary dies: the listener must find the new primary by itself and replay what it missed.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_failover_missed_cancels_are_replayed_from_the_promoted_standby() -> Result<()> {
+    let (mut primary, sender) = cluster_with_extension().await?;
+    let standby = primary.start_standby()?;
+    let proxy = Proxy::start(([127, 0, 0, 1], primary.port()).into()).await?;
+    let dsn = format!(
+        "host={h},{h} port={},{} user={SUPERUSER} dbname={DB} application_name={APP}",
+        proxy.port(),
+        standby.port(),
+        h = primary.host()
+    );
+    let mut l = start(Listener::from_dsn(&dsn)?.with_config(quick())).await?;
+    assert_eq!(l.server, format!("{}:{}", primary.host(), primary.port()), "the primary first");
+    next_event(&mut l.events, replayed).await?;
+
+    proxy.set_mode(Mode::Freeze);
+    send_range(&sender, 1..=20).await?;
+    let on_standby = standby.connect(DB).await?;
+    wait::until("the 20 replicated to the standby", PATIENCE, || async {
+        let n: i64 = on_standby.query_one("SELECT count(*) FROM bytebase_signal_log", &[]).await.ok()?.get(0);
+        (n == 20).then_some(())
+    })
+    .await?;
+
+    standby.promote()?;
+    tokio::task::spawn_blocking(move || primary.crash().map(|()| primary)).await??;
+    proxy.set_mode(Mode::Refuse);
+    let server = loop {
+        if let Event::Connected { server } = next_event(&mut l.events, connected).await? {
+            break server;
+        }
+    };
+    assert_eq!(server, format!("{}:{}", standby.host(), standby.port()), "moved to the promoted standby");
+    assert_eq!(receive_distinct(&mut l, 20).await?, (1..=20).collect());
+
+    let new_sender = standby.connect(DB).await?;
+    send_range(&new_sender, 21..=25).await?;
+    assert_eq!(receive_distinct(&mut l, 5).await?, (21..=25).collect());
+    assert!(l.handle.status().replayed >= 20, "{:?}", l.handle.status());
+    l.stop().await.map(drop)
+}

@@ -29,3 +29,6 @@ step "end-to-end tests on throwaway clusters"
 # The CLI's black-box test runs the real binary.
 cargo build -p bytebase-signal-client --features cli --bin bytebase-signal
 cargo test -p bytebase-signal-tests
+
+step "fault proof (tests/tests/proof.rs): cancels lost with and without the durable log"
+cat target/tmp/fault-proof.md

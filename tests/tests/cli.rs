@@ -8,8 +8,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use bytebase_signal_tests::cluster::Cluster;
+use std::collections::BTreeSet;
+
+use bytebase_signal_tests::cluster::{Cluster, SUPERUSER};
 use bytebase_signal_tests::listen::RawListener;
+use bytebase_signal_tests::proxy::{Mode, Proxy};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
@@ -73,6 +76,27 @@ impl Listening {
 
     async fn stdout_line(&mut self) -> Result<String> {
         tokio::time::timeout(PATIENCE, self.stdout.next_line()).await??.context("stdout closed")
+    }
+
+    /// Reads stdout until task-run cancels for all of `uids` were printed, within `within`;
+    /// fails on anything else or on a uid printed twice.
+    async fn task_runs(&mut self, uids: std::ops::RangeInclusive<i64>, within: Duration) -> Result<()> {
+        let want: BTreeSet<i64> = uids.collect();
+        let mut got = BTreeSet::new();
+        tokio::time::timeout(within, async {
+            while got != want {
+                let line = self.stdout.next_line().await?.context("stdout closed")?;
+                let uid = line
+                    .strip_prefix(r#"{"type":"cancel_task_run","uid":"#)
+                    .and_then(|rest| rest.strip_suffix('}'))
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .with_context(|| format!("unexpected line {line:?}"))?;
+                ensure!(want.contains(&uid) && got.insert(uid), "unexpected or repeated {line:?}");
+            }
+            Ok(())
+        })
+        .await
+        .with_context(|| format!("missing after {within:?}: {:?}", want.difference(&got).collect::<Vec<_>>()))?
     }
 }
 
@@ -163,5 +187,66 @@ async fn send_emits_exactly_the_seed_bytes_and_rejects_bad_uids() -> Result<()> 
     for part in [version.as_str(), r#""primary":true"#, r#""notification_queue_usage":0.0"#] {
         assert!(status.contains(part), "status lacks {part}: {status}");
     }
+    Ok(())
+}
+
+/// The acceptance check of the durable log, black-box: the CLI listens through a proxy; cancels
+/// sent while the proxy refuses connections, and while it holds the stream frozen, are all printed
+/// once the listener is back — with default settings and no restart by hand.
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_prints_every_cancel_sent_while_cut_off_or_frozen() -> Result<()> {
+    let cluster = Cluster::start()?;
+    cluster.create_database_with_extension(DB).await?;
+    let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
+    let via_proxy = format!("host={} port={} user={SUPERUSER} dbname={DB}", cluster.host(), proxy.port());
+    let db = cluster.connect(DB).await?;
+    let mut cli = Listening::start(&via_proxy).await?;
+
+    proxy.set_mode(Mode::Refuse);
+    cli.stderr_until("connection lost").await?;
+    for uid in 1..=50_i64 {
+        db.execute("SELECT bytebase_cancel_task_run($1)", &[&uid]).await?;
+    }
+    proxy.set_mode(Mode::Forward);
+    cli.task_runs(1..=50, Duration::from_secs(60)).await?;
+
+    proxy.set_mode(Mode::Freeze);
+    for uid in 51..=70_i64 {
+        db.execute("SELECT bytebase_cancel_task_run($1)", &[&uid]).await?;
+    }
+    // Hold the stream frozen until the CLI has given it up (its heartbeat deadline), so that what
+    // arrives afterwards can only have come back through the log.
+    cli.stderr_until("connection lost").await?;
+    proxy.set_mode(Mode::Forward);
+    cli.task_runs(51..=70, Duration::from_secs(60)).await?;
+    Ok(())
+}
+
+/// Against a database without the log (plain pg_notify senders) the CLI still listens, and says
+/// once — not at every reconnect — that gaps are not covered.
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_without_the_log_warns_once() -> Result<()> {
+    let cluster = Cluster::start()?;
+    cluster.connect("postgres").await?.batch_execute(&format!("CREATE DATABASE {DB}")).await?;
+    let dsn = cluster.conninfo(DB);
+    let db = cluster.connect(DB).await?;
+    let mut cli = Listening::start(&dsn).await?;
+    let warning = "signals sent while the listener is disconnected are not recovered";
+    cli.stderr_until(warning).await?;
+
+    db.batch_execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'bytebase-signal'",
+    )
+    .await?;
+    let after = cli.stderr_until("listening").await?;
+    run(&["send", "task-run", "5", "--raw", "--dsn", &dsn]).await?;
+    assert_eq!(cli.stdout_line().await?, r#"{"type":"cancel_task_run","uid":5}"#);
+    // The reconnect has completed its catch-up attempt once the signal was printed.
+    cli.child.start_kill()?;
+    let mut rest = after;
+    while let Ok(Some(line)) = cli.stderr.next_line().await {
+        rest.push(line);
+    }
+    assert!(!rest.iter().any(|l| l.contains(warning)), "warned again: {rest:#?}");
     Ok(())
 }

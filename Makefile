@@ -3,7 +3,7 @@
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 export PG_CONFIG
 
-.PHONY: all bootstrap test demo install clean
+.PHONY: all bootstrap test demo bench install clean
 
 all: test
 
@@ -18,6 +18,10 @@ test: bootstrap
 ## demo: the main job end to end on a throwaway cluster
 demo: bootstrap
 	@bash scripts/demo.sh
+
+## bench: what a cancel costs the sender, against raw pg_notify (release build, throwaway cluster)
+bench: bootstrap
+	@bash scripts/bench.sh
 
 ## install: build in release mode and install into the PostgreSQL that PG_CONFIG names
 install: bootstrap

@@ -36,9 +36,9 @@
 //! name several; the listener asks for `target_session_attrs=read-write`, so a hot standby (which
 //! cannot LISTEN) is skipped, and a host that refuses LISTEN anyway is just another failed attempt.
 
+use std::collections::HashSet;
 use std::future::poll_fn;
 use std::pin::pin;
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -285,7 +285,12 @@ struct Intake {
 }
 
 impl Intake {
-    fn new(tx: mpsc::Sender<Signal>, shared: Arc<Shared>, events: broadcast::Sender<Event>, strict: bool) -> Self {
+    fn new(
+        tx: mpsc::Sender<Signal>,
+        shared: Arc<Shared>,
+        events: broadcast::Sender<Event>,
+        strict: bool,
+    ) -> Self {
         Intake {
             tx,
             shared,
@@ -534,7 +539,8 @@ where
             let beat = async {
                 match (&log, resync) {
                     (Some(log), true) => {
-                        let replayed = log.replay(client, intake.last_alive(), config.replay_grace, None).await?;
+                        let replayed =
+                            log.replay(client, intake.last_alive(), config.replay_grace, None).await?;
                         for signal in replayed.signals {
                             intake.hand_on(signal, Origin::Replay);
                         }

@@ -100,7 +100,8 @@ impl Log {
         let mut signals = Vec::with_capacity(rows.len());
         for row in rows {
             alive = row.try_get(0)?;
-            let (Some(kind), Some(uid)) = (row.try_get::<_, Option<&str>>(1)?, row.try_get::<_, Option<i64>>(2)?)
+            let (Some(kind), Some(uid)) =
+                (row.try_get::<_, Option<&str>>(1)?, row.try_get::<_, Option<i64>>(2)?)
             else {
                 continue; // the LEFT JOIN's empty row
             };

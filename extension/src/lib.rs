@@ -382,26 +382,34 @@ mod tests {
     }
 
     #[pg_test]
-    fn sending_prunes_expired_rows_a_few_at_a_time_and_prune_takes_the_rest() {
+    fn every_64th_logged_row_prunes_up_to_128_expired_rows_and_prune_takes_the_rest() {
+        // Other tests used the identity sequence (sequences ignore rollbacks): start from 1.
+        Spi::run("ALTER TABLE bytebase_signal_log ALTER COLUMN id RESTART WITH 1").unwrap();
         Spi::run(
             "INSERT INTO bytebase_signal_log (type, uid, created_at, sent_by)
              SELECT 'cancel_task_run', g, now() - interval '2 hours', current_user
                FROM generate_series(1, 150) AS g",
         )
         .unwrap();
-        Spi::run("SELECT bytebase_cancel_task_run(1000)").unwrap();
         let expired = || {
             Spi::get_one::<i64>(
                 "SELECT count(*) FROM bytebase_signal_log WHERE created_at < now() - interval '1 hour'",
             )
             .unwrap()
         };
-        assert_eq!(expired(), Some(50), "one send deletes at most 100 expired rows");
-        assert_eq!(Spi::get_one::<i64>("SELECT bytebase_signal_prune()").unwrap(), Some(50));
-        assert_eq!(logged(), ["cancel_task_run:1000"], "rows within the retention stay");
+        // Ids 151..=163: no multiple of 64 among them, so no pruning.
+        Spi::run("SELECT bytebase_cancel_task_runs(ARRAY(SELECT generate_series(1001, 1013)::bigint))")
+            .unwrap();
+        assert_eq!(expired(), Some(150));
+        // 64 more rows always include a multiple of 64.
+        Spi::run("SELECT bytebase_cancel_task_runs(ARRAY(SELECT generate_series(2001, 2064)::bigint))")
+            .unwrap();
+        assert_eq!(expired(), Some(22), "that send deletes at most 128 expired rows");
+        assert_eq!(Spi::get_one::<i64>("SELECT bytebase_signal_prune()").unwrap(), Some(22));
+        assert_eq!(logged().len(), 13 + 64, "rows within the retention stay");
         Spi::run("SET LOCAL bytebase_signal.retention = '1s'").unwrap();
         Spi::run("UPDATE bytebase_signal_log SET created_at = created_at - interval '2 seconds'").unwrap();
-        assert_eq!(Spi::get_one::<i64>("SELECT bytebase_signal_prune()").unwrap(), Some(1));
+        assert_eq!(Spi::get_one::<i64>("SELECT bytebase_signal_prune()").unwrap(), Some(77));
     }
 
     #[pg_test]

@@ -4,9 +4,11 @@
 //! what a listener replays after it (re)connects (`bytebase_signal_replay`). Rows commit or vanish
 //! together with the NOTIFY because both happen in the caller's transaction.
 //!
-//! The table stays bounded without a scheduler: every logging call also deletes a few expired
-//! rows (`PRUNE_PER_SEND`), skipping rows another session is deleting, so concurrent senders never
-//! wait for each other here. `bytebase_signal_prune()` deletes all expired rows at once.
+//! The table stays bounded without a scheduler: the send that logs a row whose id is a multiple
+//! of [`PRUNE_EVERY`] also deletes up to [`PRUNE_LIMIT`] expired rows — twice as many as were
+//! logged since the last such send, so pruning outpaces logging — skipping rows another session
+//! is deleting, so concurrent senders never wait for each other here. The other sends pay
+//! nothing for it. `bytebase_signal_prune()` deletes all expired rows at once.
 //!
 //! Both statements are prepared once per backend and kept: planning them on every call would cost
 //! more than executing them. They run inside the SECURITY DEFINER functions, whose pinned
@@ -19,23 +21,32 @@ use bytebase_signal_client::validate::RunUid;
 use bytebase_signal_client::wire::SignalKind;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::spi::{OwnedPreparedStatement, SpiClient};
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult, SpiTupleTable};
 use pgrx::{PgBuiltInOids, PgOid};
 
 use crate::settings;
 
-/// Expired rows one send deletes at most: more than one, so that pruning outpaces logging, and
-/// few enough that a send after a long quiet period stays cheap.
-const PRUNE_PER_SEND: i64 = 100;
+/// One send in this many logged rows prunes.
+const PRUNE_EVERY: i64 = 64;
+/// Expired rows such a send deletes at most: twice [`PRUNE_EVERY`], so that pruning outpaces
+/// logging, and few enough that a send after a long quiet period stays cheap.
+const PRUNE_LIMIT: i64 = 2 * PRUNE_EVERY;
 
-const INSERT: &str = "INSERT INTO bytebase_signal_log (type, uid, sent_by) \
-                      SELECT $1, u, pg_get_userbyid($3) FROM unnest($2::bigint[]) AS u";
+/// Logs the rows; returns whether this send is the one that prunes.
+const INSERT: &str = "WITH logged AS ( \
+                          INSERT INTO bytebase_signal_log (type, uid, sent_by) \
+                          SELECT $1, u, pg_get_userbyid($3) FROM unnest($2::bigint[]) AS u \
+                          RETURNING id) \
+                      SELECT coalesce(bool_or(id % $4 = 0), false) FROM logged";
 
-// `LIMIT NULL` means no limit, for bytebase_signal_prune().
-const PRUNE: &str = "DELETE FROM bytebase_signal_log WHERE id IN ( \
+// Written so that its cost does not depend on the table's size, whatever plan is cached: the
+// cutoff is stable within the statement (`now()`, not `clock_timestamp()`), so it is an index
+// condition on `created_at`; and the rows are deleted by primary key (`= ANY (ARRAY(...))`), not
+// joined against the whole table. `LIMIT NULL` means no limit, for bytebase_signal_prune().
+const PRUNE: &str = "DELETE FROM bytebase_signal_log WHERE id = ANY (ARRAY( \
                          SELECT id FROM bytebase_signal_log \
-                          WHERE created_at < clock_timestamp() - make_interval(secs => $1) \
-                          ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
+                          WHERE created_at < now() - make_interval(secs => $1) \
+                          ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED))";
 
 thread_local! {
     static INSERT_PLAN: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };
@@ -53,14 +64,22 @@ pub(crate) fn record(kind: SignalKind, uids: &[RunUid]) {
     // SAFETY: reads a backend global, always set inside a transaction.
     let sender = unsafe { pg_sys::GetOuterUserId() };
     Spi::connect_mut(|client| {
-        execute(
+        let prunes = execute(
             client,
             &INSERT_PLAN,
             INSERT,
-            &[PgBuiltInOids::TEXTOID, PgBuiltInOids::INT8ARRAYOID, PgBuiltInOids::OIDOID],
-            &[kind.seed_type().into(), uids.into(), sender.into()],
+            &[
+                PgBuiltInOids::TEXTOID,
+                PgBuiltInOids::INT8ARRAYOID,
+                PgBuiltInOids::OIDOID,
+                PgBuiltInOids::INT8OID,
+            ],
+            &[kind.seed_type().into(), uids.into(), sender.into(), PRUNE_EVERY.into()],
+            |rows| rows.first().get_one::<bool>(),
         );
-        prune_with(client, Some(PRUNE_PER_SEND));
+        if prunes == Some(true) {
+            prune_with(client, Some(PRUNE_LIMIT));
+        }
     });
 }
 
@@ -76,20 +95,22 @@ fn prune_with(client: &mut SpiClient<'_>, limit: Option<i64>) -> i64 {
         PRUNE,
         &[PgBuiltInOids::FLOAT8OID, PgBuiltInOids::INT8OID],
         &[settings::retention_secs().into(), limit.into()],
+        |rows| Ok(rows.len()),
     );
     i64::try_from(deleted).unwrap_or(i64::MAX)
 }
 
-/// Executes the statement kept in `cell` (preparing and keeping it on first use); returns the
-/// number of rows it processed. A failure is raised as an ERROR, aborting the caller's transaction
-/// like any failed statement.
-fn execute(
+/// Executes the statement kept in `cell` (preparing and keeping it on first use) and reads its
+/// result with `read`. A failure is raised as an ERROR, aborting the caller's transaction like
+/// any failed statement.
+fn execute<T>(
     client: &mut SpiClient<'_>,
     cell: &'static LocalKey<OnceCell<OwnedPreparedStatement>>,
     sql: &str,
     types: &[PgBuiltInOids],
     args: &[DatumWithOid<'_>],
-) -> usize {
+    read: impl FnOnce(SpiTupleTable<'_>) -> SpiResult<T>,
+) -> T {
     cell.with(|kept| {
         let statement = kept.get_or_init(|| {
             let types: Vec<PgOid> = types.iter().map(|&t| PgOid::BuiltIn(t)).collect();
@@ -98,9 +119,9 @@ fn execute(
                 .unwrap_or_else(|e| error!("bytebase_signal: preparing {sql:?} failed: {e}"))
                 .keep()
         });
-        client
+        let rows = client
             .update(statement, None, args)
-            .unwrap_or_else(|e| error!("bytebase_signal: {sql:?} failed: {e}"))
-            .len()
+            .unwrap_or_else(|e| error!("bytebase_signal: {sql:?} failed: {e}"));
+        read(rows).unwrap_or_else(|e| error!("bytebase_signal: reading the result of {sql:?} failed: {e}"))
     })
 }

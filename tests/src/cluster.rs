@@ -231,6 +231,11 @@ impl Cluster {
         self.start_again()
     }
 
+    /// The directory of the PostgreSQL programs this cluster runs (for `pgbench`, `psql`, ...).
+    pub fn bindir(&self) -> &Path {
+        &self.bindir
+    }
+
     /// The server log so far (for failure messages).
     pub fn log(&self) -> String {
         fs::read_to_string(self.log_path()).unwrap_or_default()

@@ -137,4 +137,3 @@ impl Running {
         Ok(self.signals)
     }
 }
-

@@ -96,7 +96,9 @@ impl Listening {
             Ok(())
         })
         .await
-        .with_context(|| format!("missing after {within:?}: {:?}", want.difference(&got).collect::<Vec<_>>()))?
+        .with_context(|| {
+            format!("missing after {within:?}: {:?}", want.difference(&got).collect::<Vec<_>>())
+        })?
     }
 }
 

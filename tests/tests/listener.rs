@@ -8,8 +8,8 @@ use bytebase_signal_client::send::{self, SendMode};
 use bytebase_signal_client::{Event, Listener, ListenerConfig, Registry, RunUid, Signal, SignalKind};
 use bytebase_signal_tests::cluster::SUPERUSER;
 use bytebase_signal_tests::listen::RawListener;
-use bytebase_signal_tests::proxy::{Mode, Proxy};
 use bytebase_signal_tests::listening::*;
+use bytebase_signal_tests::proxy::{Mode, Proxy};
 use bytebase_signal_tests::wait;
 use tokio_util::sync::CancellationToken;
 
@@ -196,8 +196,10 @@ async fn a_slow_handler_does_not_stop_the_socket_being_read() -> Result<()> {
     }
     assert_eq!(rest, (9..=100).collect(), "every dropped signal came back once");
     // The counter moves just after the hand-off, so poll for it.
-    wait::until("92 counted as replayed", PATIENCE, || async { (l.handle.status().replayed == 92).then_some(()) })
-        .await?;
+    wait::until("92 counted as replayed", PATIENCE, || async {
+        (l.handle.status().replayed == 92).then_some(())
+    })
+    .await?;
     l.stop().await.map(drop)
 }
 

@@ -8,9 +8,11 @@ use bytebase_signal_tests::wait;
 use tokio_postgres::error::SqlState;
 
 /// The two grants the README tells operators to run, verbatim.
-const SENDER_GRANT: &str = "GRANT EXECUTE ON FUNCTION bytebase_cancel_task_run(bigint), bytebase_cancel_plan_check_run(bigint),
+const SENDER_GRANT: &str =
+    "GRANT EXECUTE ON FUNCTION bytebase_cancel_task_run(bigint), bytebase_cancel_plan_check_run(bigint),
     bytebase_cancel_task_runs(bigint[]), bytebase_cancel_plan_check_runs(bigint[]) TO bytebase_app;";
-const LISTENER_GRANT: &str = "GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz) TO bytebase_listener;";
+const LISTENER_GRANT: &str =
+    "GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz) TO bytebase_listener;";
 
 fn denied(e: tokio_postgres::Error, what: &str) -> Result<String> {
     let db = e.as_db_error().with_context(|| format!("{what}: not a server error: {e}"))?;
@@ -31,7 +33,10 @@ async fn senders_and_listeners_need_exactly_the_readme_grants() -> Result<()> {
     // Before the grants: 42501 everywhere, naming the function.
     let e = app.batch_execute("SELECT bytebase_cancel_task_run(1)").await.expect_err("no grant yet");
     assert!(denied(e, "send")?.contains("bytebase_cancel_task_run"));
-    let e = listener_role.batch_execute("SELECT * FROM bytebase_signal_replay(now())").await.expect_err("no grant");
+    let e = listener_role
+        .batch_execute("SELECT * FROM bytebase_signal_replay(now())")
+        .await
+        .expect_err("no grant");
     denied(e, "replay")?;
     let listener = |config| {
         let mut pg = cluster.config(DB);
@@ -53,15 +58,20 @@ async fn senders_and_listeners_need_exactly_the_readme_grants() -> Result<()> {
 
     // The log names the sending role, also after SET ROLE, and is closed to the app and listener.
     admin.batch_execute("SET ROLE bytebase_app; SELECT bytebase_cancel_task_run(2); RESET ROLE").await?;
-    let sent_by: Vec<String> =
-        admin.query("SELECT sent_by::text FROM bytebase_signal_log ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect();
+    let sent_by: Vec<String> = admin
+        .query("SELECT sent_by::text FROM bytebase_signal_log ORDER BY id", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(sent_by, ["bytebase_app", "bytebase_app"]);
     for (client, what) in [(&app, "app reads the log"), (&listener_role, "listener reads the log")] {
         denied(client.batch_execute("SELECT * FROM bytebase_signal_log").await.expect_err(what), what)?;
     }
     let e = app.batch_execute("SELECT bytebase_signal_prune()").await.expect_err("app prunes");
     denied(e, "prune")?;
-    let e = listener_role.batch_execute("SELECT bytebase_cancel_task_run(3)").await.expect_err("listener sends");
+    let e =
+        listener_role.batch_execute("SELECT bytebase_cancel_task_run(3)").await.expect_err("listener sends");
     denied(e, "listener sends")?;
 
     // With its grant, a listener started now replays both signals sent before it.

@@ -52,7 +52,12 @@ struct Outcome {
 fn config() -> ListenerConfig {
     ListenerConfig {
         replay_grace: Duration::from_secs(5),
-        backoff: Backoff { initial: Duration::from_millis(10), max: Duration::from_millis(50), reset_after: Duration::from_millis(1), ..Backoff::default() },
+        backoff: Backoff {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+            reset_after: Duration::from_millis(1),
+            ..Backoff::default()
+        },
         ..quick()
     }
 }
@@ -109,7 +114,14 @@ impl Collector {
 
     /// Once the listener has caught up, sends the marker and waits for it; then counts what of
     /// `sent` never arrived.
-    async fn finish(mut self, cluster: &Cluster, scenario: &'static str, durable: bool, sent: Vec<i64>, faults: String) -> Result<Outcome> {
+    async fn finish(
+        mut self,
+        cluster: &Cluster,
+        scenario: &'static str,
+        durable: bool,
+        sent: Vec<i64>,
+        faults: String,
+    ) -> Result<Outcome> {
         self.caught_up().await?;
         let marker = connect(cluster, true).await?;
         marker.execute("SELECT bytebase_cancel_task_run($1)", &[&MARKER]).await?;
@@ -122,7 +134,15 @@ impl Collector {
         stop(&self.shutdown, self.handle).await?;
         let distinct: HashSet<i64> = sent.into_iter().collect();
         let lost = distinct.iter().filter(|uid| !got.contains(uid)).count();
-        Ok(Outcome { scenario, durable, sent: distinct.len(), faults, lost, replayed: status.replayed, duplicates: status.duplicates })
+        Ok(Outcome {
+            scenario,
+            durable,
+            sent: distinct.len(),
+            faults,
+            lost,
+            replayed: status.replayed,
+            duplicates: status.duplicates,
+        })
     }
 }
 
@@ -130,13 +150,20 @@ impl Collector {
 async fn connect(cluster: &Cluster, durable: bool) -> Result<Client> {
     let (client, connection) = cluster.config(DB).connect(NoTls).await?;
     tokio::spawn(connection);
-    client.batch_execute(&format!("SET bytebase_signal.durable = {}", if durable { "on" } else { "off" })).await?;
+    client
+        .batch_execute(&format!("SET bytebase_signal.durable = {}", if durable { "on" } else { "off" }))
+        .await?;
     Ok(client)
 }
 
 /// Sends `uids` one autocommit call each, reconnecting (and retrying the call) after a fault;
 /// returns the uids whose call returned.
-async fn send_all(pg: tokio_postgres::Config, durable: bool, uids: Vec<i64>, pace: Duration) -> Result<Vec<i64>> {
+async fn send_all(
+    pg: tokio_postgres::Config,
+    durable: bool,
+    uids: Vec<i64>,
+    pace: Duration,
+) -> Result<Vec<i64>> {
     let mut sent = Vec::with_capacity(uids.len());
     let mut client: Option<Client> = None;
     for uid in uids {
@@ -149,14 +176,22 @@ async fn send_all(pg: tokio_postgres::Config, durable: bool, uids: Vec<i64>, pac
                             let (client, connection) = pg.connect(NoTls).await.ok()?;
                             tokio::spawn(connection);
                             let on = if durable { "on" } else { "off" };
-                            client.batch_execute(&format!("SET bytebase_signal.durable = {on}")).await.ok()?;
+                            client
+                                .batch_execute(&format!("SET bytebase_signal.durable = {on}"))
+                                .await
+                                .ok()?;
                             Some(client)
                         }
                     })
                     .await?,
                 );
             }
-            match client.as_ref().expect("connected").execute("SELECT bytebase_cancel_task_run($1)", &[&uid]).await {
+            match client
+                .as_ref()
+                .expect("connected")
+                .execute("SELECT bytebase_cancel_task_run($1)", &[&uid])
+                .await
+            {
                 Ok(_) => {
                     sent.push(uid);
                     break;
@@ -196,7 +231,8 @@ async fn kills_and_a_restart(durable: bool) -> Result<Outcome> {
                 // Fault injection at random moments, 30–130 ms apart: the timing is the point.
                 tokio::time::sleep(Duration::from_millis(30 + next_random(&mut seed) % 100)).await;
                 if kills.load(Ordering::Relaxed) == MIN_KILLS / 2 && !restarted {
-                    cluster = tokio::task::spawn_blocking(move || cluster.restart().map(|()| cluster)).await??;
+                    cluster =
+                        tokio::task::spawn_blocking(move || cluster.restart().map(|()| cluster)).await??;
                     restarted = true;
                     admin = None;
                     continue;
@@ -312,10 +348,20 @@ async fn no_cancel_is_lost_with_the_durable_log() -> Result<()> {
     std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
 
     for o in outcomes.iter().filter(|o| o.durable) {
-        ensure!(o.lost == 0, "{}: {} of {} cancels lost with the durable log\n{table}", o.scenario, o.lost, o.sent);
+        ensure!(
+            o.lost == 0,
+            "{}: {} of {} cancels lost with the durable log\n{table}",
+            o.scenario,
+            o.lost,
+            o.sent
+        );
     }
     let kills = &outcomes[0];
     ensure!(kills.sent as i64 >= SENDERS * PER_SENDER, "only {} sent", kills.sent);
-    ensure!(kills.faults.split(' ').next().and_then(|n| n.parse::<u64>().ok()) >= Some(MIN_KILLS), "{}", kills.faults);
+    ensure!(
+        kills.faults.split(' ').next().and_then(|n| n.parse::<u64>().ok()) >= Some(MIN_KILLS),
+        "{}",
+        kills.faults
+    );
     Ok(())
 }

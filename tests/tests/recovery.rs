@@ -46,7 +46,10 @@ async fn without_the_log_the_listener_still_listens() -> Result<()> {
     assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(3)));
     // After a reconnect too (the warning is said once; the CLI test checks that).
     sender
-        .execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", &[&APP])
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&APP],
+        )
         .await?;
     next_event(&mut l.events, connected).await?;
     send::cancel(&sender, SignalKind::TaskRun, &[uid(4)], send::SendMode::Raw).await?;
@@ -58,18 +61,22 @@ async fn without_the_log_the_listener_still_listens() -> Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn strict_mode_acts_only_on_signals_the_log_confirms() -> Result<()> {
     let (cluster, sender) = cluster_with_extension().await?;
-    let mut l = start(listener_on(&cluster, cluster.port(), ListenerConfig { strict: true, ..quick() })).await?;
+    let mut l =
+        start(listener_on(&cluster, cluster.port(), ListenerConfig { strict: true, ..quick() })).await?;
     next_event(&mut l.events, replayed).await?;
 
     // Forged: anyone who can connect can pg_notify; and a sender that opted out of the log.
-    sender.batch_execute(r#"SELECT pg_notify('bytebase_signal', '{"type":"cancel_task_run","uid":666}')"#).await?;
+    sender
+        .batch_execute(r#"SELECT pg_notify('bytebase_signal', '{"type":"cancel_task_run","uid":666}')"#)
+        .await?;
     sender.batch_execute("SET bytebase_signal.durable = off; SELECT bytebase_cancel_task_run(667)").await?;
     sender.batch_execute("RESET bytebase_signal.durable").await?;
     send_range(&sender, 42..=43).await?;
 
     assert_eq!(recv(&mut l.signals).await?.uid, uid(42));
     assert_eq!(recv(&mut l.signals).await?.uid, uid(43));
-    wait::until("2 unconfirmed", PATIENCE, || async { (l.handle.status().unconfirmed == 2).then_some(()) }).await?;
+    wait::until("2 unconfirmed", PATIENCE, || async { (l.handle.status().unconfirmed == 2).then_some(()) })
+        .await?;
     let status = l.handle.status();
     assert_eq!((status.received, status.dispatched), (4, 2), "{status:?}");
     l.stop().await.map(drop)

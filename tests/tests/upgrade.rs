@@ -60,7 +60,11 @@ async fn an_updated_0_1_0_catalog_equals_a_fresh_install() -> Result<()> {
     let fresh = catalog(&cluster.connect("fresh").await?).await?;
     let upgraded = catalog(&cluster.connect("upgraded").await?).await?;
     // Sanity: the snapshot sees what it must compare.
-    for part in ["function CREATE OR REPLACE FUNCTION public.bytebase_signal_replay", "relation bytebase_signal_log", "initprivs "] {
+    for part in [
+        "function CREATE OR REPLACE FUNCTION public.bytebase_signal_replay",
+        "relation bytebase_signal_log",
+        "initprivs ",
+    ] {
         assert!(fresh.iter().any(|l| l.starts_with(part)), "snapshot lacks {part:?}: {fresh:#?}");
     }
     let only_fresh: Vec<_> = fresh.iter().filter(|l| !upgraded.contains(l)).collect();
@@ -103,8 +107,12 @@ async fn a_0_1_0_database_keeps_working_with_the_new_library_until_updated() -> 
     // Sessions opened before the update see the new functions at once.
     db.batch_execute("SELECT bytebase_cancel_task_run(5)").await?;
     assert_eq!(listener.drain(&db).await?, [r#"{"type":"cancel_task_run","uid":5}"#]);
-    let logged: Vec<i64> =
-        db.query("SELECT uid FROM bytebase_signal_log ORDER BY id", &[]).await?.iter().map(|r| r.get(0)).collect();
+    let logged: Vec<i64> = db
+        .query("SELECT uid FROM bytebase_signal_log ORDER BY id", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(logged, [5], "only 0.2.0 sends are logged");
     Ok(())
 }

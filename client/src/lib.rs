@@ -1,5 +1,5 @@
 //! Client side of `bytebase_signal`: the wire format every part agrees on, and (behind the default
-//! `runtime` feature, in the next releases) the listener each replica runs.
+//! `runtime` feature) the listener each replica runs.
 //!
 //! Data flows one way. A SQL caller runs `SELECT bytebase_cancel_task_run(42)` in the transaction
 //! that marks the run canceled; the extension validates the argument with [`validate`], encodes it
@@ -10,8 +10,11 @@
 //! PostgreSQL extension links them too (`default-features = false`): the payload bytes and the
 //! argument rules are defined once, here.
 //!
-//! [`signal`] decodes what arrives on the channel, leniently (seed or upstream protobuf-JSON), and
-//! with `runtime` the `registry` maps each decoded signal to the cancel tokens of the runs it names.
+//! [`signal`] decodes what arrives on the channel, leniently (seed or upstream protobuf-JSON). With
+//! `runtime`, the `listener` keeps one connection LISTENing and, after every (re)connect, replays
+//! the extension's durable signal log for what it missed, handing each cancel on once; the
+//! `registry` maps each signal to the cancel tokens of the runs it names; `send` emits signals from
+//! any connection or transaction.
 //!
 //! ```
 //! use bytebase_signal_client::{validate::RunUid, wire::{encode_seed, SignalKind}};

@@ -22,7 +22,7 @@
 //!
 //! *Catching up* (extension 0.2.0 and later): after every LISTEN — LISTEN first, so nothing
 //! committed from then on can be missed — the listener reads the durable signal log from its last
-//! "known alive" mark (the server's `now()` at its last successful heartbeat or replay) minus
+//! "known alive" mark (on the first connection there is none, and nothing to catch up on) (the server's `now()` at its last successful heartbeat or replay) minus
 //! [`ListenerConfig::replay_grace`], for senders whose transactions committed late. Signals
 //! already handed on are skipped ([`crate::seen`] window), so each cancel reaches the handler once
 //! however it arrived. A hand-off queue overflow is repaired the same way at the next heartbeat.
@@ -489,7 +489,13 @@ where
     let log = match log {
         Ok(log) => {
             let sent = Instant::now();
-            let catch_up = log.replay(client, intake.last_alive(), config.replay_grace, None);
+            // The first connection has nothing to catch up on (nothing was missed before the
+            // listener existed): it only takes the first "known alive" mark.
+            let (since, grace) = match intake.last_alive() {
+                Some(alive) => (Some(alive), config.replay_grace),
+                None => (None, Duration::ZERO),
+            };
+            let catch_up = log.replay(client, since, grace, None);
             let replayed = tokio::select! {
                 () = shutdown.cancelled() => return Ended::Shutdown,
                 e = &mut reader => return Ended::Lost(e),

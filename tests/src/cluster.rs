@@ -133,8 +133,14 @@ impl Cluster {
 
     /// A tokio-postgres configuration for `dbname`, as the superuser.
     pub fn config(&self, dbname: &str) -> Config {
+        self.config_via(dbname, self.port)
+    }
+
+    /// Like [`Cluster::config`], reaching the server through `port` instead: a proxy in front of
+    /// it. (A `Config`'s port cannot be replaced: setting it again adds a second one.)
+    pub fn config_via(&self, dbname: &str, port: u16) -> Config {
         let mut config = Config::new();
-        config.host(self.host()).port(self.port).user(SUPERUSER).dbname(dbname);
+        config.host(self.host()).port(port).user(SUPERUSER).dbname(dbname);
         config.application_name("bytebase-signal-tests");
         config
     }

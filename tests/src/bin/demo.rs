@@ -5,7 +5,9 @@
 //! commit, nothing after a rollback, one signal per distinct run from a batch. Part 2 runs two
 //! replicas, each with its own `Listener` and `Registry`: a cancel for a run that replica B owns
 //! stops it on B while A counts it unmatched, and a run registered just after its cancel arrived
-//! starts out cancelled. Stops everything it started, also on error.
+//! starts out cancelled. Then B's network fails while its run is cancelled: NOTIFY alone would
+//! never reach it, but when the network is back B replays the durable signal log and the run
+//! stops. Stops everything it started, also on error.
 
 use std::process::ExitCode;
 
@@ -16,6 +18,7 @@ use bytebase_signal_client::wire::CHANNEL;
 use bytebase_signal_client::{Event, Listener, ListenerHandle, Registry, RunUid, SignalKind};
 use bytebase_signal_tests::cluster::Cluster;
 use bytebase_signal_tests::listen::RawListener;
+use bytebase_signal_tests::proxy::{Mode, Proxy};
 use bytebase_signal_tests::wait;
 use tokio_util::sync::CancellationToken;
 
@@ -98,8 +101,14 @@ struct Replica {
 }
 
 impl Replica {
-    async fn start(name: &'static str, cluster: &Cluster, shutdown: &CancellationToken) -> Result<Self> {
-        let mut pg = cluster.config(DB);
+    /// Starts replica `name`, reaching the server through `port` (its own, or a proxy's).
+    async fn start(
+        name: &'static str,
+        cluster: &Cluster,
+        port: u16,
+        shutdown: &CancellationToken,
+    ) -> Result<Self> {
+        let mut pg = cluster.config_via(DB, port);
         pg.application_name(format!("bytebase-replica-{name}"));
         let registry = Registry::new();
         let listener = Listener::new(pg).spawn_with_registry(registry.clone(), shutdown.clone());
@@ -136,8 +145,10 @@ impl Replica {
 async fn replicas(cluster: &Cluster) -> Result<()> {
     println!("\n--- two replicas, each with a Listener and a Registry ---");
     let shutdown = CancellationToken::new();
-    let a = Replica::start("A", cluster, &shutdown).await?;
-    let b = Replica::start("B", cluster, &shutdown).await?;
+    // B reaches the server through a proxy, so that its network can fail below.
+    let network_b = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
+    let a = Replica::start("A", cluster, cluster.port(), &shutdown).await?;
+    let b = Replica::start("B", cluster, network_b.port(), &shutdown).await?;
     let _a_work = a.run_task(101);
     let b_work = b.run_task(201);
     let app = cluster.connect(DB).await?;
@@ -164,11 +175,43 @@ async fn replicas(cluster: &Cluster) -> Result<()> {
     );
     ensure!(late.is_cancelled(), "tombstone missing");
 
+    println!("\n--- replica B's network fails while its run 202 is cancelled ---");
+    let b_work = b.run_task(202);
+    let mut b_events = b.listener.events();
+    network_b.set_mode(Mode::Refuse);
+    wait::until("B to notice", Duration::from_secs(30), || async {
+        (!b.listener.status().connected).then_some(())
+    })
+    .await?;
+    println!("  replica B: connection lost");
+    println!("SELECT bytebase_cancel_task_run(202);  -- NOTIFY alone would never reach B");
+    app.batch_execute("SELECT bytebase_cancel_task_run(202)").await?;
+    network_b.set_mode(Mode::Forward);
+    println!("  (network back)");
+    tokio::time::timeout(Duration::from_secs(30), b_work)
+        .await
+        .context("B's run 202 was not cancelled")??;
+    let recovered = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Event::Replayed { signals } = b_events.recv().await? {
+                if signals > 0 {
+                    return anyhow::Ok(signals);
+                }
+            }
+        }
+    })
+    .await
+    .context("B did not catch up")??;
+    println!(
+        "  replica B: caught up from the signal log: {recovered} signal(s) it had not seen (202, and \
+         part 1's cancels from just before B started, inside the 60 s grace window: harmless no-ops)"
+    );
+
     for r in [&a, &b] {
         let s = r.listener.status();
         println!(
-            "  replica {}: received {}, dispatched {}, unmatched {}, malformed {}, reconnects {}",
-            r.name, s.received, s.dispatched, s.unmatched, s.malformed, s.reconnects
+            "  replica {}: received {}, replayed {}, dispatched {}, unmatched {}, reconnects {}",
+            r.name, s.received, s.replayed, s.dispatched, s.unmatched, s.reconnects
         );
     }
     shutdown.cancel();

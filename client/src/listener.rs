@@ -483,7 +483,6 @@ where
     intake.shared.set_connected();
     info!(%server, channel = %config.channel, "listening");
     intake.event(Event::Connected { server });
-    lock(&intake.unconfirmed).clear(); // the catch-up below covers them
 
     // Catch up on what was committed while we were not listening.
     let log = match log {
@@ -499,7 +498,7 @@ where
             let replayed = tokio::select! {
                 () = shutdown.cancelled() => return Ended::Shutdown,
                 e = &mut reader => return Ended::Lost(e),
-                r = tokio::time::timeout(config.ping_timeout.max(config.connect_timeout), catch_up) => r,
+                r = tokio::time::timeout(catch_up_timeout(config), catch_up) => r,
             };
             match replayed {
                 Ok(Ok(replayed)) => {
@@ -523,7 +522,7 @@ where
                     }
                     None => return Ended::Lost(Error::Database(e)),
                 },
-                Err(_) => return Ended::Lost(Error::Timeout { what: "replay", after: config.ping_timeout }),
+                Err(_) => return Ended::Lost(Error::Timeout { what: "replay", after: catch_up_timeout(config) }),
             }
         }
         Err(why) => {
@@ -632,6 +631,12 @@ where
             None => return Error::Closed,
         }
     }
+}
+
+/// Deadline for the catch-up replay after LISTEN: it may return a grace period's worth of rows, so
+/// it gets the connect deadline when that is longer than a ping's.
+fn catch_up_timeout(config: &ListenerConfig) -> Duration {
+    config.ping_timeout.max(config.connect_timeout)
 }
 
 /// `host:port` of the server, for events and logs.

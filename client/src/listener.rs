@@ -92,6 +92,10 @@ pub struct ListenerConfig {
     /// transaction that sends a cancel (its log row is stamped when the function is called, but
     /// becomes visible only at commit).
     pub replay_grace: Duration,
+    /// Deadline for one replay of the log (after LISTEN, after an overflow, or confirming in
+    /// strict mode): longer than a ping's, since it may return a grace period's worth of rows,
+    /// and no longer than the half-open detection bound (`ping_interval + ping_timeout`).
+    pub replay_timeout: Duration,
     /// The replay function, schema-qualified if the extension's schema is not on the listener's
     /// `search_path` (default [`DEFAULT_REPLAY_FUNCTION`]).
     pub replay_function: String,
@@ -112,6 +116,7 @@ impl Default for ListenerConfig {
             keepalive_idle: Duration::from_secs(10),
             unlisten_timeout: Duration::from_secs(2),
             replay_grace: Duration::from_secs(60),
+            replay_timeout: Duration::from_secs(15),
             replay_function: DEFAULT_REPLAY_FUNCTION.to_owned(),
             strict: false,
         }
@@ -259,10 +264,20 @@ impl Signals {
 /// How a signal reached the listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Origin {
-    /// As a notification (in strict mode: one the log confirmed).
+    /// As a notification.
     Notification,
-    /// From the log only: the notification was missed.
-    Replay,
+    /// As a notification that a replay from mark `from` confirmed (strict mode).
+    Confirmed { from: Option<SystemTime> },
+    /// Only from the log, by a replay from mark `from`: the notification was missed.
+    Replay { from: Option<SystemTime> },
+}
+
+/// What became of a signal offered to the handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Handed {
+    On,
+    Duplicate,
+    Dropped,
 }
 
 /// Where everything the listener receives goes, and what it remembers across connections.
@@ -278,8 +293,12 @@ struct Intake {
     strict: bool,
     unconfirmed: Mutex<Vec<Signal>>,
     confirm: Notify,
-    /// A signal was dropped on overflow: replay at the next heartbeat.
-    resync: AtomicBool,
+    /// Signals were dropped on overflow: the next heartbeat replays from this mark (the earliest
+    /// that covers every dropped one; `None` inside means "from the listener's start"), and keeps
+    /// doing so until a replay hands everything on.
+    resync_from: Mutex<Option<Option<SystemTime>>>,
+    /// When the listener was spawned: its first catch-up reaches back to here (minus the grace).
+    started: Instant,
     /// Whether "the log cannot be read" was already said (it is said once, not per reconnect).
     warned_unavailable: AtomicBool,
 }
@@ -300,7 +319,8 @@ impl Intake {
             strict,
             unconfirmed: Mutex::default(),
             confirm: Notify::new(),
-            resync: AtomicBool::new(false),
+            resync_from: Mutex::default(),
+            started: Instant::now(),
             warned_unavailable: AtomicBool::new(false),
         }
     }
@@ -323,40 +343,100 @@ impl Intake {
         }
     }
 
-    /// Offers `signal` to the handler unless it was handed on already; returns whether it was.
-    fn hand_on(&self, signal: Signal, origin: Origin) -> bool {
+    /// Offers `signal` to the handler unless it was handed on already (see [`Seen`] for what
+    /// counts as "already").
+    fn hand_on(&self, signal: Signal, origin: Origin) -> Handed {
         let key = seen::key(&signal);
         let mut seen = lock(&self.seen);
-        if seen.contains(&key) {
+        let duplicate = match origin {
+            Origin::Replay { .. } => seen.has(&key),
+            Origin::Notification | Origin::Confirmed { .. } => seen.notified_again(&key),
+        };
+        if duplicate {
             Shared::bump(&self.shared.duplicates);
-            return false;
+            return Handed::Duplicate;
         }
         match self.tx.try_send(signal) {
             Ok(()) => {
-                seen.insert(key, Instant::now());
-                if origin == Origin::Replay {
+                let from_log = matches!(origin, Origin::Replay { .. });
+                seen.insert(key, Instant::now(), from_log);
+                if from_log {
                     Shared::bump(&self.shared.replayed);
                 }
-                true
+                Handed::On
             }
             Err(mpsc::error::TrySendError::Full(signal)) => {
-                // Not marked as seen: the resynchronising replay must bring it back.
+                // Not marked as seen: a resynchronising replay from early enough brings it back.
+                drop(seen);
                 Shared::bump(&self.shared.overflowed);
-                self.resync.store(true, Ordering::Relaxed);
+                let from = match origin {
+                    Origin::Notification => self.last_alive(),
+                    Origin::Confirmed { from } | Origin::Replay { from } => from,
+                };
+                self.resync_from(from);
                 let _ = self.events.send(Event::Overflow);
                 warn!(?signal, "handler too slow: hand-off queue full, signal dropped until the next replay");
-                false
+                Handed::Dropped
             }
             // The receiver is gone: nobody wants signals any more; keep the connection so
             // that status stays truthful until shutdown.
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => Handed::Dropped,
         }
+    }
+
+    /// Asks for a resynchronising replay from mark `from` (or earlier, if one is pending).
+    fn resync_from(&self, from: Option<SystemTime>) {
+        let mut pending = lock(&self.resync_from);
+        let merged = match (*pending, from) {
+            (None, from) => from,
+            // "From the listener's start" covers everything.
+            (Some(None), _) | (Some(_), None) => None,
+            (Some(Some(earlier)), Some(from)) => Some(earlier.min(from)),
+        };
+        *pending = Some(merged);
+    }
+
+    /// The mark and look-back of a replay from `from` (`None`: from the listener's start).
+    fn replay_window(
+        &self,
+        from: Option<SystemTime>,
+        config: &ListenerConfig,
+    ) -> (Option<SystemTime>, Duration) {
+        match from {
+            Some(mark) => (Some(mark), config.replay_grace),
+            // Nothing was missed before the listener existed; the grace still covers senders
+            // whose transactions were open when it started.
+            None => (None, config.replay_grace.saturating_add(self.started.elapsed())),
+        }
+    }
+
+    /// Replays from mark `from` and hands on what it returns; returns the new "known alive"
+    /// mark and how many signals were recovered. What overflows asks for another resync.
+    async fn replay(
+        &self,
+        log: &Log,
+        client: &Client,
+        from: Option<SystemTime>,
+        config: &ListenerConfig,
+    ) -> Result<(SystemTime, u64), tokio_postgres::Error> {
+        let (since, grace) = self.replay_window(from, config);
+        let replayed = log.replay(client, since, grace, None).await?;
+        let recovered = replayed
+            .signals
+            .into_iter()
+            .filter(|s| self.hand_on(s.clone(), Origin::Replay { from }) == Handed::On)
+            .count() as u64;
+        Ok((replayed.alive, recovered))
     }
 
     /// Records a "known alive" mark taken by a query sent at local instant `sent`.
     fn alive(&self, server_now: SystemTime, sent: Instant, config: &ListenerConfig) {
         *lock(&self.alive) = Some(server_now);
-        lock(&self.seen).alive_at(sent, config.replay_grace, config.ping_timeout);
+        // A pending resync reaches back to an older mark than this one: what it may return again
+        // must still be recognised, so nothing is forgotten until it has succeeded.
+        if lock(&self.resync_from).is_none() {
+            lock(&self.seen).alive_at(sent, config.replay_grace, config.ping_timeout);
+        }
     }
 
     fn last_alive(&self) -> Option<SystemTime> {
@@ -472,12 +552,15 @@ where
     let (server, clock, log) = tokio::select! {
         () = shutdown.cancelled() => return Ended::Shutdown,
         e = &mut reader => return Ended::Lost(e),
-        r = setup => match r {
-            Ok(ready) => ready,
-            Err(e) => {
+        // A server (or proxy) that accepts the connection and then says nothing must not keep
+        // the listener waiting forever.
+        r = tokio::time::timeout(config.connect_timeout, setup) => match r {
+            Ok(Ok(ready)) => ready,
+            Ok(Err(e)) => {
                 let wrong_host = e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION);
                 return Ended::Lost(if wrong_host { Error::WrongHost(e) } else { Error::Database(e) });
             }
+            Err(_) => return Ended::Lost(Error::Timeout { what: "LISTEN", after: config.connect_timeout }),
         },
     };
     intake.shared.set_connected();
@@ -488,26 +571,17 @@ where
     let log = match log {
         Ok(log) => {
             let sent = Instant::now();
-            // The first connection has nothing to catch up on (nothing was missed before the
-            // listener existed): it only takes the first "known alive" mark.
-            let (since, grace) = match intake.last_alive() {
-                Some(alive) => (Some(alive), config.replay_grace),
-                None => (None, Duration::ZERO),
-            };
-            let catch_up = log.replay(client, since, grace, None);
-            let replayed = tokio::select! {
+            let from = intake.last_alive();
+            let catch_up =
+                tokio::time::timeout(config.replay_timeout, intake.replay(&log, client, from, config));
+            let caught_up = tokio::select! {
                 () = shutdown.cancelled() => return Ended::Shutdown,
                 e = &mut reader => return Ended::Lost(e),
-                r = tokio::time::timeout(catch_up_timeout(config), catch_up) => r,
+                r = catch_up => r,
             };
-            match replayed {
-                Ok(Ok(replayed)) => {
-                    let recovered = replayed
-                        .signals
-                        .into_iter()
-                        .filter(|s| intake.hand_on(s.clone(), Origin::Replay))
-                        .count() as u64;
-                    intake.alive(replayed.alive, sent, config);
+            match caught_up {
+                Ok(Ok((alive, recovered))) => {
+                    intake.alive(alive, sent, config);
                     intake.shared.set_replay_available(true);
                     if recovered > 0 {
                         info!(recovered, "replayed signals missed while not listening");
@@ -522,7 +596,9 @@ where
                     }
                     None => return Ended::Lost(Error::Database(e)),
                 },
-                Err(_) => return Ended::Lost(Error::Timeout { what: "replay", after: catch_up_timeout(config) }),
+                Err(_) => {
+                    return Ended::Lost(Error::Timeout { what: "replay", after: config.replay_timeout })
+                }
             }
         }
         Err(why) => {
@@ -532,7 +608,7 @@ where
     };
 
     // Heartbeat: a ping with a hard deadline that also moves the "known alive" mark, or, after an
-    // overflow, a full resynchronising replay.
+    // overflow, a resynchronising replay from early enough to cover every dropped signal.
     let heartbeat = async {
         let mut tick = tokio::time::interval(config.ping_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -540,24 +616,29 @@ where
         loop {
             tick.tick().await;
             let sent = Instant::now();
-            let resync = log.is_some() && intake.resync.swap(false, Ordering::Relaxed);
-            let beat = async {
-                match (&log, resync) {
-                    (Some(log), true) => {
-                        let replayed =
-                            log.replay(client, intake.last_alive(), config.replay_grace, None).await?;
-                        for signal in replayed.signals {
-                            intake.hand_on(signal, Origin::Replay);
-                        }
-                        Ok(replayed.alive)
-                    }
-                    _ => client.query_one(&clock, &[]).await?.try_get(0),
-                }
+            let resync = match &log {
+                Some(log) => lock(&intake.resync_from).take().map(|from| (log, from)),
+                None => None,
             };
-            match tokio::time::timeout(config.ping_timeout, beat).await {
+            let (beat, deadline, what) = match resync {
+                Some((log, from)) => (
+                    Box::pin(
+                        async move { intake.replay(log, client, from, config).await.map(|(alive, _)| alive) },
+                    )
+                        as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>,
+                    config.replay_timeout,
+                    "resynchronising replay",
+                ),
+                None => (
+                    Box::pin(async { client.query_one(&clock, &[]).await?.try_get(0) }) as _,
+                    config.ping_timeout,
+                    "heartbeat",
+                ),
+            };
+            match tokio::time::timeout(deadline, beat).await {
                 Ok(Ok(now)) => intake.alive(now, sent, config),
                 Ok(Err(e)) => return Error::Database(e),
-                Err(_) => return Error::Timeout { what: "heartbeat", after: config.ping_timeout },
+                Err(_) => return Error::Timeout { what, after: deadline },
             }
         }
     };
@@ -578,15 +659,22 @@ where
                 continue;
             };
             let uids: Vec<i64> = candidates.iter().map(|s| s.uid.get()).collect();
-            let confirm = log.replay(client, intake.last_alive(), config.replay_grace, Some(&uids));
-            let found = match tokio::time::timeout(config.ping_timeout, confirm).await {
+            let from = intake.last_alive();
+            let (since, grace) = intake.replay_window(from, config);
+            let confirm = log.replay(client, since, grace, Some(&uids));
+            let found = match tokio::time::timeout(config.replay_timeout, confirm).await {
                 Ok(Ok(replayed)) => replayed.signals,
                 Ok(Err(e)) => return Error::Database(e),
-                Err(_) => return Error::Timeout { what: "confirming replay", after: config.ping_timeout },
+                Err(_) => return Error::Timeout { what: "confirming replay", after: config.replay_timeout },
             };
-            let confirmed: HashSet<_> = found.iter().map(seen::key).collect();
+            // Only what was named: the uid filter also matches the other kind's runs.
+            let wanted: HashSet<_> = candidates.iter().map(seen::key).collect();
+            let mut confirmed = HashSet::new();
             for signal in found {
-                intake.hand_on(signal, Origin::Notification);
+                let key = seen::key(&signal);
+                if wanted.contains(&key) && confirmed.insert(key) {
+                    intake.hand_on(signal, Origin::Confirmed { from });
+                }
             }
             for signal in candidates.iter().filter(|s| !confirmed.contains(&seen::key(s))) {
                 intake.shared.add_unconfirmed(1);
@@ -631,12 +719,6 @@ where
             None => return Error::Closed,
         }
     }
-}
-
-/// Deadline for the catch-up replay after LISTEN: it may return a grace period's worth of rows, so
-/// it gets the connect deadline when that is longer than a ping's.
-fn catch_up_timeout(config: &ListenerConfig) -> Duration {
-    config.ping_timeout.max(config.connect_timeout)
 }
 
 /// `host:port` of the server, for events and logs.

@@ -17,6 +17,9 @@ use crate::signal::Signal;
 use crate::validate::RunUid;
 use crate::wire::SignalKind;
 
+/// The longest look-back a replay asks for: the extension's longest retention (30 days).
+const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// The prepared replay statement of one connection.
 pub(crate) struct Log {
     replay: Statement,
@@ -95,7 +98,10 @@ impl Log {
         grace: Duration,
         only: Option<&[i64]>,
     ) -> Result<Replayed, tokio_postgres::Error> {
-        let rows = client.query(&self.replay, &[&since, &grace.as_secs_f64(), &only]).await?;
+        // A grace beyond the longest retention only asks for rows that cannot exist (and an
+        // interval PostgreSQL may not represent).
+        let grace = grace.min(MAX_GRACE).as_secs_f64();
+        let rows = client.query(&self.replay, &[&since, &grace, &only]).await?;
         let mut alive = SystemTime::UNIX_EPOCH;
         let mut signals = Vec::with_capacity(rows.len());
         for row in rows {

@@ -1,6 +1,11 @@
 //! Which signals the listener has already handed on, so that a replayed signal (or a notification
 //! arriving after its replayed copy) is delivered once.
 //!
+//! Each entry remembers whether the copy handed on came from the log. A row read from the log is
+//! skipped if its cancel was handed on in any way. A notification is skipped only if the copy
+//! handed on came from the log (it is that copy's late notification); after a notification, a
+//! second notification for the same run is a cancel sent again, and is handed on again.
+//!
 //! The window is driven by the listener's liveness marks, not by a fixed age: after a successful
 //! heartbeat at local instant `L`, the next replay starts at the server time of that heartbeat
 //! minus the grace period, so only signals received after about `L - grace` can come back.
@@ -8,7 +13,7 @@
 //! disconnected nothing is forgotten, however long the outage: the replay after reconnecting
 //! still needs them.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -25,26 +30,37 @@ pub(crate) fn key(signal: &Signal) -> Key {
     (signal.kind, signal.uid)
 }
 
-/// Keys handed on recently, oldest first.
+/// Keys handed on recently (and whether that copy came from the log), oldest first.
 #[derive(Debug, Default)]
 pub(crate) struct Seen {
-    keys: HashSet<Key>,
+    from_log: HashMap<Key, bool>,
     order: VecDeque<(Instant, Key)>,
 }
 
 impl Seen {
-    /// Whether `key` was handed on within the window.
-    pub(crate) fn contains(&self, key: &Key) -> bool {
-        self.keys.contains(key)
+    /// Whether a copy of `key` read from the log is a duplicate.
+    pub(crate) fn has(&self, key: &Key) -> bool {
+        self.from_log.contains_key(key)
     }
 
-    /// Records `key` as handed on at `at`; returns false if it already was.
-    pub(crate) fn insert(&mut self, key: Key, at: Instant) -> bool {
-        if !self.keys.insert(key) {
-            return false;
+    /// Whether a notification for `key` is a duplicate: the late notification of a copy that was
+    /// handed on from the log. It is then remembered as notified, so that a cancel sent again
+    /// later is not mistaken for it.
+    pub(crate) fn notified_again(&mut self, key: &Key) -> bool {
+        match self.from_log.get_mut(key) {
+            Some(from_log) if *from_log => {
+                *from_log = false;
+                true
+            }
+            _ => false,
         }
-        self.order.push_back((at, key));
-        true
+    }
+
+    /// Records `key` as handed on at `at` (`from_log`: read from the log, not notified).
+    pub(crate) fn insert(&mut self, key: Key, at: Instant, from_log: bool) {
+        if self.from_log.insert(key, from_log).is_none() {
+            self.order.push_back((at, key));
+        }
     }
 
     /// Forgets the keys recorded before `cutoff`.
@@ -54,14 +70,14 @@ impl Seen {
                 break;
             }
             self.order.pop_front();
-            self.keys.remove(&key);
+            self.from_log.remove(&key);
         }
     }
 
     /// Forgets what no replay can bring back any more, after a heartbeat at `alive` with replays
     /// reaching back `grace` before it (and `margin` for the heartbeat's latency).
     pub(crate) fn alive_at(&mut self, alive: Instant, grace: Duration, margin: Duration) {
-        if let Some(cutoff) = alive.checked_sub(grace + margin) {
+        if let Some(cutoff) = alive.checked_sub(grace.saturating_add(margin)) {
             self.forget_before(cutoff);
         }
     }
@@ -69,7 +85,7 @@ impl Seen {
     /// How many keys are held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.keys.len()
+        self.from_log.len()
     }
 }
 
@@ -79,17 +95,29 @@ mod tests {
     use crate::test_support::uid;
 
     #[test]
-    fn a_key_is_new_once_until_it_is_forgotten() {
+    fn a_replayed_copy_is_skipped_once_handed_on_either_way() {
         let mut seen = Seen::default();
         let t0 = Instant::now();
         let k = (SignalKind::TaskRun, uid(1));
-        assert!(seen.insert(k, t0));
-        assert!(!seen.insert(k, t0 + Duration::from_secs(1)));
-        assert!(seen.contains(&k));
-        assert!(!seen.contains(&(SignalKind::PlanCheckRun, uid(1))), "kinds are distinct");
+        assert!(!seen.has(&k));
+        seen.insert(k, t0, false);
+        assert!(seen.has(&k), "a replayed row after its notification");
+        assert!(!seen.has(&(SignalKind::PlanCheckRun, uid(1))), "kinds are distinct");
         seen.forget_before(t0 + Duration::from_secs(1));
-        assert!(!seen.contains(&k));
-        assert!(seen.insert(k, t0 + Duration::from_secs(2)));
+        assert!(!seen.has(&k));
+    }
+
+    #[test]
+    fn a_notification_is_skipped_only_after_a_copy_from_the_log() {
+        let mut seen = Seen::default();
+        let t0 = Instant::now();
+        let (replayed, notified) = ((SignalKind::TaskRun, uid(1)), (SignalKind::TaskRun, uid(2)));
+        seen.insert(replayed, t0, true);
+        seen.insert(notified, t0, false);
+        assert!(seen.notified_again(&replayed), "the late notification of a replayed cancel");
+        assert!(!seen.notified_again(&replayed), "a cancel sent again after that");
+        assert!(!seen.notified_again(&notified), "a cancel sent again");
+        assert!(seen.has(&replayed) && seen.has(&notified));
     }
 
     #[test]
@@ -97,13 +125,15 @@ mod tests {
         let mut seen = Seen::default();
         let t0 = Instant::now();
         for (i, n) in [1, 2, 3].into_iter().enumerate() {
-            seen.insert((SignalKind::TaskRun, uid(n)), t0 + Duration::from_secs(10 * i as u64));
+            seen.insert((SignalKind::TaskRun, uid(n)), t0 + Duration::from_secs(10 * i as u64), false);
         }
         let (grace, margin) = (Duration::from_secs(60), Duration::from_secs(5));
         seen.alive_at(t0 + Duration::from_secs(60), grace, margin);
         assert_eq!(seen.len(), 3, "nothing is older than alive - grace - margin yet");
         seen.alive_at(t0 + Duration::from_secs(76), grace, margin);
         assert_eq!(seen.len(), 1, "keys at t0 and t0+10s are older than t0+11s");
-        assert!(seen.contains(&(SignalKind::TaskRun, uid(3))));
+        seen.alive_at(t0, Duration::MAX, margin); // a huge grace forgets nothing, and never panics
+        assert_eq!(seen.len(), 1);
+        assert!(seen.has(&(SignalKind::TaskRun, uid(3))));
     }
 }

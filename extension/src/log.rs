@@ -8,7 +8,8 @@
 //! of [`PRUNE_EVERY`] also deletes up to [`PRUNE_LIMIT`] expired rows — twice as many as were
 //! logged since the last such send, so pruning outpaces logging — skipping rows another session
 //! is deleting, so concurrent senders never wait for each other here. The other sends pay
-//! nothing for it. `bytebase_signal_prune()` deletes all expired rows at once.
+//! nothing for it, and neither do sends in REPEATABLE READ or SERIALIZABLE transactions (see
+//! [`uses_transaction_snapshot`]). `bytebase_signal_prune()` deletes all expired rows at once.
 //!
 //! Both statements are prepared once per backend and kept: planning them on every call would cost
 //! more than executing them. They run inside the SECURITY DEFINER functions, whose pinned
@@ -77,10 +78,20 @@ pub(crate) fn record(kind: SignalKind, uids: &[RunUid]) {
             &[kind.seed_type().into(), uids.into(), sender.into(), PRUNE_EVERY.into()],
             |rows| rows.first().get_one::<bool>(),
         );
-        if prunes == Some(true) {
+        if prunes == Some(true) && !uses_transaction_snapshot() {
             prune_with(client, Some(PRUNE_LIMIT));
         }
     });
+}
+
+/// Whether the caller's transaction is REPEATABLE READ or SERIALIZABLE. Its snapshot may still
+/// show rows another session has pruned since; locking them to delete them would fail the
+/// caller's transaction with a serialization error (40001). Such sends leave pruning to the next
+/// READ COMMITTED one (the default isolation, and what Bytebase uses).
+fn uses_transaction_snapshot() -> bool {
+    // SAFETY: reads a backend global, set for the current transaction.
+    let level = unsafe { pg_sys::XactIsoLevel };
+    level >= pg_sys::XACT_REPEATABLE_READ as i32
 }
 
 /// Deletes every row older than `bytebase_signal.retention`; returns how many.

@@ -32,6 +32,7 @@ pub fn quick() -> ListenerConfig {
         ping_interval: Duration::from_millis(300),
         ping_timeout: Duration::from_millis(300),
         connect_timeout: Duration::from_secs(1),
+        replay_timeout: Duration::from_secs(2),
         backoff: Backoff {
             initial: Duration::from_millis(50),
             max: Duration::from_millis(500),

@@ -290,3 +290,30 @@ async fn an_independent_psql_listener_receives_exactly_the_payload(install: Inst
     );
     Ok(())
 }
+
+/// Pruning is part of sending; a send in a REPEATABLE READ transaction must not fail because
+/// another session pruned rows that its snapshot still shows (it would get SQLSTATE 40001).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeatable_read_send_is_not_failed_by_a_concurrent_prune() -> Result<()> {
+    let mut s = setup(Install::Fresh).await?;
+    s.other
+        .batch_execute(
+            "INSERT INTO bytebase_signal_log (type, uid, created_at, sent_by)
+             SELECT 'cancel_task_run', g, now() - interval '2 hours', current_user FROM generate_series(1, 200) g",
+        )
+        .await?;
+    s.sender
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM bytebase_signal_log")
+        .await?;
+    let pruned: i64 = s.other.query_one("SELECT bytebase_signal_prune()", &[]).await?.get(0);
+    assert_eq!(pruned, 200);
+    // 64 consecutive ids include a multiple of 64: in READ COMMITTED this send would prune.
+    s.sender
+        .batch_execute(
+            "SELECT bytebase_cancel_task_runs(ARRAY(SELECT generate_series(1, 64)::bigint)); COMMIT",
+        )
+        .await
+        .context("the repeatable-read send failed")?;
+    assert_eq!(s.drain().await?.len(), 64);
+    Ok(())
+}

@@ -52,6 +52,8 @@ struct Outcome {
 fn config() -> ListenerConfig {
     ListenerConfig {
         replay_grace: Duration::from_secs(5),
+        // Each reconnect replays thousands of rows here; a tight deadline would only loop.
+        replay_timeout: Duration::from_secs(10),
         backoff: Backoff {
             initial: Duration::from_millis(10),
             max: Duration::from_millis(50),

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use std::time::Duration;
+
 use anyhow::{bail, Result};
 use bytebase_signal_client::send;
 use bytebase_signal_client::{Event, Listener, ListenerConfig, Signal, SignalKind};
@@ -124,5 +126,72 @@ async fn after_failover_missed_cancels_are_replayed_from_the_promoted_standby() 
     send_range(&new_sender, 21..=25).await?;
     assert_eq!(receive_distinct(&mut l, 5).await?, (21..=25).collect());
     assert!(l.handle.status().replayed >= 20, "{:?}", l.handle.status());
+    l.stop().await.map(drop)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_sent_again_is_handed_on_again_but_a_replayed_copy_is_not() -> Result<()> {
+    let (cluster, sender) = cluster_with_extension().await?;
+    let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
+    let mut l = start(listener_on(&cluster, proxy.port(), quick())).await?;
+    next_event(&mut l.events, replayed).await?;
+
+    // Sent twice, in two transactions: both reach the handler (Bytebase may cancel again).
+    send_range(&sender, 5..=5).await?;
+    assert_eq!(recv(&mut l.signals).await?.uid, uid(5));
+    send_range(&sender, 5..=5).await?;
+    assert_eq!(recv(&mut l.signals).await?.uid, uid(5));
+
+    // Missed while cut off: recovered once, however many replays return it.
+    proxy.set_mode(Mode::Refuse);
+    next_event(&mut l.events, disconnected).await?;
+    send_range(&sender, 6..=6).await?;
+    proxy.set_mode(Mode::Forward);
+    next_event(&mut l.events, replayed).await?;
+    assert_eq!(recv(&mut l.signals).await?.uid, uid(6));
+    // Another reconnect replays 5, 5 and 6 again: all skipped.
+    sender
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&APP],
+        )
+        .await?;
+    next_event(&mut l.events, disconnected).await?;
+    next_event(&mut l.events, replayed).await?;
+    send_range(&sender, 7..=7).await?;
+    assert_eq!(recv(&mut l.signals).await?.uid, uid(7), "a replayed copy was handed on again");
+    assert_eq!(l.handle.status().replayed, 1);
+    l.stop().await.map(drop)
+}
+
+/// A catch-up that returns more than the hand-off queue holds must not lose the rest, even when
+/// the outage and the handler's stall both last longer than the grace period: they come back
+/// with the heartbeats' resynchronising replays, which start from the mark before the outage.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_catch_up_bigger_than_the_queue_loses_nothing() -> Result<()> {
+    let (cluster, sender) = cluster_with_extension().await?;
+    let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
+    let grace = Duration::from_millis(500);
+    let config = ListenerConfig { queue_capacity: 8, replay_grace: grace, ..quick() };
+    let mut l = start(listener_on(&cluster, proxy.port(), config)).await?;
+    next_event(&mut l.events, replayed).await?;
+
+    proxy.set_mode(Mode::Refuse);
+    next_event(&mut l.events, disconnected).await?;
+    let uids: Vec<_> = (1..=100).map(uid).collect();
+    send::cancel_task_runs(&sender, &uids).await?;
+    // The outage outlasts the grace period (the fault's duration, not a synchronisation).
+    tokio::time::sleep(grace * 4).await;
+    proxy.set_mode(Mode::Forward);
+    // Nobody reads until the catch-up is over: 8 fit, 92 overflow.
+    next_event(&mut l.events, replayed).await?;
+    // Let several heartbeats pass (each moves the known-alive mark) before reading.
+    let marks = l.handle.status().reconnects;
+    wait::until("a few heartbeats", PATIENCE, || async {
+        (l.handle.status().overflowed >= 92 * 3).then_some(())
+    })
+    .await?;
+    assert_eq!(l.handle.status().reconnects, marks, "still on the same connection");
+    assert_eq!(receive_distinct(&mut l, 100).await?, (1..=100).collect());
     l.stop().await.map(drop)
 }

@@ -70,7 +70,7 @@ struct SendArgs {
 struct ListenArgs {
     /// How far before the last moment the connection was known alive a replay starts, in
     /// seconds: longer than the longest transaction that sends a cancel.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=2_592_000))]
     grace: u64,
     /// Print only signals the durable log confirms (ignores forged pg_notify payloads).
     #[arg(long)]

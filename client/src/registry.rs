@@ -51,6 +51,12 @@ pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(10 * 60);
 /// beyond any useful window, and the cap keeps expiry instants representable on every platform.
 pub const MAX_TOMBSTONE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// The most tombstones (dispatches, strictly) a registry keeps; beyond it the oldest go first.
+/// A flood of signals for runs this replica does not own (a benchmark, a bulk cancel of a whole
+/// project) must not grow memory without bound: 131,072 tombstones are a few MiB, far more than
+/// the runs a replica starts within a TTL.
+pub const MAX_TOMBSTONES: usize = 1 << 17;
+
 /// Which run a registration or signal is about.
 type Key = (SignalKind, RunUid);
 
@@ -191,6 +197,7 @@ impl Registry {
             let expiry = now + self.inner.tombstone_ttl;
             state.tombstones.insert(key, expiry);
             state.expiries.push_back((expiry, key));
+            state.cap(MAX_TOMBSTONES);
             state
                 .runs
                 .get(&key)
@@ -288,6 +295,16 @@ impl Inner {
 
 impl State {
     /// Drops the tombstones that expired by `now`.
+    /// Drops the oldest tombstones until at most `max` dispatches are remembered.
+    fn cap(&mut self, max: usize) {
+        while self.expiries.len() > max {
+            let Some((expiry, key)) = self.expiries.pop_front() else { break };
+            if self.tombstones.get(&key) == Some(&expiry) {
+                self.tombstones.remove(&key);
+            }
+        }
+    }
+
     fn purge(&mut self, now: Instant) {
         while let Some(&(expiry, key)) = self.expiries.front() {
             if expiry > now {
@@ -370,6 +387,19 @@ mod tests {
     use crate::test_support::{plan_check, task, uid};
 
     const TTL: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_flood_keeps_only_the_newest_tombstones() {
+        let registry = Registry::new();
+        let t0 = Instant::now();
+        let n = MAX_TOMBSTONES as i64 + 10;
+        for i in 1..=n {
+            registry.dispatch_at(&task(i), t0);
+        }
+        assert_eq!(registry.tombstones_at(t0), MAX_TOMBSTONES);
+        assert!(!registry.register(SignalKind::TaskRun, uid(1)).is_cancelled(), "the oldest went first");
+        assert!(registry.register(SignalKind::TaskRun, uid(n)).is_cancelled(), "the newest stays");
+    }
 
     #[test]
     fn registry_and_guard_are_thread_safe() {

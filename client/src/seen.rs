@@ -22,6 +22,11 @@ use crate::signal::Signal;
 use crate::validate::RunUid;
 use crate::wire::SignalKind;
 
+/// The most signals remembered. Cancels are rare, so this is only reached by a flood (a benchmark,
+/// a bulk cancel); then memory stays bounded and de-duplication becomes best effort for the
+/// oldest entries — never a lost signal, at worst one handed on twice.
+pub(crate) const MAX_SEEN: usize = 1 << 17;
+
 /// What makes two signals the same cancel.
 pub(crate) type Key = (SignalKind, RunUid);
 
@@ -60,6 +65,12 @@ impl Seen {
     pub(crate) fn insert(&mut self, key: Key, at: Instant, from_log: bool) {
         if self.from_log.insert(key, from_log).is_none() {
             self.order.push_back((at, key));
+            if self.order.len() > MAX_SEEN {
+                // A flood: forget the oldest. At worst a replay hands that one on a second time.
+                if let Some((_, oldest)) = self.order.pop_front() {
+                    self.from_log.remove(&oldest);
+                }
+            }
         }
     }
 
@@ -118,6 +129,17 @@ mod tests {
         assert!(!seen.notified_again(&replayed), "a cancel sent again after that");
         assert!(!seen.notified_again(&notified), "a cancel sent again");
         assert!(seen.has(&replayed) && seen.has(&notified));
+    }
+
+    #[test]
+    fn a_flood_keeps_only_the_newest() {
+        let mut seen = Seen::default();
+        let t0 = Instant::now();
+        for n in 1..=(MAX_SEEN as i64 + 5) {
+            seen.insert((SignalKind::TaskRun, uid(n)), t0, false);
+        }
+        assert_eq!(seen.len(), MAX_SEEN);
+        assert!(!seen.has(&(SignalKind::TaskRun, uid(5))) && seen.has(&(SignalKind::TaskRun, uid(6))));
     }
 
     #[test]

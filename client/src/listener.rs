@@ -157,9 +157,23 @@ impl Listener {
     /// cancelling `shutdown` stops the listener, after which [`ListenerHandle::join`] returns.
     pub fn spawn(self, shutdown: CancellationToken) -> (ListenerHandle, Signals) {
         let (tx, rx) = mpsc::channel(self.config.queue_capacity.max(1));
+        let (handle, shared) = self.start(Sink::Queue(tx), shutdown);
+        (handle, Signals { rx, shared })
+    }
+
+    /// Starts listening and dispatches every signal into `registry`, which cancels the runs this
+    /// replica owns. `status()` then also counts unmatched signals.
+    ///
+    /// The dispatch happens right where the signal is read: it only looks the run up and cancels
+    /// tokens, never waits, so no hand-off queue is needed and nothing can overflow.
+    pub fn spawn_with_registry(self, registry: Registry, shutdown: CancellationToken) -> ListenerHandle {
+        self.start(Sink::Registry(registry), shutdown).0
+    }
+
+    fn start(self, sink: Sink, shutdown: CancellationToken) -> (ListenerHandle, Arc<Shared>) {
         let shared = Arc::new(Shared::default());
         let (events, first_events) = broadcast::channel(256);
-        let intake = Intake::new(tx, Arc::clone(&shared), events.clone(), self.config.strict);
+        let intake = Intake::new(sink, Arc::clone(&shared), events.clone(), self.config.strict);
         let task = tokio::spawn(run(self.pg_config(), self.config, intake, shutdown));
         let handle = ListenerHandle {
             shared: Arc::clone(&shared),
@@ -167,22 +181,7 @@ impl Listener {
             first_events: Mutex::new(Some(first_events)),
             tasks: vec![task],
         };
-        (handle, Signals { rx, shared })
-    }
-
-    /// Starts listening and dispatches every signal into `registry`, which cancels the runs this
-    /// replica owns. `status()` then also counts unmatched signals.
-    pub fn spawn_with_registry(self, registry: Registry, shutdown: CancellationToken) -> ListenerHandle {
-        let (mut handle, mut signals) = self.spawn(shutdown);
-        let shared = Arc::clone(&handle.shared);
-        handle.tasks.push(tokio::spawn(async move {
-            while let Some(signal) = signals.recv().await {
-                if registry.dispatch(&signal) == Dispatch::Unmatched {
-                    Shared::bump(&shared.unmatched);
-                }
-            }
-        }));
-        handle
+        (handle, shared)
     }
 
     /// The connection settings actually used: ours where the caller left them unset.
@@ -272,6 +271,14 @@ enum Origin {
     Replay { from: Option<SystemTime> },
 }
 
+/// Where signals go.
+enum Sink {
+    /// A bounded queue to the application's handler ([`Signals`]).
+    Queue(mpsc::Sender<Signal>),
+    /// Straight into a registry, in the reading task.
+    Registry(Registry),
+}
+
 /// What became of a signal offered to the handler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Handed {
@@ -282,7 +289,7 @@ enum Handed {
 
 /// Where everything the listener receives goes, and what it remembers across connections.
 struct Intake {
-    tx: mpsc::Sender<Signal>,
+    sink: Sink,
     shared: Arc<Shared>,
     events: broadcast::Sender<Event>,
     /// Signals handed on recently, to skip replayed duplicates.
@@ -304,14 +311,9 @@ struct Intake {
 }
 
 impl Intake {
-    fn new(
-        tx: mpsc::Sender<Signal>,
-        shared: Arc<Shared>,
-        events: broadcast::Sender<Event>,
-        strict: bool,
-    ) -> Self {
+    fn new(sink: Sink, shared: Arc<Shared>, events: broadcast::Sender<Event>, strict: bool) -> Self {
         Intake {
-            tx,
+            sink,
             shared,
             events,
             seen: Mutex::default(),
@@ -356,7 +358,17 @@ impl Intake {
             Shared::bump(&self.shared.duplicates);
             return Handed::Duplicate;
         }
-        match self.tx.try_send(signal) {
+        let offered = match &self.sink {
+            Sink::Queue(tx) => tx.try_send(signal),
+            Sink::Registry(registry) => {
+                Shared::bump(&self.shared.dispatched);
+                if registry.dispatch(&signal) == Dispatch::Unmatched {
+                    Shared::bump(&self.shared.unmatched);
+                }
+                Ok(())
+            }
+        };
+        match offered {
             Ok(()) => {
                 let from_log = matches!(origin, Origin::Replay { .. });
                 seen.insert(key, Instant::now(), from_log);

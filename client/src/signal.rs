@@ -105,6 +105,16 @@ impl Signal {
         if payload.len() > wire::MAX_PAYLOAD_LEN {
             return Err(DecodeError::TooLong { len: payload.len() });
         }
+        match decode_seed_exactly(payload) {
+            Some(signal) => Ok(signal),
+            None => decode_json(payload),
+        }
+    }
+}
+
+/// The general path of [`Signal::decode`]: any JSON object, every field checked on its own.
+fn decode_json(payload: &str) -> Result<Signal, DecodeError> {
+    {
         // A `Value` rather than a derived struct: every field needs its own leniency and its own
         // error, and numbers must be inspected before anything rounds them.
         let value: Value =
@@ -189,6 +199,26 @@ pub enum DecodeError {
     /// carries an excerpt of its JSON.
     #[error("`approvalInputVersion` is not a 64-bit integer: {0}")]
     BadApprovalInputVersion(String),
+}
+
+/// The fast path: a payload in exactly the bytes our senders produce,
+/// `{"type":"cancel_task_run","uid":42}`, decoded without building a JSON tree. Anything else
+/// (other spacing, field order, extra fields, the upstream spelling) returns `None` and takes the
+/// general path, which gives the same result for these bytes; a property test checks that.
+fn decode_seed_exactly(payload: &str) -> Option<Signal> {
+    let rest = payload.strip_prefix(r#"{"type":""#)?;
+    let kind = SignalKind::ALL.into_iter().find(|k| rest.starts_with(k.seed_type()))?;
+    let digits = rest[kind.seed_type().len()..].strip_prefix(r#"","uid":"#)?.strip_suffix('}')?;
+    // Canonical decimal only (no sign, no leading zero), as our encoder writes it.
+    if digits.is_empty()
+        || digits.len() > 19
+        || digits.starts_with('0')
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let uid = RunUid::new(digits.parse().ok()?).ok()?;
+    Some(Signal::new(kind, uid))
 }
 
 /// Maps either accepted spelling of `type` to its kind: the seed's `cancel_task_run` or the
@@ -600,6 +630,29 @@ mod tests {
             let payload = signal.encode_seed();
             prop_assert!(payload.len() <= wire::MAX_PAYLOAD_LEN);
             prop_assert_eq!(Signal::decode(&payload), Ok(signal));
+        }
+
+        #[test]
+        fn the_fast_path_agrees_with_the_general_decoder(
+            kind in kinds(),
+            uid in any::<i64>(),
+            digits in "[-+0-9]{0,21}",
+            tail in prop::sample::select(vec!["}", "} ", ",\"x\":1}", "", "}}"]),
+        ) {
+            // Exact seed bytes, and near misses of them (bad digits, odd endings).
+            for payload in [
+                format!(r#"{{"type":"{}","uid":{uid}{tail}"#, kind.seed_type()),
+                format!(r#"{{"type":"{}","uid":{digits}{tail}"#, kind.seed_type()),
+            ] {
+                if let Some(fast) = decode_seed_exactly(&payload) {
+                    prop_assert_eq!(Ok(fast), decode_json(&payload), "{}", payload);
+                }
+            }
+        }
+
+        #[test]
+        fn our_own_payloads_take_the_fast_path(kind in kinds(), uid in uids()) {
+            prop_assert_eq!(decode_seed_exactly(&wire::encode_seed(kind, uid)), Some(Signal::new(kind, uid)));
         }
 
         #[test]

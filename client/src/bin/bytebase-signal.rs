@@ -75,6 +75,11 @@ struct ListenArgs {
     /// Print only signals the durable log confirms (ignores forged pg_notify payloads).
     #[arg(long)]
     strict: bool,
+    /// Signals buffered between the connection and stdout. A burst beyond it is dropped (counted,
+    /// and recovered from the durable log where the senders log); the default absorbs a burst of
+    /// a quarter of a million.
+    #[arg(long, value_name = "SIGNALS", default_value_t = 1 << 18)]
+    queue: usize,
     /// The replay function, schema-qualified if its schema is not on the search_path.
     #[arg(long, value_name = "NAME", default_value = bytebase_signal_client::listener::DEFAULT_REPLAY_FUNCTION)]
     replay_function: String,
@@ -161,6 +166,7 @@ async fn listen(args: ListenArgs) -> Result<(), Error> {
         replay_grace: Duration::from_secs(args.grace),
         strict: args.strict,
         replay_function: args.replay_function,
+        queue_capacity: args.queue,
         ..listener.config().clone()
     };
     let (handle, mut signals) = listener.with_config(config).spawn(shutdown.clone());

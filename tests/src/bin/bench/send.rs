@@ -1,10 +1,8 @@
-//! `make bench`: what a cancel costs the sender, measured with pgbench on a throwaway cluster with
+//! Send cost: what a cancel costs the sender, measured with pgbench on a throwaway cluster with
 //! production durability (fsync and synchronous_commit on), one live listener draining.
 //!
-//! Every variant runs in interleaved rounds (the machine is noisy, so the order rotates and the
-//! median counts) and is compared with the same work done through raw `pg_notify` with identical
-//! payload bytes. Prints a markdown table with the goal beside each figure. Needs the extension
-//! installed in release mode (`make bench` does that).
+//! Every variant runs in interleaved rounds and is compared with the same work done through raw
+//! `pg_notify` with identical payload bytes.
 //!
 //! Variants:
 //! - standalone `SELECT bytebase_cancel_task_run(n)`, durable log off and on, against
@@ -13,7 +11,7 @@
 //!   with the function (log on) against the same with `pg_notify`, and with no signal at all.
 
 use std::collections::BTreeMap;
-use std::process::{Command, ExitCode};
+use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
 use bytebase_signal_client::Listener;
@@ -109,12 +107,13 @@ fn pgbench(cluster: &Cluster, variant: &Variant, dir: &std::path::Path) -> Resul
         .with_context(|| format!("no tps in pgbench output: {stdout}"))
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
+pub fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
 }
 
-async fn bench() -> Result<()> {
+/// Runs the send-cost table.
+pub async fn run() -> Result<()> {
     eprintln!("starting a throwaway cluster with fsync and synchronous_commit on ...");
     let cluster =
         Cluster::start_with(&[("fsync", "on"), ("synchronous_commit", "on"), ("full_page_writes", "on")])?;
@@ -168,15 +167,4 @@ async fn bench() -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> ExitCode {
-    match bench().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench failed: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
 }

@@ -1,0 +1,250 @@
+//! What the receive-side benchmarks share: a producer that commits notifications in large
+//! batches, and the consumers they compare — the bare protocol loop (the floor), our `Listener`
+//! with a `Registry`, and the `bytebase-signal listen` CLI.
+
+use std::future::poll_fn;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use bytebase_signal_client::{Event, Listener, Registry, RunUid, SignalKind};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
+use tokio_util::sync::CancellationToken;
+
+/// Signals per producer transaction.
+const BATCH: i64 = 50_000;
+
+/// Commits task-run cancels for uids `1..=total` through raw `pg_notify` (the seed bytes), in
+/// transactions of [`BATCH`]; returns when the last one committed.
+pub async fn produce(producer: &Client, total: i64) -> Result<()> {
+    let mut low = 1;
+    while low <= total {
+        let high = (low + BATCH - 1).min(total);
+        producer
+            .query_one(
+                r#"SELECT count(pg_notify('bytebase_signal', '{"type":"cancel_task_run","uid":' || g || '}'))
+                     FROM generate_series($1::bigint, $2::bigint) AS g"#,
+                &[&low, &high],
+            )
+            .await?;
+        low = high + 1;
+    }
+    Ok(())
+}
+
+/// A consumer that is listening.
+pub struct Consumer {
+    done: JoinHandle<Result<Instant>>,
+    stop: CancellationToken,
+}
+
+impl Consumer {
+    /// The instant it received the last signal (failing after `within`); then stops it, so that
+    /// it holds no connection into the next measurement.
+    pub async fn finish(self, within: Duration) -> Result<Instant> {
+        let done = tokio::time::timeout(within, self.done).await;
+        self.stop.cancel();
+        done.context("consumer did not finish")??
+    }
+}
+
+/// The floor: a bare tokio-postgres `poll_message` loop that only counts.
+pub async fn bare(config: &Config, total: u64) -> Result<Consumer> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let done = tokio::spawn(async move {
+        let listen = client.batch_execute("LISTEN bytebase_signal");
+        tokio::pin!(listen);
+        let (mut listening, mut ready_tx, mut count) = (false, Some(ready_tx), 0_u64);
+        loop {
+            tokio::select! {
+                () = stopped.cancelled() => bail!("stopped after {count} signals"),
+                r = &mut listen, if !listening => {
+                    r?;
+                    listening = true;
+                    if let Some(tx) = ready_tx.take() { let _ = tx.send(()); }
+                }
+                m = poll_fn(|cx| connection.poll_message(cx)) => match m {
+                    Some(Ok(AsyncMessage::Notification(_))) => {
+                        count += 1;
+                        if count == total {
+                            return Ok(Instant::now());
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                    None => bail!("connection closed after {count} signals"),
+                },
+            }
+        }
+    });
+    ready_rx.await.context("bare loop never listened")?;
+    Ok(Consumer { done, stop })
+}
+
+/// Ours: a `Listener` handing every signal to a `Registry` that holds `runs` registered runs
+/// (none of them signalled, so each signal is a full miss: lookup, tombstone, counters).
+pub async fn ours(config: &Config, total: u64, runs: i64) -> Result<Consumer> {
+    let registry = Registry::new();
+    let guards: Vec<_> = (1..=runs)
+        .map(|n| registry.register(SignalKind::TaskRun, RunUid::new(1_000_000_000 + n).expect("positive")))
+        .collect();
+    let stop = CancellationToken::new();
+    let handle = Listener::new(config.clone()).spawn_with_registry(registry.clone(), stop.clone());
+    let mut events = handle.events();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .context("listener start")??
+        {
+            Event::Replayed { .. } => break,
+            Event::ConnectFailed { reason } => bail!("listener could not connect: {reason}"),
+            _ => {}
+        }
+    }
+    let done = tokio::spawn(async move {
+        let _guards = guards;
+        // The registry dispatches in the listener's reading task; watch its counter (atomic loads).
+        while registry.stats().dispatched < total {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let at = Instant::now();
+        let status = handle.status();
+        ensure!(status.overflowed == 0 && status.dispatched == total, "unexpected {status:?}");
+        Ok(at)
+    });
+    Ok(Consumer { done, stop })
+}
+
+/// The `bytebase-signal listen` CLI (release build) writing to a file; done when the file holds
+/// `total` lines.
+pub async fn cli(config: &Config, total: u64, dir: &std::path::Path) -> Result<Consumer> {
+    let exe = std::env::current_exe()?;
+    let bin: PathBuf = exe.parent().context("bench binary location")?.join("bytebase-signal");
+    ensure!(bin.exists(), "{} missing: build it with --release --features cli", bin.display());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let dsn = format!(
+        "host=127.0.0.1 port={port} user=postgres dbname={}",
+        config.get_dbname().unwrap_or("postgres")
+    );
+    let out_path = dir.join("cli-listen.out");
+    let out = std::fs::File::create(&out_path)?;
+    let mut child = tokio::process::Command::new(bin)
+        .args(["listen", "--dsn", &dsn])
+        .stdout(out)
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut stderr = BufReader::new(child.stderr.take().context("stderr")?).lines();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = stderr.next_line().await? {
+            if line.contains("listening") {
+                return Ok(());
+            }
+        }
+        bail!("the CLI exited before listening")
+    })
+    .await
+    .context("CLI start")??;
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let done = tokio::spawn(async move {
+        let mut file = tokio::fs::File::open(&out_path).await?;
+        let (mut lines, mut buf) = (0_u64, vec![0_u8; 1 << 16]);
+        loop {
+            let n = tokio::select! {
+                () = stopped.cancelled() => { let _ = child.kill().await; bail!("stopped after {lines} lines") }
+                n = file.read(&mut buf) => n?,
+            };
+            if n == 0 {
+                // At the end of what is written so far: look again shortly (the CLI flushes per burst).
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                continue;
+            }
+            lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+            if lines >= total {
+                let at = Instant::now();
+                let _ = child.kill().await;
+                return Ok(at);
+            }
+        }
+    });
+    Ok(Consumer { done, stop })
+}
+
+/// The Rust peer: sqlx's `PgListener`, receiving in a loop.
+pub async fn sqlx(config: &Config, total: u64) -> Result<Consumer> {
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let url = format!("postgres://postgres@127.0.0.1:{port}/{}", config.get_dbname().unwrap_or("postgres"));
+    let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
+    listener.listen("bytebase_signal").await?;
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let done = tokio::spawn(async move {
+        let mut count = 0_u64;
+        loop {
+            tokio::select! {
+                () = stopped.cancelled() => bail!("stopped after {count} signals"),
+                n = listener.recv() => {
+                    n?;
+                    count += 1;
+                    if count == total {
+                        return Ok(Instant::now());
+                    }
+                }
+            }
+        }
+    });
+    Ok(Consumer { done, stop })
+}
+
+/// The Python peer: psycopg 3 (`peer_psycopg.py`), with the interpreter `make bench` set up in a
+/// virtualenv (`BENCH_PYTHON`).
+pub async fn psycopg(config: &Config, total: u64) -> Result<Consumer> {
+    let python = std::env::var("BENCH_PYTHON").context("BENCH_PYTHON unset: run through make bench")?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/bin/bench/peer_psycopg.py");
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let dsn = format!(
+        "host=127.0.0.1 port={port} user=postgres dbname={}",
+        config.get_dbname().unwrap_or("postgres")
+    );
+    let mut child = tokio::process::Command::new(python)
+        .args([script, &dsn, &total.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut stderr = BufReader::new(child.stderr.take().context("stderr")?).lines();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = stderr.next_line().await? {
+            if line.contains("listening") {
+                return Ok(());
+            }
+            eprintln!("psycopg: {line}");
+        }
+        bail!("psycopg exited before listening")
+    })
+    .await
+    .context("psycopg start")??;
+    let mut stdout = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let done = tokio::spawn(async move {
+        let line = tokio::select! {
+            () = stopped.cancelled() => { let _ = child.kill().await; bail!("stopped") }
+            line = stdout.next_line() => line?.context("psycopg printed nothing")?,
+        };
+        // Its wall-clock completion time, as an instant on our clock.
+        let epoch: f64 = line.trim().parse().with_context(|| format!("psycopg printed {line:?}"))?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs_f64();
+        Ok(Instant::now() - Duration::from_secs_f64((now - epoch).max(0.0)))
+    });
+    Ok(Consumer { done, stop })
+}

@@ -1,0 +1,59 @@
+//! `make bench`: benchmarks on throwaway clusters, printing markdown tables with the goal beside
+//! each figure. The machine is noisy, so every table compares variants measured side by side in
+//! the same run (interleaved rounds, medians, ratios); absolute numbers alone mean little.
+//!
+//! ```text
+//! bytebase-signal-bench [send] [receive] [recovery] [fanout]     (default: all)
+//! ```
+//!
+//! Needs the extension installed in release mode and the `bytebase-signal` CLI built in release
+//! mode next to this binary (`make bench` does both). Leaves nothing running.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use bytebase_signal_tests::cluster::DEFAULT_PG_CONFIG;
+
+mod fanout;
+mod feed;
+mod receive;
+mod recovery;
+mod send;
+
+async fn bench(sections: &[String]) -> Result<()> {
+    let all = sections.is_empty();
+    let wants = |name: &str| all || sections.iter().any(|s| s == name);
+    for s in sections {
+        if !["send", "receive", "recovery", "fanout"].contains(&s.as_str()) {
+            bail!("unknown section {s:?}: expected send, receive, recovery or fanout");
+        }
+    }
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let pg_config = std::env::var("PG_CONFIG").unwrap_or_else(|_| DEFAULT_PG_CONFIG.to_owned());
+    println!("Machine: {cpus} CPUs; PostgreSQL of {pg_config}");
+    if wants("send") {
+        send::run().await?;
+    }
+    if wants("receive") {
+        receive::run().await?;
+    }
+    if wants("recovery") {
+        recovery::run().await?;
+    }
+    if wants("fanout") {
+        fanout::run().await?;
+    }
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let sections: Vec<String> = std::env::args().skip(1).collect();
+    match bench(&sections).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Receive throughput: 1,000,000 notifications committed in batches of 50,000; seconds from the
+//! first commit until the last one is dispatched, per consumer, in interleaved rounds.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Result;
+use bytebase_signal_tests::cluster::Cluster;
+use tokio::time::Instant;
+
+use crate::feed::{self, Consumer};
+use crate::send::median;
+
+const TOTAL: i64 = 1_000_000;
+const ROUNDS: usize = 2;
+const REGISTERED_RUNS: i64 = 10_000;
+const DB: &str = "bench";
+
+const BARE: &str = "bare tokio-postgres poll_message loop (floor)";
+const OURS: &str = "Listener + Registry (10,000 runs registered)";
+const CLI: &str = "bytebase-signal listen > file";
+const SQLX: &str = "sqlx PgListener (Rust peer)";
+const PSYCOPG: &str = "psycopg 3 notifies() (Python peer)";
+
+/// Runs the receive-throughput table.
+pub async fn run() -> Result<()> {
+    eprintln!("receive: starting a throwaway cluster ...");
+    let cluster = Cluster::start()?;
+    cluster.create_database_with_extension(DB).await?;
+    let producer = cluster.connect(DB).await?;
+    let config = cluster.config(DB);
+    let dir = tempfile::tempdir()?;
+    let names = [BARE, OURS, CLI, SQLX, PSYCOPG];
+    let mut seconds: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut commit_seconds = Vec::new();
+    for round in 0..ROUNDS {
+        for i in 0..names.len() {
+            let name = names[(i + round) % names.len()];
+            let consumer: Consumer = match name {
+                BARE => feed::bare(&config, TOTAL as u64).await?,
+                OURS => feed::ours(&config, TOTAL as u64, REGISTERED_RUNS).await?,
+                CLI => feed::cli(&config, TOTAL as u64, dir.path()).await?,
+                SQLX => feed::sqlx(&config, TOTAL as u64).await?,
+                _ => feed::psycopg(&config, TOTAL as u64).await?,
+            };
+            let started = Instant::now();
+            feed::produce(&producer, TOTAL).await?;
+            commit_seconds.push(started.elapsed().as_secs_f64());
+            let finished = consumer.finish(Duration::from_secs(300)).await?;
+            let s = (finished - started).as_secs_f64();
+            eprintln!("round {}: {name:<50} {s:>7.2} s", round + 1);
+            seconds.entry(name).or_default().push(s);
+        }
+    }
+    let floor = median(seconds[BARE].clone());
+    println!("\n### Receive throughput ({TOTAL} notifications in batches of 50,000; {ROUNDS} interleaved rounds, medians)\n");
+    println!("| consumer | seconds, first commit → last dispatched | signals/s | vs floor | goal |");
+    println!("|---|---:|---:|---:|---|");
+    for name in names {
+        let s = median(seconds[name].clone());
+        let goal = match name {
+            BARE => "",
+            OURS => "≥ 0.9× the floor, ahead of every peer",
+            CLI => "at least as fast as psycopg",
+            _ => "peer",
+        };
+        println!("| {name} | {s:.2} | {:.0} | {:.2}× | {goal} |", TOTAL as f64 / s, floor / s);
+    }
+    println!("\n(Committing the {TOTAL} took {:.2} s, median: the producer alone.)", median(commit_seconds));
+    Ok(())
+}

@@ -114,41 +114,38 @@ impl Signal {
 
 /// The general path of [`Signal::decode`]: any JSON object, every field checked on its own.
 fn decode_json(payload: &str) -> Result<Signal, DecodeError> {
-    {
-        // A `Value` rather than a derived struct: every field needs its own leniency and its own
-        // error, and numbers must be inspected before anything rounds them.
-        let value: Value =
-            serde_json::from_str(payload).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
-        let Value::Object(fields) = value else {
-            return Err(DecodeError::NotAnObject);
-        };
+    // A `Value` rather than a derived struct: every field needs its own leniency and its own
+    // error, and numbers must be inspected before anything rounds them.
+    let value: Value = serde_json::from_str(payload).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+    let Value::Object(fields) = value else {
+        return Err(DecodeError::NotAnObject);
+    };
 
-        let kind = match fields.get("type") {
-            None => return Err(DecodeError::MissingField("type")),
-            Some(Value::String(name)) => {
-                parse_kind(name).ok_or_else(|| DecodeError::UnknownType(shorten(name, EXCERPT_LEN)))?
-            }
-            Some(other) => return Err(DecodeError::TypeNotString(excerpt(other))),
-        };
-        let uid = match fields.get("uid") {
-            None => return Err(DecodeError::MissingField("uid")),
-            Some(value) => integer(value)
-                .and_then(|uid| RunUid::new(uid).ok())
-                .ok_or_else(|| DecodeError::BadUid(excerpt(value)))?,
-        };
-        let project = match fields.get("project") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(project)) => Some(project.clone()),
-            Some(other) => return Err(DecodeError::BadProject(excerpt(other))),
-        };
-        let approval_input_version = match fields.get("approvalInputVersion") {
-            None | Some(Value::Null) => None,
-            Some(value) => {
-                Some(integer(value).ok_or_else(|| DecodeError::BadApprovalInputVersion(excerpt(value)))?)
-            }
-        };
-        Ok(Signal { kind, uid, project, approval_input_version })
-    }
+    let kind = match fields.get("type") {
+        None => return Err(DecodeError::MissingField("type")),
+        Some(Value::String(name)) => {
+            parse_kind(name).ok_or_else(|| DecodeError::UnknownType(shorten(name, EXCERPT_LEN)))?
+        }
+        Some(other) => return Err(DecodeError::TypeNotString(excerpt(other))),
+    };
+    let uid = match fields.get("uid") {
+        None => return Err(DecodeError::MissingField("uid")),
+        Some(value) => integer(value)
+            .and_then(|uid| RunUid::new(uid).ok())
+            .ok_or_else(|| DecodeError::BadUid(excerpt(value)))?,
+    };
+    let project = match fields.get("project") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(project)) => Some(project.clone()),
+        Some(other) => return Err(DecodeError::BadProject(excerpt(other))),
+    };
+    let approval_input_version = match fields.get("approvalInputVersion") {
+        None | Some(Value::Null) => None,
+        Some(value) => {
+            Some(integer(value).ok_or_else(|| DecodeError::BadApprovalInputVersion(excerpt(value)))?)
+        }
+    };
+    Ok(Signal { kind, uid, project, approval_input_version })
 }
 
 impl FromStr for Signal {

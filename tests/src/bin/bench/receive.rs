@@ -12,7 +12,7 @@ use crate::feed::{self, Consumer};
 use crate::send::median;
 
 const TOTAL: i64 = 1_000_000;
-const ROUNDS: usize = 2;
+const ROUNDS: usize = 3;
 const REGISTERED_RUNS: i64 = 10_000;
 const DB: &str = "bench";
 

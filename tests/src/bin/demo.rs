@@ -118,10 +118,9 @@ impl Replica {
                 .await
                 .context("listener connect")??
             {
-                Event::Connected { server } => {
-                    println!("  replica {name}: listening on {server}");
-                    break;
-                }
+                Event::Connected { server } => println!("  replica {name}: listening on {server}"),
+                // Caught up from the log: from here on its counters only move with new signals.
+                Event::Replayed { .. } => break,
                 other => println!("  replica {name}: {other:?}"),
             }
         }

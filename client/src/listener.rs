@@ -22,8 +22,9 @@
 //!
 //! *Catching up* (extension 0.2.0 and later): after every LISTEN — LISTEN first, so nothing
 //! committed from then on can be missed — the listener reads the durable signal log from its last
-//! "known alive" mark (on the first connection there is none, and nothing to catch up on) (the server's `now()` at its last successful heartbeat or replay) minus
-//! [`ListenerConfig::replay_grace`], for senders whose transactions committed late. Signals
+//! "known alive" mark (the server's `now()` at its last successful heartbeat or replay; on the
+//! first connection, the moment the listener was spawned) minus [`ListenerConfig::replay_grace`],
+//! for senders whose transactions committed late. Signals
 //! already handed on are skipped ([`crate::seen`] window), so each cancel reaches the handler once
 //! however it arrived. A hand-off queue overflow is repaired the same way at the next heartbeat.
 //! Against a database without the log the listener is a plain listener and says so once.
@@ -65,6 +66,9 @@ use crate::wire::CHANNEL;
 /// `application_name` of the listener's connection unless the configuration sets one, so that
 /// operators can find it in `pg_stat_activity`.
 pub const DEFAULT_APPLICATION_NAME: &str = "bytebase-signal";
+
+/// The largest hand-off queue a listener allocates; larger `queue_capacity` values are shortened.
+pub const MAX_QUEUE_CAPACITY: usize = 1 << 24;
 
 /// The extension's replay function (0.2.0 and later).
 pub const DEFAULT_REPLAY_FUNCTION: &str = "bytebase_signal_replay";
@@ -156,7 +160,7 @@ impl Listener {
     /// Starts listening on the current tokio runtime. Signals arrive on the returned [`Signals`];
     /// cancelling `shutdown` stops the listener, after which [`ListenerHandle::join`] returns.
     pub fn spawn(self, shutdown: CancellationToken) -> (ListenerHandle, Signals) {
-        let (tx, rx) = mpsc::channel(self.config.queue_capacity.max(1));
+        let (tx, rx) = mpsc::channel(self.config.queue_capacity.clamp(1, MAX_QUEUE_CAPACITY));
         let (handle, shared) = self.start(Sink::Queue(tx), shutdown);
         (handle, Signals { rx, shared })
     }
@@ -223,8 +227,7 @@ impl ListenerHandle {
         first.unwrap_or_else(|| self.events.subscribe())
     }
 
-    /// Waits until every task of the listener has finished (after its shutdown token was
-    /// cancelled, and the [`Signals`] receiver drained or dropped).
+    /// Waits until the listener has stopped, after its shutdown token was cancelled.
     pub async fn join(self) {
         for task in self.tasks {
             if let Err(e) = task.await {
@@ -358,11 +361,12 @@ impl Intake {
             Shared::bump(&self.shared.duplicates);
             return Handed::Duplicate;
         }
+        let now = Instant::now();
         let offered = match &self.sink {
             Sink::Queue(tx) => tx.try_send(signal),
             Sink::Registry(registry) => {
                 Shared::bump(&self.shared.dispatched);
-                if registry.dispatch(&signal) == Dispatch::Unmatched {
+                if registry.dispatch_at(&signal, now.into_std()) == Dispatch::Unmatched {
                     Shared::bump(&self.shared.unmatched);
                 }
                 Ok(())
@@ -371,7 +375,7 @@ impl Intake {
         match offered {
             Ok(()) => {
                 let from_log = matches!(origin, Origin::Replay { .. });
-                seen.insert(key, Instant::now(), from_log);
+                seen.insert(key, now, from_log);
                 if from_log {
                     Shared::bump(&self.shared.replayed);
                 }
@@ -632,6 +636,12 @@ where
                 Some(log) => lock(&intake.resync_from).take().map(|from| (log, from)),
                 None => None,
             };
+            // A resync that does not complete is asked for again (on the next connection).
+            let restore_resync = |resync: Option<(&Log, Option<SystemTime>)>| {
+                if let Some((_, from)) = resync {
+                    intake.resync_from(from);
+                }
+            };
             let (beat, deadline, what) = match resync {
                 Some((log, from)) => (
                     Box::pin(
@@ -649,8 +659,14 @@ where
             };
             match tokio::time::timeout(deadline, beat).await {
                 Ok(Ok(now)) => intake.alive(now, sent, config),
-                Ok(Err(e)) => return Error::Database(e),
-                Err(_) => return Error::Timeout { what, after: deadline },
+                Ok(Err(e)) => {
+                    restore_resync(resync);
+                    return Error::Database(e);
+                }
+                Err(_) => {
+                    restore_resync(resync);
+                    return Error::Timeout { what, after: deadline };
+                }
             }
         }
     };

@@ -294,7 +294,6 @@ impl Inner {
 }
 
 impl State {
-    /// Drops the tombstones that expired by `now`.
     /// Drops the oldest tombstones until at most `max` dispatches are remembered.
     fn cap(&mut self, max: usize) {
         while self.expiries.len() > max {
@@ -305,6 +304,7 @@ impl State {
         }
     }
 
+    /// Drops the tombstones that expired by `now`.
     fn purge(&mut self, now: Instant) {
         while let Some(&(expiry, key)) = self.expiries.front() {
             if expiry > now {

@@ -35,26 +35,42 @@ pub(crate) fn key(signal: &Signal) -> Key {
     (signal.kind, signal.uid)
 }
 
-/// Keys handed on recently (and whether that copy came from the log), oldest first.
+/// One remembered signal.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// When it was last handed on (a cancel sent again moves it).
+    at: Instant,
+    /// Whether that copy came from the log, so its own notification may still arrive late.
+    from_log: bool,
+}
+
+/// Keys handed on recently, oldest first.
 #[derive(Debug, Default)]
 pub(crate) struct Seen {
-    from_log: HashMap<Key, bool>,
+    entries: HashMap<Key, Entry>,
+    /// Every (re)insertion in time order; an item whose instant no longer matches its entry's is
+    /// stale and skipped when it reaches the front.
     order: VecDeque<(Instant, Key)>,
+    /// Keys handed on from the log since the last heartbeat, and those of the heartbeat before:
+    /// a late notification arrives before the next heartbeat's answer, so after two heartbeats a
+    /// notification is a cancel sent again, not a late copy.
+    from_log_recent: Vec<Key>,
+    from_log_settling: Vec<Key>,
 }
 
 impl Seen {
     /// Whether a copy of `key` read from the log is a duplicate.
     pub(crate) fn has(&self, key: &Key) -> bool {
-        self.from_log.contains_key(key)
+        self.entries.contains_key(key)
     }
 
     /// Whether a notification for `key` is a duplicate: the late notification of a copy that was
-    /// handed on from the log. It is then remembered as notified, so that a cancel sent again
-    /// later is not mistaken for it.
+    /// just handed on from the log. It is then remembered as notified, so that a cancel sent
+    /// again later is not mistaken for it.
     pub(crate) fn notified_again(&mut self, key: &Key) -> bool {
-        match self.from_log.get_mut(key) {
-            Some(from_log) if *from_log => {
-                *from_log = false;
+        match self.entries.get_mut(key) {
+            Some(entry) if entry.from_log => {
+                entry.from_log = false;
                 true
             }
             _ => false,
@@ -63,31 +79,43 @@ impl Seen {
 
     /// Records `key` as handed on at `at` (`from_log`: read from the log, not notified).
     pub(crate) fn insert(&mut self, key: Key, at: Instant, from_log: bool) {
-        if self.from_log.insert(key, from_log).is_none() {
-            self.order.push_back((at, key));
-            if self.order.len() > MAX_SEEN {
-                // A flood: forget the oldest. At worst a replay hands that one on a second time.
-                if let Some((_, oldest)) = self.order.pop_front() {
-                    self.from_log.remove(&oldest);
-                }
+        self.entries.insert(key, Entry { at, from_log });
+        self.order.push_back((at, key));
+        if from_log {
+            self.from_log_recent.push(key);
+        }
+        // A flood: forget the oldest. At worst a replay hands that one on a second time.
+        while self.entries.len() > MAX_SEEN || self.order.len() > 2 * MAX_SEEN {
+            let Some((at, oldest)) = self.order.pop_front() else { break };
+            if self.entries.get(&oldest).is_some_and(|e| e.at == at) {
+                self.entries.remove(&oldest);
             }
         }
     }
 
-    /// Forgets the keys recorded before `cutoff`.
+    /// Forgets the keys last handed on before `cutoff`.
     pub(crate) fn forget_before(&mut self, cutoff: Instant) {
         while let Some(&(at, key)) = self.order.front() {
             if at >= cutoff {
                 break;
             }
             self.order.pop_front();
-            self.from_log.remove(&key);
+            if self.entries.get(&key).is_some_and(|e| e.at == at) {
+                self.entries.remove(&key);
+            }
         }
     }
 
-    /// Forgets what no replay can bring back any more, after a heartbeat at `alive` with replays
-    /// reaching back `grace` before it (and `margin` for the heartbeat's latency).
+    /// After a heartbeat at `alive`: forgets what no replay can bring back any more (replays
+    /// reach back `grace` before it, plus `margin` for the heartbeat's latency), and stops waiting
+    /// for late notifications of what was replayed two heartbeats ago.
     pub(crate) fn alive_at(&mut self, alive: Instant, grace: Duration, margin: Duration) {
+        for key in std::mem::take(&mut self.from_log_settling) {
+            if let Some(entry) = self.entries.get_mut(&key) {
+                entry.from_log = false;
+            }
+        }
+        self.from_log_settling = std::mem::take(&mut self.from_log_recent);
         if let Some(cutoff) = alive.checked_sub(grace.saturating_add(margin)) {
             self.forget_before(cutoff);
         }
@@ -96,7 +124,7 @@ impl Seen {
     /// How many keys are held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.from_log.len()
+        self.entries.len()
     }
 }
 
@@ -140,6 +168,35 @@ mod tests {
         }
         assert_eq!(seen.len(), MAX_SEEN);
         assert!(!seen.has(&(SignalKind::TaskRun, uid(5))) && seen.has(&(SignalKind::TaskRun, uid(6))));
+    }
+
+    #[test]
+    fn a_cancel_sent_again_is_remembered_from_its_latest_hand_off() {
+        let mut seen = Seen::default();
+        let t0 = Instant::now();
+        let k = (SignalKind::TaskRun, uid(1));
+        seen.insert(k, t0, false);
+        seen.insert(k, t0 + Duration::from_secs(50), false);
+        seen.forget_before(t0 + Duration::from_secs(10));
+        assert!(seen.has(&k), "forgotten on the schedule of its first send");
+        seen.forget_before(t0 + Duration::from_secs(51));
+        assert!(!seen.has(&k));
+    }
+
+    #[test]
+    fn a_replayed_copy_awaits_its_late_notification_for_two_heartbeats_only() {
+        let mut seen = Seen::default();
+        let t0 = Instant::now();
+        let (grace, margin) = (Duration::from_secs(60), Duration::from_secs(5));
+        let k = (SignalKind::TaskRun, uid(1));
+        seen.insert(k, t0, true);
+        seen.alive_at(t0, grace, margin);
+        assert!(seen.notified_again(&k), "a late notification right after the replay");
+        seen.insert(k, t0, true);
+        seen.alive_at(t0, grace, margin);
+        seen.alive_at(t0, grace, margin);
+        assert!(!seen.notified_again(&k), "two heartbeats later it is a cancel sent again");
+        assert!(seen.has(&k), "but a replayed copy is still a duplicate");
     }
 
     #[test]

@@ -78,8 +78,8 @@ struct ListenArgs {
     /// Signals buffered between the connection and stdout. A burst beyond it is dropped (counted,
     /// and recovered from the durable log where the senders log); the default absorbs a burst of
     /// a quarter of a million.
-    #[arg(long, value_name = "SIGNALS", default_value_t = 1 << 18)]
-    queue: usize,
+    #[arg(long, value_name = "SIGNALS", default_value_t = 1 << 18, value_parser = clap::value_parser!(u32).range(1..=1 << 24))]
+    queue: u32,
     /// The replay function, schema-qualified if its schema is not on the search_path.
     #[arg(long, value_name = "NAME", default_value = bytebase_signal_client::listener::DEFAULT_REPLAY_FUNCTION)]
     replay_function: String,
@@ -166,7 +166,7 @@ async fn listen(args: ListenArgs) -> Result<(), Error> {
         replay_grace: Duration::from_secs(args.grace),
         strict: args.strict,
         replay_function: args.replay_function,
-        queue_capacity: args.queue,
+        queue_capacity: args.queue as usize,
         ..listener.config().clone()
     };
     let (handle, mut signals) = listener.with_config(config).spawn(shutdown.clone());

@@ -11,7 +11,7 @@ use crate::send::median;
 
 const LISTENERS: usize = 32;
 const TOTAL: i64 = 100_000;
-const ROUNDS: usize = 2;
+const ROUNDS: usize = 3;
 const DB: &str = "bench";
 
 /// Runs the fan-out table.

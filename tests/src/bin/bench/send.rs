@@ -107,9 +107,15 @@ fn pgbench(cluster: &Cluster, variant: &Variant, dir: &std::path::Path) -> Resul
         .with_context(|| format!("no tps in pgbench output: {stdout}"))
 }
 
+/// The median (the mean of the middle two for an even count).
 pub fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
+    let mid = xs.len() / 2;
+    if xs.len() % 2 == 0 {
+        (xs[mid - 1] + xs[mid]) / 2.0
+    } else {
+        xs[mid]
+    }
 }
 
 /// Runs the send-cost table.

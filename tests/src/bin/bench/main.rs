@@ -3,7 +3,7 @@
 //! the same run (interleaved rounds, medians, ratios); absolute numbers alone mean little.
 //!
 //! ```text
-//! bytebase-signal-bench [send] [receive] [recovery] [fanout]     (default: all)
+//! bytebase-signal-bench [send] [receive] [latency] [recovery] [fanout]     (default: all)
 //! ```
 //!
 //! Needs the extension installed in release mode and the `bytebase-signal` CLI built in release
@@ -16,6 +16,7 @@ use bytebase_signal_tests::cluster::DEFAULT_PG_CONFIG;
 
 mod fanout;
 mod feed;
+mod latency;
 mod receive;
 mod recovery;
 mod send;
@@ -24,8 +25,8 @@ async fn bench(sections: &[String]) -> Result<()> {
     let all = sections.is_empty();
     let wants = |name: &str| all || sections.iter().any(|s| s == name);
     for s in sections {
-        if !["send", "receive", "recovery", "fanout"].contains(&s.as_str()) {
-            bail!("unknown section {s:?}: expected send, receive, recovery or fanout");
+        if !["send", "receive", "latency", "recovery", "fanout"].contains(&s.as_str()) {
+            bail!("unknown section {s:?}: expected send, receive, latency, recovery or fanout");
         }
     }
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -36,6 +37,9 @@ async fn bench(sections: &[String]) -> Result<()> {
     }
     if wants("receive") {
         receive::run().await?;
+    }
+    if wants("latency") {
+        latency::run().await?;
     }
     if wants("recovery") {
         recovery::run().await?;

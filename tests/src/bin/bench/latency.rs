@@ -1,0 +1,131 @@
+//! Latency: one sender commits 1,000 cancels a second; 8 listeners each time every signal from
+//! just before its autocommit call was issued until their handler has it. p50 / p99 / p99.9 over
+//! all listeners' samples, ours (`Listener` + its `Signals` handler) against sqlx's `PgListener`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bytebase_signal_client::{Event, Listener, Signal};
+use bytebase_signal_tests::cluster::Cluster;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+const LISTENERS: usize = 8;
+const SIGNALS: usize = 3_000;
+const PER_SECOND: u64 = 1_000;
+const DB: &str = "bench";
+
+/// When each uid's call was issued, in nanoseconds after `base` (0: not yet).
+struct Clock {
+    base: Instant,
+    sent: Vec<AtomicU64>,
+}
+
+impl Clock {
+    /// Milliseconds from the call for `uid` until now.
+    fn since_sent(&self, uid: i64) -> Option<f64> {
+        let sent = self.sent.get(usize::try_from(uid).ok()?)?.load(Ordering::Acquire);
+        (sent > 0).then(|| (self.base.elapsed().as_nanos() as f64 - sent as f64) / 1e6)
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// One of our listeners: the handler is the application's loop over `Signals`.
+async fn ours(
+    cluster: &Cluster,
+    clock: Arc<Clock>,
+    stop: CancellationToken,
+) -> Result<tokio::task::JoinHandle<Result<Vec<f64>>>> {
+    let (handle, mut signals) = Listener::new(cluster.config(DB)).spawn(stop);
+    let mut events = handle.events();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .context("listener start")??
+        {
+            Event::Replayed { .. } => break,
+            Event::ConnectFailed { reason } => bail!("listener could not connect: {reason}"),
+            _ => {}
+        }
+    }
+    Ok(tokio::spawn(async move {
+        let _handle = handle;
+        let mut samples = Vec::with_capacity(SIGNALS);
+        while samples.len() < SIGNALS {
+            let signal = signals.recv().await.context("listener stopped")?;
+            samples.extend(clock.since_sent(signal.uid.get()));
+        }
+        Ok(samples)
+    }))
+}
+
+/// One sqlx `PgListener`, decoding with our decoder (the same work per signal as ours).
+async fn sqlx(cluster: &Cluster, clock: Arc<Clock>) -> Result<tokio::task::JoinHandle<Result<Vec<f64>>>> {
+    let url = format!("postgres://postgres@{}:{}/{DB}", cluster.host(), cluster.port());
+    let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
+    listener.listen("bytebase_signal").await?;
+    Ok(tokio::spawn(async move {
+        let mut samples = Vec::with_capacity(SIGNALS);
+        while samples.len() < SIGNALS {
+            let n = listener.recv().await?;
+            let signal = Signal::decode(n.payload())?;
+            samples.extend(clock.since_sent(signal.uid.get()));
+        }
+        Ok(samples)
+    }))
+}
+
+/// Runs the latency table.
+pub async fn run() -> Result<()> {
+    eprintln!("latency: starting a throwaway cluster ...");
+    let cluster = Cluster::start()?;
+    cluster.create_database_with_extension(DB).await?;
+    let sender = cluster.connect(DB).await?;
+    let mut rows = Vec::new();
+    for name in ["Listener (ours)", "sqlx PgListener"] {
+        // An empty log, so that no listener's first catch-up hands it the previous run's uids.
+        sender.batch_execute("TRUNCATE bytebase_signal_log").await?;
+        let clock = Arc::new(Clock {
+            base: Instant::now(),
+            sent: (0..=SIGNALS).map(|_| AtomicU64::new(0)).collect(),
+        });
+        let stop = CancellationToken::new();
+        let mut handlers = JoinSet::new();
+        for _ in 0..LISTENERS {
+            let handler = if name.starts_with("Listener") {
+                ours(&cluster, Arc::clone(&clock), stop.clone()).await?
+            } else {
+                sqlx(&cluster, Arc::clone(&clock)).await?
+            };
+            handlers.spawn(async move { handler.await? });
+        }
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / PER_SECOND));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        for uid in 1..=SIGNALS {
+            tick.tick().await;
+            clock.sent[uid].store(clock.base.elapsed().as_nanos() as u64, Ordering::Release);
+            sender.execute("SELECT bytebase_cancel_task_run($1)", &[&(uid as i64)]).await?;
+        }
+        let mut samples = Vec::with_capacity(LISTENERS * SIGNALS);
+        while let Some(done) = tokio::time::timeout(Duration::from_secs(60), handlers.join_next()).await? {
+            samples.extend(done??);
+        }
+        stop.cancel();
+        samples.sort_by(f64::total_cmp);
+        eprintln!("{name}: {} samples", samples.len());
+        rows.push((name, percentile(&samples, 0.5), percentile(&samples, 0.99), percentile(&samples, 0.999)));
+    }
+    println!("\n### Latency (call issued → handler; {PER_SECOND} signals/s, {SIGNALS} signals, {LISTENERS} listeners, loopback)\n");
+    println!("| listener | p50 | p99 | p99.9 | goal |");
+    println!("|---|---:|---:|---:|---|");
+    for (name, p50, p99, p999) in rows {
+        println!("| {name} | {p50:.2} ms | {p99:.2} ms | {p999:.2} ms | p99 ≤ 1 ms |");
+    }
+    Ok(())
+}

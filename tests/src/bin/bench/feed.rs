@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use bytebase_signal_client::{Event, Listener, Registry, RunUid, SignalKind};
+use bytebase_signal_client::{Event, Listener, ListenerHandle, Registry, RunUid, SignalKind};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -50,6 +50,44 @@ impl Consumer {
         self.stop.cancel();
         done.context("consumer did not finish")??
     }
+}
+
+/// Waits until a just-spawned listener has connected and caught up from the log.
+pub async fn caught_up(handle: &ListenerHandle) -> Result<()> {
+    let mut events = handle.events();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .context("listener start")??
+        {
+            Event::Replayed { .. } => return Ok(()),
+            Event::ConnectFailed { reason } => bail!("listener could not connect: {reason}"),
+            _ => {}
+        }
+    }
+}
+
+/// Spawns `command` (stdout as given, stderr piped) and waits until its stderr says "listening";
+/// the rest of its stderr is passed through, prefixed with `name`.
+async fn spawn_listening(
+    mut command: tokio::process::Command,
+    name: &'static str,
+) -> Result<tokio::process::Child> {
+    let mut child = command.stderr(Stdio::piped()).kill_on_drop(true).spawn()?;
+    let mut stderr = BufReader::new(child.stderr.take().context("stderr")?).lines();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = stderr.next_line().await? {
+            if line.contains("listening") {
+                return Ok(());
+            }
+            eprintln!("{name}: {line}");
+        }
+        bail!("{name} exited before listening")
+    })
+    .await
+    .with_context(|| format!("{name} start"))??;
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    Ok(child)
 }
 
 /// The floor: a bare tokio-postgres `poll_message` loop that only counts.
@@ -97,17 +135,7 @@ pub async fn ours(config: &Config, total: u64, runs: i64) -> Result<Consumer> {
         .collect();
     let stop = CancellationToken::new();
     let handle = Listener::new(config.clone()).spawn_with_registry(registry.clone(), stop.clone());
-    let mut events = handle.events();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(30), events.recv())
-            .await
-            .context("listener start")??
-        {
-            Event::Replayed { .. } => break,
-            Event::ConnectFailed { reason } => bail!("listener could not connect: {reason}"),
-            _ => {}
-        }
-    }
+    caught_up(&handle).await?;
     let done = tokio::spawn(async move {
         let _guards = guards;
         // The registry dispatches in the listener's reading task; watch its counter (atomic loads).
@@ -135,24 +163,9 @@ pub async fn cli(config: &Config, total: u64, dir: &std::path::Path) -> Result<C
     );
     let out_path = dir.join("cli-listen.out");
     let out = std::fs::File::create(&out_path)?;
-    let mut child = tokio::process::Command::new(bin)
-        .args(["listen", "--dsn", &dsn])
-        .stdout(out)
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut stderr = BufReader::new(child.stderr.take().context("stderr")?).lines();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = stderr.next_line().await? {
-            if line.contains("listening") {
-                return Ok(());
-            }
-        }
-        bail!("the CLI exited before listening")
-    })
-    .await
-    .context("CLI start")??;
-    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    let mut command = tokio::process::Command::new(bin);
+    command.args(["listen", "--dsn", &dsn]).stdout(out);
+    let mut child = spawn_listening(command, "the CLI").await?;
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let done = tokio::spawn(async move {
@@ -215,24 +228,9 @@ pub async fn psycopg(config: &Config, total: u64) -> Result<Consumer> {
         "host=127.0.0.1 port={port} user=postgres dbname={}",
         config.get_dbname().unwrap_or("postgres")
     );
-    let mut child = tokio::process::Command::new(python)
-        .args([script, &dsn, &total.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut stderr = BufReader::new(child.stderr.take().context("stderr")?).lines();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = stderr.next_line().await? {
-            if line.contains("listening") {
-                return Ok(());
-            }
-            eprintln!("psycopg: {line}");
-        }
-        bail!("psycopg exited before listening")
-    })
-    .await
-    .context("psycopg start")??;
+    let mut command = tokio::process::Command::new(python);
+    command.args([script, &dsn, &total.to_string()]).stdout(Stdio::piped());
+    let mut child = spawn_listening(command, "psycopg").await?;
     let mut stdout = BufReader::new(child.stdout.take().context("stdout")?).lines();
     let stop = CancellationToken::new();
     let stopped = stop.clone();

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use bytebase_signal_client::{Event, Listener, Signal};
+use anyhow::{Context, Result};
+use bytebase_signal_client::{Listener, Signal};
 use bytebase_signal_tests::cluster::Cluster;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -43,17 +43,7 @@ async fn ours(
     stop: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<Result<Vec<f64>>>> {
     let (handle, mut signals) = Listener::new(cluster.config(DB)).spawn(stop);
-    let mut events = handle.events();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(30), events.recv())
-            .await
-            .context("listener start")??
-        {
-            Event::Replayed { .. } => break,
-            Event::ConnectFailed { reason } => bail!("listener could not connect: {reason}"),
-            _ => {}
-        }
-    }
+    crate::feed::caught_up(&handle).await?;
     Ok(tokio::spawn(async move {
         let _handle = handle;
         let mut samples = Vec::with_capacity(SIGNALS);

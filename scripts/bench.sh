@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: benchmarks on throwaway clusters, in release mode; prints markdown tables.
-# Arguments select sections (send, receive, latency, recovery, fanout); default all.
+# Arguments select sections (send, receive, latency, recovery, memory, fanout); default all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh

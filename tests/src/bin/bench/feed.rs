@@ -21,9 +21,14 @@ const BATCH: i64 = 50_000;
 /// Commits task-run cancels for uids `1..=total` through raw `pg_notify` (the seed bytes), in
 /// transactions of [`BATCH`]; returns when the last one committed.
 pub async fn produce(producer: &Client, total: i64) -> Result<()> {
-    let mut low = 1;
-    while low <= total {
-        let high = (low + BATCH - 1).min(total);
+    produce_range(producer, 1, total).await
+}
+
+/// Like [`produce`], for uids `first..=last`.
+pub async fn produce_range(producer: &Client, first: i64, last: i64) -> Result<()> {
+    let mut low = first;
+    while low <= last {
+        let high = (low + BATCH - 1).min(last);
         producer
             .query_one(
                 r#"SELECT count(pg_notify('bytebase_signal', '{"type":"cancel_task_run","uid":' || g || '}'))

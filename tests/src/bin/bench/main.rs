@@ -3,7 +3,7 @@
 //! the same run (interleaved rounds, medians, ratios); absolute numbers alone mean little.
 //!
 //! ```text
-//! bytebase-signal-bench [send] [receive] [latency] [recovery] [fanout]     (default: all)
+//! bytebase-signal-bench [send] [receive] [latency] [recovery] [memory] [fanout]   (default: all)
 //! ```
 //!
 //! Needs the extension installed in release mode and the `bytebase-signal` CLI built in release
@@ -17,16 +17,21 @@ use bytebase_signal_tests::cluster::DEFAULT_PG_CONFIG;
 mod fanout;
 mod feed;
 mod latency;
+mod memory;
 mod receive;
 mod recovery;
 mod send;
+
+/// Counts allocated bytes for the memory table.
+#[global_allocator]
+static ALLOCATOR: memory::Counting = memory::Counting;
 
 async fn bench(sections: &[String]) -> Result<()> {
     let all = sections.is_empty();
     let wants = |name: &str| all || sections.iter().any(|s| s == name);
     for s in sections {
-        if !["send", "receive", "latency", "recovery", "fanout"].contains(&s.as_str()) {
-            bail!("unknown section {s:?}: expected send, receive, latency, recovery or fanout");
+        if !["send", "receive", "latency", "recovery", "memory", "fanout"].contains(&s.as_str()) {
+            bail!("unknown section {s:?}: expected send, receive, latency, recovery, memory or fanout");
         }
     }
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -43,6 +48,9 @@ async fn bench(sections: &[String]) -> Result<()> {
     }
     if wants("recovery") {
         recovery::run().await?;
+    }
+    if wants("memory") {
+        memory::run().await?;
     }
     if wants("fanout") {
         fanout::run().await?;

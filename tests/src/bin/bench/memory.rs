@@ -1,0 +1,103 @@
+//! Memory: bytes per registered run and per tombstone (counted by this binary's allocator), and
+//! the process's resident set while a listener with a registry receives 10,000,000 signals.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use anyhow::{ensure, Result};
+use bytebase_signal_client::{Listener, Registry, RunUid, Signal, SignalKind};
+use bytebase_signal_tests::cluster::Cluster;
+use tokio_util::sync::CancellationToken;
+
+use crate::feed;
+
+/// The system allocator, counting the bytes currently allocated.
+pub struct Counting;
+
+static ALLOCATED: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        ALLOCATED.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATED.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+fn allocated() -> isize {
+    ALLOCATED.load(Ordering::Relaxed)
+}
+
+/// Resident set size of this process, in MiB (Linux).
+fn rss_mib() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0.0);
+    pages * 4096.0 / (1024.0 * 1024.0)
+}
+
+const N: i64 = 100_000;
+const FLOOD: i64 = 10_000_000;
+const DB: &str = "bench";
+
+/// Runs the memory table.
+pub async fn run() -> Result<()> {
+    // Bytes per registered run: the registry entry and the guard the application keeps.
+    let registry = Registry::new();
+    let before = allocated();
+    let guards: Vec<_> =
+        (1..=N).map(|n| registry.register(SignalKind::TaskRun, RunUid::new(n).expect("positive"))).collect();
+    let per_run = (allocated() - before) as f64 / N as f64;
+    // Bytes per tombstone: unmatched dispatches of signals for runs nobody registered.
+    let before = allocated();
+    for n in 1..=N {
+        registry.dispatch(&Signal::new(SignalKind::PlanCheckRun, RunUid::new(n).expect("positive")));
+    }
+    let per_tombstone = (allocated() - before) as f64 / N as f64;
+    drop(guards);
+
+    eprintln!("memory: starting a throwaway cluster ...");
+    let cluster = Cluster::start()?;
+    cluster.create_database_with_extension(DB).await?;
+    let producer = cluster.connect(DB).await?;
+    let registry = Registry::new();
+    let stop = CancellationToken::new();
+    let handle = Listener::new(cluster.config(DB)).spawn_with_registry(registry.clone(), stop.clone());
+    feed::caught_up(&handle).await?;
+    let start_rss = rss_mib();
+    let mut samples = Vec::new();
+    let step = FLOOD / 10;
+    for i in 0..10 {
+        // Distinct uids throughout, so every signal is a new tombstone and a new remembered key.
+        feed::produce_range(&producer, i * step + 1, (i + 1) * step).await?;
+        let want = ((i + 1) * step) as u64;
+        while registry.stats().dispatched < want {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        samples.push(rss_mib());
+    }
+    let status = handle.status();
+    stop.cancel();
+    handle.join().await;
+    ensure!(status.dispatched == FLOOD as u64, "dispatched {status:?}");
+
+    println!("\n### Memory\n");
+    println!("| measure | value | goal |");
+    println!("|---|---:|---|");
+    println!("| bytes per registered run (registry entry + guard) | {per_run:.0} | reported |");
+    println!("| bytes per tombstone | {per_tombstone:.0} | reported |");
+    let series: Vec<String> = samples.iter().map(|m| format!("{m:.0}")).collect();
+    println!(
+        "| RSS while receiving {FLOOD} signals: before, then after each million (MiB) | {start_rss:.0}; {} | flat |",
+        series.join(", ")
+    );
+
+    Ok(())
+}

@@ -48,6 +48,12 @@ pub struct Consumer {
 }
 
 impl Consumer {
+    /// Stops it and waits until it has let go of its connection.
+    pub async fn close(self) {
+        self.stop.cancel();
+        let _ = self.done.await;
+    }
+
     /// The instant it received the last signal (failing after `within`); then stops it, so that
     /// it holds no connection into the next measurement.
     pub async fn finish(self, within: Duration) -> Result<Instant> {

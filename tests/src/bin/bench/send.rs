@@ -8,7 +8,8 @@
 //! - standalone `SELECT bytebase_cancel_task_run(n)`, durable log off and on, against
 //!   `SELECT pg_notify(...)`;
 //! - the realistic cancel transaction — `UPDATE` the run's status row, then signal, one commit —
-//!   with the function (log on) against the same with `pg_notify`, and with no signal at all.
+//!   with the function (log on) against the same with `pg_notify`, and with no signal at all;
+//! - both cancel transactions again with 32 idle listeners connected (each NOTIFY wakes them all).
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -17,6 +18,8 @@ use anyhow::{bail, ensure, Context, Result};
 use bytebase_signal_client::Listener;
 use bytebase_signal_tests::cluster::Cluster;
 use tokio_util::sync::CancellationToken;
+
+use crate::feed;
 
 const DB: &str = "bench";
 const RUNS: i64 = 100_000;
@@ -36,6 +39,8 @@ struct Variant {
     options: &'static str,
     /// What it is compared with, and the goal for that ratio.
     baseline: Option<(&'static str, &'static str)>,
+    /// Idle listeners connected (and drained) besides the live one: each NOTIFY wakes them all.
+    idle: usize,
 }
 
 fn variants() -> Vec<Variant> {
@@ -48,36 +53,59 @@ fn variants() -> Vec<Variant> {
             script: RAW_NOTIFY.into(),
             options: "",
             baseline: None,
+            idle: 0,
         },
         Variant {
             name: "standalone bytebase_cancel_task_run, durable = off",
             script: "SELECT bytebase_cancel_task_run(:uid);".into(),
             options: "-c bytebase_signal.durable=off",
             baseline: Some(("standalone pg_notify (raw)", "≥ 0.97×")),
+            idle: 0,
         },
         Variant {
             name: "standalone bytebase_cancel_task_run, durable = on",
             script: "SELECT bytebase_cancel_task_run(:uid);".into(),
             options: "",
             baseline: Some(("standalone pg_notify (raw)", "reported: a WAL flush per commit")),
+            idle: 0,
         },
         Variant {
             name: "cancel transaction, pg_notify (raw)",
             script: tx(RAW_NOTIFY),
             options: "",
             baseline: None,
+            idle: 0,
         },
         Variant {
             name: "cancel transaction, bytebase_cancel_task_run, durable = on",
             script: tx("SELECT bytebase_cancel_task_run(:uid);"),
             options: "",
             baseline: Some(("cancel transaction, pg_notify (raw)", "≥ 0.9×")),
+            idle: 0,
         },
         Variant {
             name: "cancel transaction without any signal",
             script: tx(""),
             options: "",
             baseline: Some(("cancel transaction, pg_notify (raw)", "reference")),
+            idle: 0,
+        },
+        Variant {
+            name: "cancel transaction, pg_notify (raw), 32 idle listeners",
+            script: tx(RAW_NOTIFY),
+            options: "",
+            baseline: Some((
+                "cancel transaction, pg_notify (raw)",
+                "reported: every NOTIFY wakes every listener",
+            )),
+            idle: 32,
+        },
+        Variant {
+            name: "cancel transaction, bytebase_cancel_task_run, 32 idle listeners",
+            script: tx("SELECT bytebase_cancel_task_run(:uid);"),
+            options: "",
+            baseline: Some(("cancel transaction, pg_notify (raw), 32 idle listeners", "≥ 0.9×")),
+            idle: 32,
         },
     ]
 }
@@ -144,8 +172,15 @@ pub async fn run() -> Result<()> {
         // Rotate the order each round, so that no variant always runs first (or last).
         for i in 0..variants.len() {
             let v = &variants[(i + round) % variants.len()];
+            let mut idle = Vec::with_capacity(v.idle);
+            for _ in 0..v.idle {
+                idle.push(feed::bare(&cluster.config(DB), u64::MAX).await?);
+            }
             let (cluster, dir) = (&cluster, dir.path());
             let t = tokio::task::block_in_place(|| pgbench(cluster, v, dir))?;
+            for listener in idle {
+                listener.close().await;
+            }
             eprintln!("round {}: {:<60} {t:>9.0} tps", round + 1, v.name);
             tps.entry(v.name).or_default().push(t);
         }

@@ -636,36 +636,25 @@ where
                 Some(log) => lock(&intake.resync_from).take().map(|from| (log, from)),
                 None => None,
             };
-            // A resync that does not complete is asked for again (on the next connection).
-            let restore_resync = |resync: Option<(&Log, Option<SystemTime>)>| {
-                if let Some((_, from)) = resync {
-                    intake.resync_from(from);
+            let beat = match resync {
+                Some((log, from)) => {
+                    let replay =
+                        async { intake.replay(log, client, from, config).await.map(|(alive, _)| alive) };
+                    within("resynchronising replay", config.replay_timeout, replay).await
+                }
+                None => {
+                    let ping = async { client.query_one(&clock, &[]).await?.try_get(0) };
+                    within("heartbeat", config.ping_timeout, ping).await
                 }
             };
-            let (beat, deadline, what) = match resync {
-                Some((log, from)) => (
-                    Box::pin(
-                        async move { intake.replay(log, client, from, config).await.map(|(alive, _)| alive) },
-                    )
-                        as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>,
-                    config.replay_timeout,
-                    "resynchronising replay",
-                ),
-                None => (
-                    Box::pin(async { client.query_one(&clock, &[]).await?.try_get(0) }) as _,
-                    config.ping_timeout,
-                    "heartbeat",
-                ),
-            };
-            match tokio::time::timeout(deadline, beat).await {
-                Ok(Ok(now)) => intake.alive(now, sent, config),
-                Ok(Err(e)) => {
-                    restore_resync(resync);
-                    return Error::Database(e);
-                }
-                Err(_) => {
-                    restore_resync(resync);
-                    return Error::Timeout { what, after: deadline };
+            match beat {
+                Ok(now) => intake.alive(now, sent, config),
+                Err(e) => {
+                    // A resync that did not complete is asked for again (on the next connection).
+                    if let Some((_, from)) = resync {
+                        intake.resync_from(from);
+                    }
+                    return e;
                 }
             }
         }
@@ -690,10 +679,9 @@ where
             let from = intake.last_alive();
             let (since, grace) = intake.replay_window(from, config);
             let confirm = log.replay(client, since, grace, Some(&uids));
-            let found = match tokio::time::timeout(config.replay_timeout, confirm).await {
-                Ok(Ok(replayed)) => replayed.signals,
-                Ok(Err(e)) => return Error::Database(e),
-                Err(_) => return Error::Timeout { what: "confirming replay", after: config.replay_timeout },
+            let found = match within("confirming replay", config.replay_timeout, confirm).await {
+                Ok(replayed) => replayed.signals,
+                Err(e) => return e,
             };
             // Only what was named: the uid filter also matches the other kind's runs.
             let wanted: HashSet<_> = candidates.iter().map(seen::key).collect();
@@ -746,6 +734,18 @@ where
             Some(Err(e)) => return Error::Database(e),
             None => return Error::Closed,
         }
+    }
+}
+
+/// Runs `query` with a deadline; a late answer is a [`Error::Timeout`] naming `what`.
+async fn within<T>(
+    what: &'static str,
+    after: Duration,
+    query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(after, query).await {
+        Ok(result) => result.map_err(Error::Database),
+        Err(_) => Err(Error::Timeout { what, after }),
     }
 }
 

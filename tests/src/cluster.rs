@@ -333,6 +333,21 @@ impl Drop for Cluster {
     }
 }
 
+/// Terminates every backend whose `application_name` is `application_name` (a listener under
+/// test, say) through `client`; returns how many it terminated.
+pub async fn terminate_backends(
+    client: &Client,
+    application_name: &str,
+) -> Result<i64, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&application_name],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// The directory of the PostgreSQL programs, from `pg_config --bindir`.
 fn bindir() -> Result<PathBuf> {
     let pg_config = std::env::var("PG_CONFIG").unwrap_or_else(|_| DEFAULT_PG_CONFIG.to_owned());

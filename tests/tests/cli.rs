@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use std::collections::BTreeSet;
 
-use bytebase_signal_tests::cluster::{Cluster, SUPERUSER};
+use bytebase_signal_tests::cluster::{terminate_backends, Cluster, SUPERUSER};
 use bytebase_signal_tests::listen::RawListener;
 use bytebase_signal_tests::proxy::{Mode, Proxy};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
@@ -132,10 +132,7 @@ async fn listen_prints_signals_survives_faults_and_exits_cleanly_on_sigterm() ->
     cli.stderr_until("malformed signal").await?;
 
     // The listener's backend is killed: it reconnects by itself.
-    db.batch_execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'bytebase-signal'",
-    )
-    .await?;
+    terminate_backends(&db, "bytebase-signal").await?;
     cli.stderr_until("listening").await?;
     run(&["send", "plan-check-run", "8", "9", "8", "--dsn", &dsn]).await?;
     assert_eq!(cli.stdout_line().await?, r#"{"type":"cancel_plan_check_run","uid":8}"#);
@@ -236,10 +233,7 @@ async fn listen_without_the_log_warns_once() -> Result<()> {
     let warning = "signals sent while the listener is disconnected are not recovered";
     cli.stderr_until(warning).await?;
 
-    db.batch_execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'bytebase-signal'",
-    )
-    .await?;
+    terminate_backends(&db, "bytebase-signal").await?;
     let after = cli.stderr_until("listening").await?;
     run(&["send", "task-run", "5", "--raw", "--dsn", &dsn]).await?;
     assert_eq!(cli.stdout_line().await?, r#"{"type":"cancel_task_run","uid":5}"#);

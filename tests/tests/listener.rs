@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use anyhow::{ensure, Context, Result};
 use bytebase_signal_client::send::{self, SendMode};
 use bytebase_signal_client::{Event, Listener, ListenerConfig, Registry, RunUid, Signal, SignalKind};
-use bytebase_signal_tests::cluster::SUPERUSER;
+use bytebase_signal_tests::cluster::{terminate_backends, SUPERUSER};
 use bytebase_signal_tests::listen::RawListener;
 use bytebase_signal_tests::listening::*;
 use bytebase_signal_tests::proxy::{Mode, Proxy};
@@ -96,13 +96,7 @@ async fn a_terminated_backend_is_replaced_and_later_signals_arrive() -> Result<(
     let mut l = start(listener_on(&cluster, cluster.port(), quick())).await?;
 
     for round in 1..=3_i64 {
-        let killed: i64 = sender
-            .query_one(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
-                &[&APP],
-            )
-            .await?
-            .get(0);
+        let killed = terminate_backends(&sender, APP).await?;
         // A backend terminated in the previous round may still be on its way out.
         ensure!(killed >= 1, "no listener backend to terminate");
         next_event(&mut l.events, disconnected).await?;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use bytebase_signal_client::{Backoff, Event, ListenerConfig, ListenerHandle};
-use bytebase_signal_tests::cluster::Cluster;
+use bytebase_signal_tests::cluster::{terminate_backends, Cluster};
 use bytebase_signal_tests::listening::*;
 use bytebase_signal_tests::proxy::{Mode, Proxy};
 use bytebase_signal_tests::wait;
@@ -244,16 +244,8 @@ async fn kills_and_a_restart(durable: bool) -> Result<Outcome> {
                     tokio::spawn(connection);
                     admin = Some(client);
                 }
-                let terminated = admin
-                    .as_ref()
-                    .expect("connected")
-                    .query_one(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
-                        &[&APP],
-                    )
-                    .await;
-                match terminated {
-                    Ok(row) if row.get::<_, i64>(0) > 0 => {
+                match terminate_backends(admin.as_ref().expect("connected"), APP).await {
+                    Ok(n) if n > 0 => {
                         kills.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(_) => {}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use bytebase_signal_client::send;
 use bytebase_signal_client::{Event, Listener, ListenerConfig, Signal, SignalKind};
-use bytebase_signal_tests::cluster::{Cluster, SUPERUSER};
+use bytebase_signal_tests::cluster::{terminate_backends, Cluster, SUPERUSER};
 use bytebase_signal_tests::listening::*;
 use bytebase_signal_tests::proxy::{Mode, Proxy};
 use bytebase_signal_tests::wait;
@@ -47,12 +47,7 @@ async fn without_the_log_the_listener_still_listens() -> Result<()> {
     send::cancel(&sender, SignalKind::TaskRun, &[uid(3)], send::SendMode::Raw).await?;
     assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(3)));
     // After a reconnect too (the warning is said once; the CLI test checks that).
-    sender
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-            &[&APP],
-        )
-        .await?;
+    terminate_backends(&sender, APP).await?;
     next_event(&mut l.events, connected).await?;
     send::cancel(&sender, SignalKind::TaskRun, &[uid(4)], send::SendMode::Raw).await?;
     assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(4)));
@@ -150,12 +145,7 @@ async fn a_cancel_sent_again_is_handed_on_again_but_a_replayed_copy_is_not() -> 
     next_event(&mut l.events, replayed).await?;
     assert_eq!(recv(&mut l.signals).await?.uid, uid(6));
     // Another reconnect replays 5, 5 and 6 again: all skipped.
-    sender
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-            &[&APP],
-        )
-        .await?;
+    terminate_backends(&sender, APP).await?;
     next_event(&mut l.events, disconnected).await?;
     next_event(&mut l.events, replayed).await?;
     send_range(&sender, 7..=7).await?;

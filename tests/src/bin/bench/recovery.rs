@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bytebase_signal_client::{Backoff, Event, Listener, ListenerConfig};
-use bytebase_signal_tests::cluster::Cluster;
+use bytebase_signal_tests::cluster::{terminate_backends, Cluster};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -55,13 +55,7 @@ pub async fn run() -> Result<()> {
         // Healthy for longer than the backoff's reset period (the incident is isolated).
         tokio::time::sleep(Duration::from_millis(150)).await;
         let killed_at = Instant::now();
-        let n: i64 = admin
-            .query_one(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
-                &[&APP],
-            )
-            .await?
-            .get(0);
+        let n = terminate_backends(&admin, APP).await?;
         if n != 1 {
             bail!("expected one listener backend, terminated {n}");
         }

@@ -104,6 +104,20 @@ fn send(kind: SignalKind, uids: &[RunUid], logged: bool) {
 
 extension_sql!(
     r#"
+DO $guard$
+DECLARE
+    pure_schema name;
+BEGIN
+    SELECT n.nspname INTO pure_schema
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE p.proname = '_bytebase_signal_send';
+    IF FOUND THEN
+        RAISE EXCEPTION 'bytebase_signal: the pure-SQL edition is installed in this database (schema %); not installing the extension beside it', pure_schema
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Move from the pure-SQL edition as the README describes (Moving between editions).';
+    END IF;
+END
+$guard$;
 CREATE TABLE bytebase_signal_log (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     type text NOT NULL CHECK (type IN ('cancel_task_run', 'cancel_plan_check_run')),

@@ -1,0 +1,285 @@
+-- bytebase_signal 0.2.0, pure-SQL edition: the extension's SQL API in plain SQL and PL/pgSQL, for
+-- servers where a compiled extension cannot be installed (RDS, Cloud SQL, Azure, ...).
+--
+--     psql -v ON_ERROR_STOP=1 -d <database> -f sql/pure/install.sql
+--
+-- Needs no superuser: the installing role needs CREATE on the target schema, and becomes the
+-- owner of the log table and of the functions (which run as that owner: SECURITY DEFINER). The
+-- target schema is the first existing schema on search_path (`public` by default; choose another
+-- with PGOPTIONS='-c search_path=<schema>'), as for CREATE EXTENSION.
+--
+-- Running it again is harmless (it replaces the functions, keeping their grants). It refuses to
+-- run where the extension is installed; sql/pure/uninstall.sql removes what it creates.
+-- The end-to-end conformance suite (tests/tests/conformance.rs) checks that both editions send the
+-- same bytes, raise the same SQLSTATEs and messages, and replay the same rows.
+
+-- One statement, so it is atomic on its own and can also run inside a caller's transaction
+-- (`\i` in psql, when moving between editions).
+DO $install$
+DECLARE
+    found_in name;
+    f regprocedure;
+BEGIN
+-- Refusals first: nothing is created if one applies.
+SELECT n.nspname INTO found_in
+  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+ WHERE e.extname = 'bytebase_signal';
+IF FOUND THEN
+    RAISE EXCEPTION 'bytebase_signal: the extension is installed in this database (schema %); not installing the pure-SQL edition beside it', found_in
+        USING ERRCODE = 'duplicate_object',
+              HINT = 'Keep the extension, or move to the pure-SQL edition as the README describes (Moving between editions).';
+END IF;
+IF current_schema() IS NULL THEN
+    RAISE EXCEPTION 'bytebase_signal: no schema to install into: search_path names no existing schema'
+        USING ERRCODE = 'invalid_schema_name';
+END IF;
+SELECT n.nspname INTO found_in
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE p.proname = 'bytebase_signal_replay' AND p.proargtypes = '1184'::oidvector
+   AND n.nspname <> current_schema();
+IF FOUND THEN
+    RAISE EXCEPTION 'bytebase_signal: the pure-SQL edition is already installed in schema %, not in %', found_in, current_schema()
+        USING ERRCODE = 'duplicate_object',
+              HINT = 'Run it with that schema first on search_path, or run sql/pure/uninstall.sql first.';
+END IF;
+
+-- The log: the same definition as the extension's. Created once: a second run keeps the table
+-- and its rows.
+IF to_regclass(format('%I.bytebase_signal_log', current_schema())) IS NULL THEN
+    CREATE TABLE bytebase_signal_log (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        type text NOT NULL CHECK (type IN ('cancel_task_run', 'cancel_plan_check_run')),
+        uid bigint NOT NULL CHECK (uid > 0),
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        sent_by name NOT NULL
+    );
+    CREATE INDEX bytebase_signal_log_created_at_idx ON bytebase_signal_log (created_at);
+END IF;
+REVOKE ALL ON TABLE bytebase_signal_log FROM PUBLIC;
+COMMENT ON TABLE bytebase_signal_log IS
+    'Signals sent by bytebase_cancel_* (one row per signal, written in the sender''s transaction), kept for bytebase_signal.retention so that listeners can replay what they missed.';
+
+-- bytebase_signal.retention in seconds. The extension registers its settings, so PostgreSQL
+-- checks them at SET; here they are plain placeholders, checked when read, with the same rules
+-- and messages.
+CREATE OR REPLACE FUNCTION _bytebase_signal_retention_secs() RETURNS double precision
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $function$
+DECLARE
+    setting text := current_setting('bytebase_signal.retention', true);
+    parts text[];
+    secs double precision;
+BEGIN
+    IF setting IS NULL OR setting = '' THEN
+        RETURN 3600;
+    END IF;
+    parts := regexp_match(setting, '^\s*([-+]?[0-9]+(?:\.[0-9]*)?)\s*(us|ms|s|min|h|d)?\s*$');
+    IF parts IS NULL THEN
+        -- PostgreSQL hints at the units only when the value starts with a number.
+        IF setting ~ '^\s*[-+]?[0-9]' THEN
+            RAISE EXCEPTION 'invalid value for parameter "bytebase_signal.retention": "%"', setting
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Valid units for this parameter are "us", "ms", "s", "min", "h", and "d".';
+        END IF;
+        RAISE EXCEPTION 'invalid value for parameter "bytebase_signal.retention": "%"', setting
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Rounded to whole seconds to nearest, ties to even, as PostgreSQL does.
+    secs := round(parts[1]::double precision * CASE coalesce(parts[2], 's')
+        WHEN 'us' THEN 1e-6 WHEN 'ms' THEN 1e-3 WHEN 's' THEN 1
+        WHEN 'min' THEN 60 WHEN 'h' THEN 3600 ELSE 86400 END);
+    IF secs < 1 OR secs > 2592000 THEN
+        RAISE EXCEPTION '% s is outside the valid range for parameter "bytebase_signal.retention" (1 .. 2592000)', secs
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN secs;
+END
+$function$;
+
+-- Deletes up to `lim` (NULL: all) rows older than the retention, oldest first, skipping rows
+-- another session is deleting; returns how many. The extension's statement, for the same reasons
+-- (extension/src/log.rs): the cutoff is an index condition and rows are deleted by primary key.
+CREATE OR REPLACE FUNCTION _bytebase_signal_prune(lim bigint) RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $function$
+DECLARE
+    cutoff timestamptz := now() - make_interval(secs => _bytebase_signal_retention_secs());
+    deleted bigint;
+BEGIN
+    DELETE FROM bytebase_signal_log WHERE id = ANY (ARRAY(
+        SELECT l.id FROM bytebase_signal_log AS l
+         WHERE l.created_at < cutoff
+         ORDER BY l.created_at LIMIT lim FOR UPDATE SKIP LOCKED));
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    RETURN deleted;
+END
+$function$;
+
+-- What every send function does: validate the whole argument, log one row per distinct uid (unless
+-- bytebase_signal.durable is off), queue one NOTIFY per distinct uid in first-occurrence order;
+-- returns how many. `fn` and `single` only shape the error messages.
+CREATE OR REPLACE FUNCTION _bytebase_signal_send(fn text, kind text, uids bigint[], single boolean)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $function$
+DECLARE
+    param text := CASE WHEN single THEN 'uid' ELSE 'uids' END;
+    bad_position bigint;
+    culprit text;
+    bad_value bigint;
+    distinct_uids bigint[];
+    durable_setting text := lower(btrim(current_setting('bytebase_signal.durable', true)));
+    sender name;
+    prunes boolean;
+    u bigint;
+BEGIN
+    IF uids IS NULL THEN
+        RAISE EXCEPTION '%(%): % must not be NULL', fn, param, param USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT t.o, t.u INTO bad_position, bad_value
+      FROM unnest(uids) WITH ORDINALITY AS t(u, o)
+     WHERE t.u IS NULL OR t.u <= 0
+     ORDER BY t.o LIMIT 1;
+    IF FOUND THEN
+        -- As the extension words it: `uids[2]` names the element by its 1-based position.
+        culprit := param || CASE WHEN single THEN '' ELSE '[' || bad_position || ']' END;
+        IF bad_value IS NULL THEN
+            RAISE EXCEPTION '%(%): % must not be NULL', fn, param, culprit
+                USING ERRCODE = 'null_value_not_allowed';
+        END IF;
+        RAISE EXCEPTION '%(%): % must be a positive run id, got %', fn, param, culprit, bad_value
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF single THEN
+        distinct_uids := uids;
+    ELSE
+        distinct_uids := ARRAY(SELECT t.u FROM unnest(uids) WITH ORDINALITY AS t(u, o) GROUP BY t.u ORDER BY min(t.o));
+    END IF;
+    IF cardinality(distinct_uids) = 0 THEN
+        RETURN 0;
+    END IF;
+
+    IF durable_setting IS NULL OR durable_setting = ''
+       OR durable_setting IN ('on', 't', 'tr', 'tru', 'true', 'y', 'ye', 'yes', '1') THEN
+        -- The role the caller acts as, after SET ROLE: inside this SECURITY DEFINER function
+        -- current_user is the owner, as GetOuterUserId() is what the extension records.
+        sender := CASE current_setting('role') WHEN 'none' THEN session_user ELSE current_setting('role') END;
+        WITH logged AS (
+            INSERT INTO bytebase_signal_log (type, uid, sent_by)
+            SELECT kind, t.u, sender FROM unnest(distinct_uids) AS t(u)
+            RETURNING id)
+        SELECT coalesce(bool_or(logged.id % 64 = 0), false) INTO prunes FROM logged;
+        -- Every 64th row prunes up to 128 expired rows; not in REPEATABLE READ or SERIALIZABLE,
+        -- where locking rows another session pruned would fail the caller with 40001.
+        IF prunes AND current_setting('transaction_isolation') = 'read committed' THEN
+            PERFORM _bytebase_signal_prune(128);
+        END IF;
+    ELSIF durable_setting NOT IN ('off', 'of', 'f', 'fa', 'fal', 'fals', 'false', 'n', 'no', '0') THEN
+        RAISE EXCEPTION 'parameter "bytebase_signal.durable" requires a Boolean value'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    FOREACH u IN ARRAY distinct_uids LOOP
+        PERFORM pg_notify('bytebase_signal', '{"type":"' || kind || '","uid":' || u || '}');
+    END LOOP;
+    RETURN cardinality(distinct_uids);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION bytebase_cancel_task_run(uid bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS $function$
+BEGIN
+    PERFORM _bytebase_signal_send('bytebase_cancel_task_run', 'cancel_task_run', ARRAY[uid], true);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION bytebase_cancel_plan_check_run(uid bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS $function$
+BEGIN
+    PERFORM _bytebase_signal_send('bytebase_cancel_plan_check_run', 'cancel_plan_check_run', ARRAY[uid], true);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION bytebase_cancel_task_runs(uids bigint[]) RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS $function$
+BEGIN
+    RETURN _bytebase_signal_send('bytebase_cancel_task_runs', 'cancel_task_run', uids, false);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION bytebase_cancel_plan_check_runs(uids bigint[]) RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS $function$
+BEGIN
+    RETURN _bytebase_signal_send('bytebase_cancel_plan_check_runs', 'cancel_plan_check_run', uids, false);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION bytebase_signal_prune() RETURNS bigint
+LANGUAGE plpgsql STRICT VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS $function$
+BEGIN
+    RETURN _bytebase_signal_prune(NULL);
+END
+$function$;
+
+-- Identical to the extension's (the conformance suite compares the definitions).
+CREATE OR REPLACE FUNCTION bytebase_signal_replay(since timestamptz)
+RETURNS TABLE (id bigint, type text, uid bigint, created_at timestamptz)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+AS $replay$
+BEGIN
+    IF since IS NULL THEN
+        RAISE EXCEPTION 'bytebase_signal_replay(since): since must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN QUERY
+        SELECT l.id, l.type, l.uid, l.created_at
+          FROM bytebase_signal_log AS l
+         WHERE l.created_at >= since
+         ORDER BY l.created_at, l.id;
+END
+$replay$;
+
+-- The API functions resolve names in this schema only (pg_temp last), as the extension's do: a
+-- caller's search_path cannot substitute objects into code that runs as the owner. The helpers
+-- run only from inside them (EXECUTE is the owner's alone), under that pinned path already.
+FOREACH f IN ARRAY ARRAY[
+    'bytebase_cancel_task_run(bigint)', 'bytebase_cancel_plan_check_run(bigint)',
+    'bytebase_cancel_task_runs(bigint[])', 'bytebase_cancel_plan_check_runs(bigint[])',
+    'bytebase_signal_prune()', 'bytebase_signal_replay(timestamptz)'
+]::regprocedure[] LOOP
+    EXECUTE format('ALTER FUNCTION %s SET search_path TO pg_catalog, %I, pg_temp', f, current_schema());
+END LOOP;
+
+-- Least privilege, as in the extension: grants are the operator's (README, "Grant"). The helpers
+-- are only for the functions above, which run as their owner.
+REVOKE ALL ON FUNCTION _bytebase_signal_retention_secs() FROM PUBLIC;
+REVOKE ALL ON FUNCTION _bytebase_signal_prune(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _bytebase_signal_send(text, text, bigint[], boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_cancel_task_run(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_run(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_cancel_task_runs(bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_runs(bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_signal_prune() FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_signal_replay(timestamptz) FROM PUBLIC;
+
+COMMENT ON FUNCTION bytebase_cancel_task_run(bigint) IS
+    'Logs and sends {"type":"cancel_task_run","uid":<uid>} on channel bytebase_signal when the transaction commits. uid must be positive.';
+COMMENT ON FUNCTION bytebase_cancel_plan_check_run(bigint) IS
+    'Logs and sends {"type":"cancel_plan_check_run","uid":<uid>} on channel bytebase_signal when the transaction commits. uid must be positive.';
+COMMENT ON FUNCTION bytebase_cancel_task_runs(bigint[]) IS
+    'Logs and sends one cancel_task_run signal per distinct uid on channel bytebase_signal when the transaction commits; returns their number. Every element must be positive.';
+COMMENT ON FUNCTION bytebase_cancel_plan_check_runs(bigint[]) IS
+    'Logs and sends one cancel_plan_check_run signal per distinct uid on channel bytebase_signal when the transaction commits; returns their number. Every element must be positive.';
+COMMENT ON FUNCTION bytebase_signal_prune() IS
+    'Deletes bytebase_signal logged signals older than bytebase_signal.retention; returns how many.';
+COMMENT ON FUNCTION bytebase_signal_replay(timestamptz) IS
+    'The bytebase_signal signals logged since the given time, oldest first, for listeners recovering what they missed while disconnected.';
+COMMENT ON FUNCTION _bytebase_signal_send(text, text, bigint[], boolean) IS
+    'bytebase_signal pure-SQL edition 0.2.0: what every bytebase_cancel_* function does. Internal.';
+END
+$install$;

@@ -47,7 +47,20 @@ pub enum Install {
     /// Version 0.1.0 first, used once, then `ALTER EXTENSION bytebase_signal UPDATE` through the
     /// hand-written upgrade scripts.
     UpgradedFrom010,
+    /// No extension: the pure-SQL edition, `psql -f sql/pure/install.sql`, run twice (the second
+    /// run must be harmless).
+    PureSql,
 }
+
+impl Install {
+    /// Every way, for suites that must hold on each.
+    pub const ALL: [Install; 3] = [Install::Fresh, Install::UpgradedFrom010, Install::PureSql];
+}
+
+/// The pure-SQL edition's installer.
+pub const PURE_INSTALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sql/pure/install.sql");
+/// The pure-SQL edition's uninstaller.
+pub const PURE_UNINSTALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sql/pure/uninstall.sql");
 
 /// A running (or stopped) throwaway PostgreSQL cluster.
 pub struct Cluster {
@@ -178,8 +191,15 @@ impl Cluster {
             .batch_execute(&format!("CREATE DATABASE \"{dbname}\""))
             .await
             .with_context(|| format!("creating database {dbname}"))?;
+        if install == Install::PureSql {
+            for _ in 0..2 {
+                self.run_sql_file(dbname, SUPERUSER, PURE_INSTALL, &[])?;
+            }
+            return Ok(());
+        }
         let db = self.connect(dbname).await?;
         let sql = match install {
+            Install::PureSql => unreachable!("installed above"),
             Install::Fresh => "CREATE EXTENSION bytebase_signal",
             Install::UpgradedFrom010 => {
                 "CREATE EXTENSION bytebase_signal VERSION '0.1.0';
@@ -200,9 +220,27 @@ impl Cluster {
     /// A `psql` command connected to `dbname`, with `.psqlrc` ignored and ON_ERROR_STOP set:
     /// an independent client for checks that must not go through our code.
     pub fn psql(&self, dbname: &str) -> Command {
+        self.psql_as(dbname, SUPERUSER)
+    }
+
+    /// Like [`Cluster::psql`], as role `user`.
+    pub fn psql_as(&self, dbname: &str, user: &str) -> Command {
         let mut cmd = Command::new(self.bindir.join("psql"));
-        cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"]).arg(self.conninfo(dbname));
+        let conninfo = format!("host={} port={} user={user} dbname={dbname}", self.host(), self.port);
+        cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &conninfo]);
         cmd
+    }
+
+    /// Runs the SQL file at `path` on `dbname` as role `user` with `psql -f` (ON_ERROR_STOP), with
+    /// `env` added to its environment (e.g. `PGOPTIONS`); fails with psql's stderr if psql does.
+    pub fn run_sql_file(&self, dbname: &str, user: &str, path: &str, env: &[(&str, &str)]) -> Result<Output> {
+        let mut cmd = self.psql_as(dbname, user);
+        cmd.arg("-f").arg(path).envs(env.iter().copied());
+        let out = cmd.output().with_context(|| format!("running psql -f {path}"))?;
+        if !out.status.success() {
+            bail!("psql -f {path} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(out)
     }
 
     /// Stops the server with a fast shutdown (clients are disconnected, the cluster is kept).

@@ -15,3 +15,26 @@ pub mod listen;
 pub mod listening;
 pub mod proxy;
 pub mod wait;
+
+/// Turns each named `async fn(Install) -> anyhow::Result<()>` into one test per listed install,
+/// in a module per install: `on_installs!([fresh: Fresh, pure_sql: PureSql]; some_test)` gives
+/// `fresh::some_test` and `pure_sql::some_test`.
+#[macro_export]
+macro_rules! on_installs {
+    ([$($module:ident: $install:ident),+ $(,)?]; $($test:ident),* $(,)?) => {
+        $crate::on_installs!(@modules [$($module $install)+] [$($test)*]);
+    };
+    (@modules [$module:ident $install:ident $($rest:tt)*] $tests:tt) => {
+        $crate::on_installs!(@module $module $install $tests);
+        $crate::on_installs!(@modules [$($rest)*] $tests);
+    };
+    (@modules [] $tests:tt) => {};
+    (@module $module:ident $install:ident [$($test:ident)*]) => {
+        mod $module {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $test() -> anyhow::Result<()> {
+                super::$test($crate::cluster::Install::$install).await
+            })*
+        }
+    };
+}

@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{Cluster, SUPERUSER};
+use crate::cluster::{Cluster, Install, SUPERUSER};
 
 /// The database the tests use.
 pub const DB: &str = "app";
@@ -44,8 +44,13 @@ pub fn quick() -> ListenerConfig {
 
 /// A fresh cluster with database [`DB`] holding the extension, and a sender connection to it.
 pub async fn cluster_with_extension() -> Result<(Cluster, Client)> {
+    cluster_with(Install::Fresh).await
+}
+
+/// Like [`cluster_with_extension`], with the API installed the way `install` says.
+pub async fn cluster_with(install: Install) -> Result<(Cluster, Client)> {
     let cluster = Cluster::start()?;
-    cluster.create_database_with_extension(DB).await?;
+    cluster.create_database_with(DB, install).await?;
     let sender = cluster.connect(DB).await?;
     Ok((cluster, sender))
 }

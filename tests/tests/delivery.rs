@@ -10,33 +10,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use bytebase_signal_client::validate::RunUid;
 use bytebase_signal_client::wire::{encode_seed, SignalKind, CHANNEL};
-use bytebase_signal_tests::cluster::{Cluster, Install};
+use bytebase_signal_tests::cluster::{Cluster, Install, PURE_INSTALL, SUPERUSER};
 use bytebase_signal_tests::listen::RawListener;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 const DB: &str = "app";
 
-/// Runs each named test twice: on a fresh install of the current version, and on 0.1.0 upgraded
-/// with `ALTER EXTENSION ... UPDATE`, which must behave the same.
-macro_rules! on_every_install {
-    ($($test:ident),* $(,)?) => {
-        mod fresh {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $test() -> anyhow::Result<()> {
-                super::$test(super::Install::Fresh).await
-            })*
-        }
-        mod upgraded_from_0_1_0 {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $test() -> anyhow::Result<()> {
-                super::$test(super::Install::UpgradedFrom010).await
-            })*
-        }
-    };
-}
-
-on_every_install!(
+// Every install must behave the same: a fresh install of the current version, 0.1.0 upgraded with
+// `ALTER EXTENSION ... UPDATE`, and the pure-SQL edition.
+bytebase_signal_tests::on_installs!(
+    [fresh: Fresh, upgraded_from_0_1_0: UpgradedFrom010, pure_sql: PureSql];
     commit_delivers_the_exact_seed_bytes,
     nothing_arrives_before_commit,
     nothing_arrives_after_rollback,
@@ -46,6 +30,7 @@ on_every_install!(
     batches_send_one_signal_per_distinct_uid_in_order,
     bad_input_reaches_the_client_as_its_sqlstate_and_sends_nothing,
     an_independent_psql_listener_receives_exactly_the_payload,
+    a_repeatable_read_send_is_not_failed_by_a_concurrent_prune,
 );
 
 /// A cluster with the extension, one listener and two sender connections (for interleaving).
@@ -222,11 +207,26 @@ async fn bad_input_reaches_the_client_as_its_sqlstate_and_sends_nothing(install:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_extension_can_live_in_its_own_schema() -> Result<()> {
+    lives_in_its_own_schema(Install::Fresh).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pure_sql_edition_can_live_in_its_own_schema() -> Result<()> {
+    lives_in_its_own_schema(Install::PureSql).await
+}
+
+async fn lives_in_its_own_schema(install: Install) -> Result<()> {
     let cluster = Cluster::start()?;
     let admin = cluster.connect("postgres").await?;
     admin.batch_execute("CREATE DATABASE other").await?;
     let db = cluster.connect("other").await?;
-    db.batch_execute("CREATE SCHEMA signals; CREATE EXTENSION bytebase_signal SCHEMA signals").await?;
+    db.batch_execute("CREATE SCHEMA signals").await?;
+    if install == Install::PureSql {
+        // The installer uses the first schema on search_path, as CREATE EXTENSION does.
+        cluster.run_sql_file("other", SUPERUSER, PURE_INSTALL, &[("PGOPTIONS", "-c search_path=signals")])?;
+    } else {
+        db.batch_execute("CREATE EXTENSION bytebase_signal SCHEMA signals").await?;
+    }
     let schemas: Vec<String> = db
         .query("SELECT DISTINCT pronamespace::regnamespace::text FROM pg_proc WHERE proname LIKE 'bytebase_cancel_%'", &[])
         .await?
@@ -293,9 +293,8 @@ async fn an_independent_psql_listener_receives_exactly_the_payload(install: Inst
 
 /// Pruning is part of sending; a send in a REPEATABLE READ transaction must not fail because
 /// another session pruned rows that its snapshot still shows (it would get SQLSTATE 40001).
-#[tokio::test(flavor = "multi_thread")]
-async fn a_repeatable_read_send_is_not_failed_by_a_concurrent_prune() -> Result<()> {
-    let mut s = setup(Install::Fresh).await?;
+async fn a_repeatable_read_send_is_not_failed_by_a_concurrent_prune(install: Install) -> Result<()> {
+    let mut s = setup(install).await?;
     s.other
         .batch_execute(
             "INSERT INTO bytebase_signal_log (type, uid, created_at, sent_by)

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use bytebase_signal_client::{Listener, Signal, SignalKind};
+use bytebase_signal_tests::cluster::Install;
 use bytebase_signal_tests::listening::*;
 use bytebase_signal_tests::wait;
 use tokio_postgres::error::SqlState;
@@ -20,12 +21,16 @@ fn denied(e: tokio_postgres::Error, what: &str) -> Result<String> {
     Ok(db.message().to_owned())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn senders_and_listeners_need_exactly_the_readme_grants() -> Result<()> {
+bytebase_signal_tests::on_installs!(
+    [extension: Fresh, pure_sql: PureSql];
+    senders_and_listeners_need_exactly_the_readme_grants,
+);
+
+async fn senders_and_listeners_need_exactly_the_readme_grants(install: Install) -> Result<()> {
     let readme = include_str!("../../README.md");
     assert!(readme.contains(SENDER_GRANT) && readme.contains(LISTENER_GRANT), "README lost the GRANTs");
 
-    let (cluster, admin) = cluster_with_extension().await?;
+    let (cluster, admin) = cluster_with(install).await?;
     admin.batch_execute("CREATE ROLE bytebase_app LOGIN; CREATE ROLE bytebase_listener LOGIN").await?;
     let app = cluster.connect_as(DB, "bytebase_app").await?;
     let listener_role = cluster.connect_as(DB, "bytebase_listener").await?;

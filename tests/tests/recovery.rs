@@ -8,11 +8,20 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use bytebase_signal_client::send;
 use bytebase_signal_client::{Event, Listener, ListenerConfig, Signal, SignalKind};
-use bytebase_signal_tests::cluster::{terminate_backends, Cluster, SUPERUSER};
+use bytebase_signal_tests::cluster::{terminate_backends, Cluster, Install, SUPERUSER};
 use bytebase_signal_tests::listening::*;
 use bytebase_signal_tests::proxy::{Mode, Proxy};
 use bytebase_signal_tests::wait;
 use tokio_postgres::Client;
+
+// What the listener recovers must not depend on the edition that logged it.
+bytebase_signal_tests::on_installs!(
+    [extension: Fresh, pure_sql: PureSql];
+    strict_mode_acts_only_on_signals_the_log_confirms,
+    after_failover_missed_cancels_are_replayed_from_the_promoted_standby,
+    a_cancel_sent_again_is_handed_on_again_but_a_replayed_copy_is_not,
+    a_catch_up_bigger_than_the_queue_loses_nothing,
+);
 
 /// Receives signals until `n` distinct task-run uids arrived; fails on a duplicate.
 async fn receive_distinct(l: &mut Running, n: usize) -> Result<BTreeSet<i64>> {
@@ -55,9 +64,8 @@ async fn without_the_log_the_listener_still_listens() -> Result<()> {
     l.stop().await.map(drop)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn strict_mode_acts_only_on_signals_the_log_confirms() -> Result<()> {
-    let (cluster, sender) = cluster_with_extension().await?;
+async fn strict_mode_acts_only_on_signals_the_log_confirms(install: Install) -> Result<()> {
+    let (cluster, sender) = cluster_with(install).await?;
     let mut l =
         start(listener_on(&cluster, cluster.port(), ListenerConfig { strict: true, ..quick() })).await?;
     next_event(&mut l.events, replayed).await?;
@@ -82,9 +90,10 @@ async fn strict_mode_acts_only_on_signals_the_log_confirms() -> Result<()> {
 /// A primary and its streaming standby; the listener is given both hosts. The primary's stream
 /// freezes (so cancels committed there are not delivered), then the standby is promoted and the
 /// old primary dies: the listener must find the new primary by itself and replay what it missed.
-#[tokio::test(flavor = "multi_thread")]
-async fn after_failover_missed_cancels_are_replayed_from_the_promoted_standby() -> Result<()> {
-    let (mut primary, sender) = cluster_with_extension().await?;
+async fn after_failover_missed_cancels_are_replayed_from_the_promoted_standby(
+    install: Install,
+) -> Result<()> {
+    let (mut primary, sender) = cluster_with(install).await?;
     let standby = primary.start_standby()?;
     let proxy = Proxy::start(([127, 0, 0, 1], primary.port()).into()).await?;
     let dsn = format!(
@@ -124,9 +133,8 @@ async fn after_failover_missed_cancels_are_replayed_from_the_promoted_standby() 
     l.stop().await.map(drop)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_cancel_sent_again_is_handed_on_again_but_a_replayed_copy_is_not() -> Result<()> {
-    let (cluster, sender) = cluster_with_extension().await?;
+async fn a_cancel_sent_again_is_handed_on_again_but_a_replayed_copy_is_not(install: Install) -> Result<()> {
+    let (cluster, sender) = cluster_with(install).await?;
     let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
     let mut l = start(listener_on(&cluster, proxy.port(), quick())).await?;
     next_event(&mut l.events, replayed).await?;
@@ -157,9 +165,8 @@ async fn a_cancel_sent_again_is_handed_on_again_but_a_replayed_copy_is_not() -> 
 /// A catch-up that returns more than the hand-off queue holds must not lose the rest, even when
 /// the outage and the handler's stall both last longer than the grace period: they come back
 /// with the heartbeats' resynchronising replays, which start from the mark before the outage.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_catch_up_bigger_than_the_queue_loses_nothing() -> Result<()> {
-    let (cluster, sender) = cluster_with_extension().await?;
+async fn a_catch_up_bigger_than_the_queue_loses_nothing(install: Install) -> Result<()> {
+    let (cluster, sender) = cluster_with(install).await?;
     let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
     let grace = Duration::from_millis(500);
     let config = ListenerConfig { queue_capacity: 8, replay_grace: grace, ..quick() };

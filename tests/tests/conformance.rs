@@ -1,0 +1,311 @@
+//! The two editions are interchangeable: the extension and the pure-SQL edition (`sql/pure`), side
+//! by side in two databases of one cluster, are given the same statements in the same order and
+//! must answer alike: the same rows, the same SQLSTATEs, messages, details and hints, the same
+//! notifications (byte for byte, in the same order), the same log rows and replay, the same
+//! declared API (attributes, privileges, comments, table definition). Any drift in either edition
+//! fails here, naming the statement.
+//!
+//! The rest of the end-to-end suite runs against both editions as well (`Install::PureSql` in
+//! `delivery.rs`, `privileges.rs`, `cli.rs`, `recovery.rs`).
+
+use anyhow::{ensure, Context, Result};
+use bytebase_signal_tests::cluster::{Cluster, Install, PURE_INSTALL, PURE_UNINSTALL, SUPERUSER};
+
+/// The scripts that move a database between editions.
+const MOVE_FROM_EXTENSION: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sql/pure/move-from-extension.sql");
+const MOVE_TO_EXTENSION: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sql/pure/move-to-extension.sql");
+use bytebase_signal_tests::listen::RawListener;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+/// The role the privilege scripts act as (roles are cluster-wide, so both databases share it).
+const APP_ROLE: &str = "conformance_app";
+
+/// Each entry runs as one simple-query message (several statements form one implicit
+/// transaction unless they say BEGIN), on both editions in turn. Settings statements are reset by
+/// the entry that follows them, so every entry starts from the same state on both sides.
+const SCRIPTS: &[&str] = &[
+    // The declared API.
+    r"SELECT p.oid::regprocedure, pg_get_function_result(p.oid), p.provolatile, p.proparallel,
+            p.proisstrict, p.prosecdef, p.proconfig, p.proacl, obj_description(p.oid, 'pg_proc')
+       FROM pg_proc p WHERE p.proname LIKE 'bytebase\_%' ORDER BY p.oid::regprocedure::text",
+    "SELECT prosrc FROM pg_proc WHERE proname = 'bytebase_signal_replay'",
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity,
+            pg_get_expr(d.adbin, d.adrelid)
+       FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+      WHERE a.attrelid = 'bytebase_signal_log'::regclass AND a.attnum > 0 ORDER BY a.attnum",
+    "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+      WHERE conrelid = 'bytebase_signal_log'::regclass ORDER BY 1",
+    "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = 'bytebase_signal_log'::regclass ORDER BY 1",
+    "SELECT relacl, obj_description(oid, 'pg_class') FROM pg_class WHERE oid = 'bytebase_signal_log'::regclass",
+    // Single forms: the exact bytes, the edges, every rejection.
+    "SELECT bytebase_cancel_task_run(42)",
+    "SELECT bytebase_cancel_plan_check_run(7)",
+    "SELECT bytebase_cancel_task_run(9223372036854775807)",
+    "SELECT bytebase_cancel_task_run(NULL)",
+    "SELECT bytebase_cancel_plan_check_run(NULL)",
+    "SELECT bytebase_cancel_task_run(0)",
+    "SELECT bytebase_cancel_plan_check_run(-1)",
+    "SELECT bytebase_cancel_task_run(-9223372036854775808)",
+    "SELECT bytebase_cancel_task_run('x')",
+    "SELECT bytebase_cancel_task_run(1.5)",
+    // Batch forms.
+    "SELECT bytebase_cancel_task_runs(NULL)",
+    "SELECT bytebase_cancel_plan_check_runs(NULL)",
+    "SELECT bytebase_cancel_task_runs('{}')",
+    "SELECT bytebase_cancel_task_runs('{3,1,3,2,1}')",
+    "SELECT bytebase_cancel_plan_check_runs('{3,1,3,2,1}')",
+    "SELECT bytebase_cancel_task_runs('{NULL}')",
+    "SELECT bytebase_cancel_task_runs('{1,NULL,3}')",
+    "SELECT bytebase_cancel_plan_check_runs('{5,-1,NULL}')",
+    "SELECT bytebase_cancel_plan_check_runs('{5,NULL,-1}')",
+    "SELECT bytebase_cancel_task_runs('{{1,2},{3,-4}}')",
+    "SELECT bytebase_cancel_task_runs('{{11,12},{13,11}}')",
+    "SELECT bytebase_cancel_task_runs('[0:2]={7,8,7}')",
+    // Crosses several multiples of 64 ids: the pruning path runs.
+    "SELECT bytebase_cancel_task_runs(ARRAY(SELECT generate_series(1, 300)::bigint))",
+    // Transactions.
+    "BEGIN; SELECT bytebase_cancel_task_run(1); SAVEPOINT s; SELECT bytebase_cancel_task_run(2);
+     SELECT bytebase_cancel_task_runs('{4,5}'); ROLLBACK TO SAVEPOINT s; SELECT bytebase_cancel_task_run(3); COMMIT",
+    "BEGIN; SELECT bytebase_cancel_task_run(5); SELECT bytebase_cancel_task_run(5);
+     SELECT bytebase_cancel_task_runs('{5,6,5}'); SELECT bytebase_cancel_plan_check_run(5); COMMIT",
+    "BEGIN; SELECT bytebase_cancel_task_run(100); SELECT bytebase_cancel_plan_check_runs('{101}'); ROLLBACK",
+    "BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT bytebase_cancel_task_runs(ARRAY(SELECT generate_series(1, 64)::bigint)); COMMIT",
+    "BEGIN; SELECT bytebase_cancel_task_run(102); SELECT bytebase_cancel_task_run(0); COMMIT",
+    // Settings.
+    "SET bytebase_signal.durable = off; SELECT bytebase_cancel_task_run(200);
+     SELECT bytebase_cancel_task_runs('{201,202}')",
+    "RESET bytebase_signal.durable; SELECT bytebase_cancel_task_run(203)",
+    "SET bytebase_signal.durable = 'maybe'; SELECT bytebase_cancel_task_run(204)",
+    "RESET bytebase_signal.durable; SET bytebase_signal.retention = 'abc'; SELECT bytebase_signal_prune()",
+    "RESET bytebase_signal.retention; SET bytebase_signal.retention = '40d'; SELECT bytebase_signal_prune()",
+    "RESET bytebase_signal.retention; SET bytebase_signal.retention = '0.4'; SELECT bytebase_signal_prune()",
+    "RESET bytebase_signal.retention; SET bytebase_signal.retention = '5 weeks'; SELECT bytebase_signal_prune()",
+    "RESET bytebase_signal.retention; SET bytebase_signal.retention = '-5'; SELECT bytebase_signal_prune()",
+    "RESET bytebase_signal.retention; SET bytebase_signal.retention = ' 1.5 h '; SELECT bytebase_signal_prune()",
+    "RESET bytebase_signal.retention; SET bytebase_signal.retention = '2592000'; SELECT bytebase_signal_prune()",
+    "RESET bytebase_signal.retention; SELECT bytebase_signal_prune()",
+    "UPDATE bytebase_signal_log SET created_at = created_at - interval '2 hours' WHERE uid < 100",
+    "SET bytebase_signal.retention = '90min'; SELECT bytebase_signal_prune()",
+    "RESET bytebase_signal.retention; SELECT bytebase_signal_prune()",
+    // A caller's search_path cannot redirect the functions.
+    "CREATE SCHEMA evil; CREATE TABLE evil.bytebase_signal_log (LIKE public.bytebase_signal_log)",
+    "SET search_path = evil, public; SELECT bytebase_cancel_task_run(400)",
+    "RESET search_path; SELECT count(*) FROM evil.bytebase_signal_log",
+    // Privileges: nothing without the README's grants, then exactly what they allow.
+    "SET ROLE conformance_app; SELECT bytebase_cancel_task_run(1)",
+    "SET ROLE conformance_app; SELECT * FROM bytebase_signal_replay(now())",
+    "SET ROLE conformance_app; SELECT count(*) FROM bytebase_signal_log",
+    "SET ROLE conformance_app; SELECT bytebase_signal_prune()",
+    "GRANT EXECUTE ON FUNCTION bytebase_cancel_task_run(bigint), bytebase_cancel_plan_check_run(bigint),
+         bytebase_cancel_task_runs(bigint[]), bytebase_cancel_plan_check_runs(bigint[]) TO conformance_app;
+     GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz) TO conformance_app",
+    "SET ROLE conformance_app; SELECT bytebase_cancel_task_runs('{300,301}'); SELECT bytebase_cancel_plan_check_run(302)",
+    "SET ROLE conformance_app; SELECT bytebase_signal_prune()",
+    "SET ROLE conformance_app; SELECT count(*) FROM bytebase_signal_log",
+    "RESET ROLE",
+    // Replay: the same rows (ids included) in the same order, and its own rejection.
+    "SELECT id, type, uid, created_at > now() - interval '10 minutes' FROM bytebase_signal_replay('-infinity')",
+    "SELECT id, type, uid, sent_by FROM bytebase_signal_log ORDER BY id",
+    "SELECT count(*) FROM bytebase_signal_replay(now() - interval '10 minutes')",
+    "SELECT count(*) FROM bytebase_signal_replay('infinity')",
+    "SELECT * FROM bytebase_signal_replay(NULL)",
+    "SET ROLE conformance_app; SELECT id, type, uid FROM bytebase_signal_replay(now() - interval '10 minutes')",
+];
+
+/// One edition under test: a session that runs the scripts, and a bare listener on its database.
+struct Edition {
+    session: Client,
+    probe: Client,
+    listener: RawListener,
+}
+
+impl Edition {
+    async fn start(cluster: &Cluster, db: &str, install: Install) -> Result<Self> {
+        cluster.create_database_with(db, install).await?;
+        let listener = RawListener::connect(&cluster.config(db), "bytebase_signal").await?;
+        Ok(Edition { session: cluster.connect(db).await?, probe: cluster.connect(db).await?, listener })
+    }
+
+    /// Runs `script`, then collects what it delivered.
+    async fn run(&mut self, script: &str) -> Result<Outcome> {
+        let answer = match self.session.simple_query(script).await {
+            Ok(messages) => Answer::Rows(
+                messages
+                    .iter()
+                    .filter_map(|m| match m {
+                        SimpleQueryMessage::Row(row) => {
+                            Some((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect())
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                let db = e.as_db_error().with_context(|| format!("{script}: not a server error: {e}"))?;
+                // A script that opened a transaction leaves it aborted.
+                self.session.batch_execute("ROLLBACK").await?;
+                Answer::Error {
+                    code: db.code().code().to_owned(),
+                    message: db.message().to_owned(),
+                    detail: db.detail().map(str::to_owned),
+                    hint: db.hint().map(str::to_owned),
+                }
+            }
+        };
+        Ok(Outcome { answer, delivered: self.listener.drain(&self.probe).await? })
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Rows(Vec<Vec<Option<String>>>),
+    Error { code: String, message: String, detail: Option<String>, hint: Option<String> },
+}
+
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    answer: Answer,
+    delivered: Vec<String>,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_editions_answer_every_statement_alike() -> Result<()> {
+    let cluster = Cluster::start()?;
+    cluster.connect("postgres").await?.batch_execute(&format!("CREATE ROLE {APP_ROLE}")).await?;
+    let mut extension = Edition::start(&cluster, "extension", Install::Fresh).await?;
+    let mut pure = Edition::start(&cluster, "pure", Install::PureSql).await?;
+    let (mut codes, mut delivered) = (Vec::new(), 0);
+    for script in SCRIPTS {
+        let expected = extension.run(script).await?;
+        let got = pure.run(script).await?;
+        assert_eq!(got, expected, "the pure-SQL edition differs from the extension on\n{script}");
+        if let Answer::Error { code, .. } = &expected.answer {
+            codes.push(code.clone());
+        }
+        delivered += expected.delivered.len();
+    }
+    // The comparison covered what matters: every kind of rejection, and real traffic.
+    for code in ["22004", "22023", "42501", "22P02", "42883"] {
+        ensure!(codes.iter().any(|c| c == code), "no script raised {code}: {codes:?}");
+    }
+    ensure!(delivered > 300, "only {delivered} notifications compared");
+    Ok(())
+}
+
+/// The installers' promises: no superuser needed, twice is harmless, the uninstaller removes
+/// everything, and the two editions refuse to share a database.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_installer_needs_no_superuser_and_the_uninstaller_leaves_nothing_behind() -> Result<()> {
+    const OBJECTS: &str = "SELECT 'class ' || oid::regclass FROM pg_class WHERE relnamespace = 'public'::regnamespace
+                           UNION ALL SELECT 'function ' || oid::regprocedure FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+                           UNION ALL SELECT 'type ' || oid::regtype FROM pg_type WHERE typnamespace = 'public'::regnamespace
+                           ORDER BY 1";
+    let cluster = Cluster::start()?;
+    let admin = cluster.connect("postgres").await?;
+    admin.batch_execute("CREATE DATABASE app").await?;
+    admin.batch_execute("CREATE ROLE installer LOGIN").await?;
+    let db = cluster.connect("app").await?;
+    db.batch_execute("GRANT CREATE ON SCHEMA public TO installer").await?;
+    let snapshot =
+        |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>();
+    let before = snapshot(db.query(OBJECTS, &[]).await?);
+
+    for _ in 0..2 {
+        cluster.run_sql_file("app", "installer", PURE_INSTALL, &[])?;
+    }
+    let installed = snapshot(db.query(OBJECTS, &[]).await?);
+    ensure!(installed.len() > before.len() + 8, "install created too little: {installed:?}");
+    let owner: String = db
+        .query_one(
+            "SELECT proowner::regrole::text FROM pg_proc WHERE proname = 'bytebase_cancel_task_run'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(owner, "installer");
+
+    // The extension refuses to join it, naming the edition.
+    let e = db.batch_execute("CREATE EXTENSION bytebase_signal").await.expect_err("both editions");
+    let e = e.as_db_error().context("server error")?;
+    assert_eq!(e.code().code(), "42710");
+    assert!(
+        e.message().contains("pure-SQL edition is installed in this database (schema public)"),
+        "{}",
+        e.message()
+    );
+
+    for _ in 0..2 {
+        cluster.run_sql_file("app", "installer", PURE_UNINSTALL, &[])?;
+    }
+    assert_eq!(snapshot(db.query(OBJECTS, &[]).await?), before, "uninstall left something behind");
+
+    // And the pure-SQL edition refuses to join the extension, changing nothing.
+    db.batch_execute("CREATE EXTENSION bytebase_signal").await?;
+    let with_extension = snapshot(db.query(OBJECTS, &[]).await?);
+    let err = cluster.run_sql_file("app", SUPERUSER, PURE_INSTALL, &[]).expect_err("both editions");
+    assert!(format!("{err:#}").contains("the extension is installed in this database"), "{err:#}");
+    let err = cluster.run_sql_file("app", SUPERUSER, PURE_UNINSTALL, &[]).expect_err("not the edition");
+    assert!(format!("{err:#}").contains("has the extension"), "{err:#}");
+    assert_eq!(snapshot(db.query(OBJECTS, &[]).await?), with_extension);
+    Ok(())
+}
+
+/// The move scripts, there and back, with a listener connected throughout: logged signals keep
+/// their ids, grants carry over, and sends work at once on the other side.
+#[tokio::test(flavor = "multi_thread")]
+async fn moving_between_editions_keeps_the_log_the_grants_and_the_listeners() -> Result<()> {
+    let cluster = Cluster::start()?;
+    cluster.create_database_with("app", Install::Fresh).await?;
+    let admin = cluster.connect("app").await?;
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {APP_ROLE} LOGIN;
+             GRANT EXECUTE ON FUNCTION bytebase_cancel_task_run(bigint), bytebase_cancel_task_runs(bigint[]) TO {APP_ROLE}"
+        ))
+        .await?;
+    let mut listener = RawListener::connect(&cluster.config("app"), "bytebase_signal").await?;
+    let log = |rows: Vec<tokio_postgres::Row>| {
+        rows.iter()
+            .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, String>(2)))
+            .collect::<Vec<_>>()
+    };
+    const LOG: &str = "SELECT id, uid, sent_by::text FROM bytebase_signal_log ORDER BY id";
+
+    let app = cluster.connect_as("app", APP_ROLE).await?;
+    app.batch_execute("SELECT bytebase_cancel_task_runs('{1,2}')").await?;
+    let mut expected = log(admin.query(LOG, &[]).await?);
+    for (script, uid, edition) in [(MOVE_FROM_EXTENSION, 3, "pure-SQL"), (MOVE_TO_EXTENSION, 4, "extension")]
+    {
+        cluster.run_sql_file("app", SUPERUSER, script, &[])?;
+        assert_eq!(
+            log(admin.query(LOG, &[]).await?),
+            expected,
+            "the log after moving to the {edition} edition"
+        );
+        let extension: i64 = admin
+            .query_one("SELECT count(*) FROM pg_extension WHERE extname = 'bytebase_signal'", &[])
+            .await?
+            .get(0);
+        assert_eq!(extension, i64::from(edition == "extension"));
+        // The same session of the app's role sends with its carried-over grant; the listener,
+        // never disconnected, receives it.
+        app.execute("SELECT bytebase_cancel_task_run($1)", &[&uid])
+            .await
+            .with_context(|| format!("send on {edition}"))?;
+        let now = log(admin.query(LOG, &[]).await?);
+        assert_eq!(now.len(), expected.len() + 1);
+        assert!(now.last().is_some_and(|(id, u, by)| *id > expected.last().map_or(0, |e| e.0)
+            && *u == uid
+            && by == APP_ROLE));
+        expected = now;
+    }
+    assert_eq!(
+        listener.drain(&admin).await?,
+        [1, 2, 3, 4].map(|u| format!(r#"{{"type":"cancel_task_run","uid":{u}}}"#))
+    );
+    // Where it ended, the catalog is a plain fresh install's, apart from the carried grants.
+    let plans_denied =
+        app.batch_execute("SELECT bytebase_cancel_plan_check_run(1)").await.expect_err("never granted");
+    assert_eq!(plans_denied.as_db_error().map(|e| e.code().code()), Some("42501"));
+    Ok(())
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use std::collections::BTreeSet;
 
-use bytebase_signal_tests::cluster::{terminate_backends, Cluster, SUPERUSER};
+use bytebase_signal_tests::cluster::{terminate_backends, Cluster, Install, SUPERUSER};
 use bytebase_signal_tests::listen::RawListener;
 use bytebase_signal_tests::proxy::{Mode, Proxy};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
@@ -183,22 +183,29 @@ async fn send_emits_exactly_the_seed_bytes_and_rejects_bad_uids() -> Result<()> 
     ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let status = String::from_utf8(out.stdout)?;
     let version = format!(r#""extension_version":"{}""#, env!("CARGO_PKG_VERSION"));
-    for part in [version.as_str(), r#""primary":true"#, r#""notification_queue_usage":0.0"#] {
+    for part in [version.as_str(), r#""edition":"extension""#, r#""primary":true"#, r#""notification_queue_usage":0.0"#] {
         assert!(status.contains(part), "status lacks {part}: {status}");
     }
     Ok(())
 }
 
+bytebase_signal_tests::on_installs!(
+    [extension: Fresh, pure_sql: PureSql];
+    listen_prints_every_cancel_sent_while_cut_off_or_frozen,
+);
+
 /// The acceptance check of the durable log, black-box: the CLI listens through a proxy; cancels
 /// sent while the proxy refuses connections, and while it holds the stream frozen, are all printed
 /// once the listener is back — with default settings and no restart by hand.
-#[tokio::test(flavor = "multi_thread")]
-async fn listen_prints_every_cancel_sent_while_cut_off_or_frozen() -> Result<()> {
+async fn listen_prints_every_cancel_sent_while_cut_off_or_frozen(install: Install) -> Result<()> {
     let cluster = Cluster::start()?;
-    cluster.create_database_with_extension(DB).await?;
+    cluster.create_database_with(DB, install).await?;
     let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
     let via_proxy = format!("host={} port={} user={SUPERUSER} dbname={DB}", cluster.host(), proxy.port());
     let db = cluster.connect(DB).await?;
+    let status = String::from_utf8(run(&["status", "--dsn", &cluster.conninfo(DB)]).await?.stdout)?;
+    let edition = if install == Install::PureSql { "pure-sql" } else { "extension" };
+    assert!(status.contains(&format!(r#""edition":"{edition}""#)), "{status}");
     let mut cli = Listening::start(&via_proxy).await?;
 
     proxy.set_mode(Mode::Refuse);

@@ -203,13 +203,22 @@ async fn status(conn: Conn) -> Result<(), Error> {
             "SELECT current_setting('server_version'),
                     (SELECT extversion FROM pg_extension WHERE extname = 'bytebase_signal'),
                     pg_notification_queue_usage(),
-                    NOT pg_is_in_recovery()",
+                    NOT pg_is_in_recovery(),
+                    EXISTS (SELECT FROM pg_proc WHERE proname = '_bytebase_signal_send')",
             &[],
         )
         .await?;
+    let extension_version = row.get::<_, Option<String>>(1);
+    // The pure-SQL edition (sql/pure/install.sql) is known by its internal send function.
+    let edition = match (&extension_version, row.get::<_, bool>(4)) {
+        (Some(_), _) => Some("extension"),
+        (None, true) => Some("pure-sql"),
+        (None, false) => None,
+    };
     let status = serde_json::json!({
         "server_version": row.get::<_, String>(0),
-        "extension_version": row.get::<_, Option<String>>(1),
+        "edition": edition,
+        "extension_version": extension_version,
         "notification_queue_usage": row.get::<_, f64>(2),
         "primary": row.get::<_, bool>(3),
     });

@@ -3,7 +3,7 @@
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 export PG_CONFIG
 
-.PHONY: all bootstrap test demo bench install clean
+.PHONY: all bootstrap test demo bench install package clean
 
 all: test
 
@@ -26,6 +26,11 @@ bench: bootstrap
 ## install: build in release mode and install into the PostgreSQL that PG_CONFIG names
 install: bootstrap
 	@bash -c '. scripts/common.sh && install_extension --release'
+
+## package: release tarball (and .deb) for PG_CONFIG's PostgreSQL in target/package/, checked by
+## installing each into a pristine copy of that PostgreSQL
+package: bootstrap
+	@bash scripts/package.sh
 
 clean:
 	cargo clean

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# `make package`: the release build of the extension for the PostgreSQL that PG_CONFIG names,
+# packed as a tarball (and a .deb where dpkg-deb exists) under target/package/, then checked: each
+# artifact is installed into a pristine copy of that PostgreSQL (its bin, lib and share
+# directories, minus any bytebase_signal files), where CREATE EXTENSION must work on a throwaway
+# cluster. Run scripts/bootstrap.sh first (the Makefile does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/common.sh
+
+major=$(pg_major)
+version=$(sed -nE 's/^version = "(.*)"/\1/p' Cargo.toml | head -1)
+arch=$(dpkg --print-architecture 2>/dev/null || uname -m)
+name="bytebase_signal-$version-pg$major-$arch"
+out=target/package
+stage="$out/$name"
+pkglibdir=$("$PG_CONFIG" --pkglibdir)
+sharedir=$("$PG_CONFIG" --sharedir)
+
+step "release build for PostgreSQL $major (cargo pgrx package)"
+rm -rf target/release/bytebase_signal-pg"$major"
+cargo pgrx package -p bytebase_signal --pg-config "$PG_CONFIG"
+built="target/release/bytebase_signal-pg$major"
+
+step "staging $stage"
+rm -rf "$stage" && mkdir -p "$stage/lib" "$stage/extension" "$stage/pure"
+cp "$built$pkglibdir/bytebase_signal.so" "$stage/lib/"
+cp "$built$sharedir/extension/bytebase_signal.control" "$built$sharedir"/extension/bytebase_signal--*.sql "$stage/extension/"
+# Older versions' install scripts, so that `CREATE EXTENSION ... VERSION` and every upgrade path work.
+cp sql/bytebase_signal--*.sql "$stage/extension/"
+cp -r sql/pure/. "$stage/pure/"
+cp scripts/package/install.sh "$stage/install.sh"
+sed -e "s/@VERSION@/$version/g" -e "s/@PG_MAJOR@/$major/g" scripts/package/INSTALL.md >"$stage/INSTALL.md"
+cp LICENSE CHANGELOG.md "$stage/"
+tar -C "$out" -czf "$out/$name.tar.gz" "$name"
+artifacts=("$out/$name.tar.gz")
+
+if command -v dpkg-deb >/dev/null 2>&1; then
+    deb_name="postgresql-$major-bytebase-signal_${version}_$arch"
+    deb_root="$out/$deb_name"
+    step "building $deb_name.deb"
+    rm -rf "$deb_root" && mkdir -p "$deb_root/DEBIAN" "$deb_root$pkglibdir" "$deb_root$sharedir/extension" \
+        "$deb_root/usr/share/doc/postgresql-$major-bytebase-signal"
+    cp "$stage/lib/bytebase_signal.so" "$deb_root$pkglibdir/"
+    cp "$stage"/extension/* "$deb_root$sharedir/extension/"
+    cp -r "$stage/pure" "$stage/INSTALL.md" "$stage/CHANGELOG.md" "$stage/LICENSE" \
+        "$deb_root/usr/share/doc/postgresql-$major-bytebase-signal/"
+    cat >"$deb_root/DEBIAN/control" <<EOF
+Package: postgresql-$major-bytebase-signal
+Version: $version
+Architecture: $arch
+Maintainer: bytebase_signal developers
+Depends: postgresql-$major
+Section: database
+Priority: optional
+Description: Bytebase cancel signals over NOTIFY/LISTEN for PostgreSQL $major
+ The bytebase_signal extension: bytebase_cancel_task_run() and friends send cancel signals
+ to every Bytebase replica at commit, and log them so that listeners replay what they missed.
+EOF
+    dpkg-deb --root-owner-group --build "$deb_root" "$out/$deb_name.deb" >/dev/null
+    rm -rf "$deb_root"
+    artifacts+=("$out/$deb_name.deb")
+fi
+
+# --- check: each artifact into a pristine copy of this PostgreSQL -----------------------------
+bindir=$("$PG_CONFIG" --bindir)
+check_root=$(mktemp -d /tmp/bytebase-signal-package.XXXXXX)
+trap 'stop_check_cluster; rm -rf "$check_root"' EXIT
+run_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pgdata=""
+stop_check_cluster() {
+    if [ -n "$pgdata" ] && [ -f "$pgdata/postmaster.pid" ]; then
+        run_pg "$pg_bin/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
+    fi
+}
+
+# A copy of the server's bin, lib and share directories at their usual relative places: PostgreSQL
+# finds its share and lib directories relative to its binaries, so the copy sees only its own files.
+pristine_copy() {
+    local root=$1
+    mkdir -p "$root$(dirname "$bindir")" "$root$(dirname "$sharedir")" "$root$(dirname "$pkglibdir")"
+    cp -a "$bindir" "$root$bindir"
+    [ -d "$root$pkglibdir" ] || cp -a "$pkglibdir" "$root$pkglibdir"
+    cp -a "$sharedir" "$root$sharedir"
+    rm -f "$root$pkglibdir"/bytebase_signal* "$root$sharedir"/extension/bytebase_signal*
+}
+
+# Initialises and starts a cluster from the copy at `root`, then creates the extension fresh and
+# from 0.1.0 upgraded, and sends a signal through each.
+check_install() {
+    local root=$1 what=$2
+    pg_bin="$root$bindir"
+    [ "$("$pg_bin/pg_config" --sharedir)" = "$root$sharedir" ] ||
+        { echo "error: the copy of PostgreSQL does not use its own share directory" >&2; exit 1; }
+    pgdata="$root/data"
+    [ "$(id -u)" -eq 0 ] && chown -R postgres: "$root"
+    chmod 755 "$check_root"
+    run_pg "$pg_bin/initdb" -D "$pgdata" -A trust -U postgres >/dev/null
+    run_pg "$pg_bin/pg_ctl" -D "$pgdata" -l "$root/log" -w \
+        -o "-c listen_addresses='' -c unix_socket_directories='$root'" start >/dev/null
+    local psql=("$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$root" -U postgres)
+    "${psql[@]}" -d postgres -c "CREATE DATABASE fresh" -c "CREATE DATABASE upgraded"
+    "${psql[@]}" -d fresh -c "CREATE EXTENSION bytebase_signal" -c "SELECT bytebase_cancel_task_run(1)" >/dev/null
+    "${psql[@]}" -d upgraded -c "CREATE EXTENSION bytebase_signal VERSION '0.1.0'" \
+        -c "ALTER EXTENSION bytebase_signal UPDATE" -c "SELECT bytebase_cancel_task_run(1)" >/dev/null
+    local got
+    got=$("${psql[@]}" -At -d fresh -c "SELECT extversion FROM pg_extension WHERE extname = 'bytebase_signal'")
+    got+=" $("${psql[@]}" -At -d upgraded -c "SELECT extversion || ':' || (SELECT count(*) FROM bytebase_signal_log) FROM pg_extension WHERE extname = 'bytebase_signal'")"
+    [ "$got" = "$version $version:1" ] ||
+        { echo "error: $what: unexpected versions/log rows: $got" >&2; exit 1; }
+    stop_check_cluster
+    pgdata=""
+    echo "ok: $what installs into a pristine PostgreSQL $major: CREATE EXTENSION and the 0.1.0 upgrade work" >&2
+}
+
+step "checking the tarball in a pristine copy of PostgreSQL $major"
+pristine_copy "$check_root/tar"
+tar -C "$check_root" -xzf "$out/$name.tar.gz"
+PG_CONFIG="$check_root/tar$bindir/pg_config" "$check_root/$name/install.sh" >/dev/null
+check_install "$check_root/tar" "$name.tar.gz"
+
+if [ -n "${deb_name:-}" ]; then
+    step "checking the .deb in a pristine copy of PostgreSQL $major"
+    pristine_copy "$check_root/deb"
+    dpkg-deb -x "$out/$deb_name.deb" "$check_root/deb"
+    check_install "$check_root/deb" "$deb_name.deb"
+fi
+
+step "packages"
+ls -l "${artifacts[@]}"

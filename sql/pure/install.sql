@@ -136,11 +136,17 @@ BEGIN
     IF uids IS NULL THEN
         RAISE EXCEPTION '%(%): % must not be NULL', fn, param, param USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    SELECT t.o, t.u INTO bad_position, bad_value
-      FROM unnest(uids) WITH ORDINALITY AS t(u, o)
-     WHERE t.u IS NULL OR t.u <= 0
-     ORDER BY t.o LIMIT 1;
-    IF FOUND THEN
+    IF single THEN
+        -- One element: checked without a query, the common case's cost.
+        bad_position := 1;
+        bad_value := uids[1];
+    ELSE
+        SELECT t.o, t.u INTO bad_position, bad_value
+          FROM unnest(uids) WITH ORDINALITY AS t(u, o)
+         WHERE t.u IS NULL OR t.u <= 0
+         ORDER BY t.o LIMIT 1;
+    END IF;
+    IF (single AND (bad_value IS NULL OR bad_value <= 0)) OR (NOT single AND FOUND) THEN
         -- As the extension words it: `uids[2]` names the element by its 1-based position.
         culprit := param || CASE WHEN single THEN '' ELSE '[' || bad_position || ']' END;
         IF bad_value IS NULL THEN

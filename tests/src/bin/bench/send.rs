@@ -9,19 +9,23 @@
 //!   `SELECT pg_notify(...)`;
 //! - the realistic cancel transaction — `UPDATE` the run's status row, then signal, one commit —
 //!   with the function (log on) against the same with `pg_notify`, and with no signal at all;
-//! - both cancel transactions again with 32 idle listeners connected (each NOTIFY wakes them all).
+//! - both cancel transactions again with 32 idle listeners connected (each NOTIFY wakes them all);
+//! - the pure-SQL edition (`sql/pure/install.sql`, in a second database of the same cluster) in
+//!   the standalone and the cancel-transaction workloads, beside the extension.
 
 use std::collections::BTreeMap;
 use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
 use bytebase_signal_client::Listener;
-use bytebase_signal_tests::cluster::Cluster;
+use bytebase_signal_tests::cluster::{Cluster, Install};
 use tokio_util::sync::CancellationToken;
 
 use crate::feed;
 
 const DB: &str = "bench";
+/// The database with the pure-SQL edition instead of the extension.
+const PURE_DB: &str = "bench_pure";
 const RUNS: i64 = 100_000;
 const CLIENTS: &str = "4";
 const ROUNDS: usize = 3;
@@ -41,6 +45,8 @@ struct Variant {
     baseline: Option<(&'static str, &'static str)>,
     /// Idle listeners connected (and drained) besides the live one: each NOTIFY wakes them all.
     idle: usize,
+    /// The database it runs in: [`DB`] (the extension) or [`PURE_DB`].
+    db: &'static str,
 }
 
 fn variants() -> Vec<Variant> {
@@ -54,6 +60,7 @@ fn variants() -> Vec<Variant> {
             options: "",
             baseline: None,
             idle: 0,
+            db: DB,
         },
         Variant {
             name: "standalone bytebase_cancel_task_run, durable = off",
@@ -61,6 +68,7 @@ fn variants() -> Vec<Variant> {
             options: "-c bytebase_signal.durable=off",
             baseline: Some(("standalone pg_notify (raw)", "≥ 0.97×")),
             idle: 0,
+            db: DB,
         },
         Variant {
             name: "standalone bytebase_cancel_task_run, durable = on",
@@ -68,6 +76,7 @@ fn variants() -> Vec<Variant> {
             options: "",
             baseline: Some(("standalone pg_notify (raw)", "reported: a WAL flush per commit")),
             idle: 0,
+            db: DB,
         },
         Variant {
             name: "cancel transaction, pg_notify (raw)",
@@ -75,6 +84,7 @@ fn variants() -> Vec<Variant> {
             options: "",
             baseline: None,
             idle: 0,
+            db: DB,
         },
         Variant {
             name: "cancel transaction, bytebase_cancel_task_run, durable = on",
@@ -82,6 +92,7 @@ fn variants() -> Vec<Variant> {
             options: "",
             baseline: Some(("cancel transaction, pg_notify (raw)", "≥ 0.9×")),
             idle: 0,
+            db: DB,
         },
         Variant {
             name: "cancel transaction without any signal",
@@ -89,6 +100,7 @@ fn variants() -> Vec<Variant> {
             options: "",
             baseline: Some(("cancel transaction, pg_notify (raw)", "reference")),
             idle: 0,
+            db: DB,
         },
         Variant {
             name: "cancel transaction, pg_notify (raw), 32 idle listeners",
@@ -99,6 +111,7 @@ fn variants() -> Vec<Variant> {
                 "reported: every NOTIFY wakes every listener",
             )),
             idle: 32,
+            db: DB,
         },
         Variant {
             name: "cancel transaction, bytebase_cancel_task_run, 32 idle listeners",
@@ -106,6 +119,31 @@ fn variants() -> Vec<Variant> {
             options: "",
             baseline: Some(("cancel transaction, pg_notify (raw), 32 idle listeners", "≥ 0.9×")),
             idle: 32,
+            db: DB,
+        },
+        Variant {
+            name: "standalone bytebase_cancel_task_run (pure SQL), durable = off",
+            script: "SELECT bytebase_cancel_task_run(:uid);".into(),
+            options: "-c bytebase_signal.durable=off",
+            baseline: Some(("standalone pg_notify (raw)", "reported")),
+            idle: 0,
+            db: PURE_DB,
+        },
+        Variant {
+            name: "standalone bytebase_cancel_task_run (pure SQL), durable = on",
+            script: "SELECT bytebase_cancel_task_run(:uid);".into(),
+            options: "",
+            baseline: Some(("standalone pg_notify (raw)", "reported: a WAL flush per commit")),
+            idle: 0,
+            db: PURE_DB,
+        },
+        Variant {
+            name: "cancel transaction, bytebase_cancel_task_run (pure SQL), durable = on",
+            script: tx("SELECT bytebase_cancel_task_run(:uid);"),
+            options: "",
+            baseline: Some(("cancel transaction, pg_notify (raw)", "reported")),
+            idle: 0,
+            db: PURE_DB,
         },
     ]
 }
@@ -117,7 +155,7 @@ fn pgbench(cluster: &Cluster, variant: &Variant, dir: &std::path::Path) -> Resul
     let out = Command::new(cluster.bindir().join("pgbench"))
         .args(["-n", "-M", "prepared", "-c", CLIENTS, "-j", "2", "-T", SECONDS_PER_RUN, "-f"])
         .arg(&script)
-        .args(["-h", cluster.host(), "-p", &cluster.port().to_string(), "-U", "postgres", DB])
+        .args(["-h", cluster.host(), "-p", &cluster.port().to_string(), "-U", "postgres", variant.db])
         .env("PGOPTIONS", variant.options)
         .output()
         .context("running pgbench")?;
@@ -151,19 +189,22 @@ pub async fn run() -> Result<()> {
     eprintln!("starting a throwaway cluster with fsync and synchronous_commit on ...");
     let cluster =
         Cluster::start_with(&[("fsync", "on"), ("synchronous_commit", "on"), ("full_page_writes", "on")])?;
-    cluster.create_database_with_extension(DB).await?;
-    let db = cluster.connect(DB).await?;
-    db.batch_execute(&format!(
-        "CREATE TABLE task_run (id bigint PRIMARY KEY, status text NOT NULL);
-         INSERT INTO task_run SELECT g, 'RUNNING' FROM generate_series(1, {RUNS}) g;"
-    ))
-    .await?;
-    db.batch_execute("VACUUM ANALYZE task_run").await?;
-
-    // One live listener draining, as in production: each NOTIFY must reach somebody.
+    // One live listener draining per database, as in production: each NOTIFY must reach somebody.
     let shutdown = CancellationToken::new();
-    let (handle, mut signals) = Listener::new(cluster.config(DB)).spawn(shutdown.clone());
-    let drain = tokio::spawn(async move { while signals.recv().await.is_some() {} });
+    let mut listeners = Vec::new();
+    for (name, install) in [(DB, Install::Fresh), (PURE_DB, Install::PureSql)] {
+        cluster.create_database_with(name, install).await?;
+        let db = cluster.connect(name).await?;
+        db.batch_execute(&format!(
+            "CREATE TABLE task_run (id bigint PRIMARY KEY, status text NOT NULL);
+             INSERT INTO task_run SELECT g, 'RUNNING' FROM generate_series(1, {RUNS}) g;"
+        ))
+        .await?;
+        db.batch_execute("VACUUM ANALYZE task_run").await?;
+        let (handle, mut signals) = Listener::new(cluster.config(name)).spawn(shutdown.clone());
+        let drain = tokio::spawn(async move { while signals.recv().await.is_some() {} });
+        listeners.push((handle, drain));
+    }
 
     let variants = variants();
     let dir = tempfile::tempdir()?;
@@ -174,7 +215,7 @@ pub async fn run() -> Result<()> {
             let v = &variants[(i + round) % variants.len()];
             let mut idle = Vec::with_capacity(v.idle);
             for _ in 0..v.idle {
-                idle.push(feed::bare(&cluster.config(DB), u64::MAX).await?);
+                idle.push(feed::bare(&cluster.config(v.db), u64::MAX).await?);
             }
             let (cluster, dir) = (&cluster, dir.path());
             let t = tokio::task::block_in_place(|| pgbench(cluster, v, dir))?;
@@ -185,12 +226,14 @@ pub async fn run() -> Result<()> {
             tps.entry(v.name).or_default().push(t);
         }
     }
-    let status = handle.status();
     shutdown.cancel();
-    handle.join().await;
-    drain.await?;
-    if status.overflowed > 0 {
-        bail!("the draining listener overflowed ({status:?}); figures would not be comparable");
+    for (handle, drain) in listeners {
+        let status = handle.status();
+        handle.join().await;
+        drain.await?;
+        if status.overflowed > 0 {
+            bail!("a draining listener overflowed ({status:?}); figures would not be comparable");
+        }
     }
 
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());

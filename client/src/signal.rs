@@ -21,13 +21,12 @@
 //! # Ok::<(), bytebase_signal_client::signal::DecodeError>(())
 //! ```
 
-use std::fmt::Write as _;
 use std::str::FromStr;
 
 use serde_json::Value;
 
 use crate::validate::RunUid;
-use crate::wire::{self, SignalKind};
+use crate::wire::{self, SignalKind, WireFormat};
 
 /// The longest excerpt of an offending value a [`DecodeError`] carries. A payload may be close to
 /// 8000 bytes of anything; errors end up in logs and status snapshots, which should stay small.
@@ -64,33 +63,23 @@ impl Signal {
         self
     }
 
-    /// Encodes the signal as a NOTIFY payload.
+    /// Encodes the signal as a NOTIFY payload in the seed format: [`Signal::encode`] with
+    /// [`WireFormat::Seed`].
+    pub fn encode_seed(&self) -> String {
+        self.encode(WireFormat::Seed)
+    }
+
+    /// Encodes the signal as a NOTIFY payload in `format` ([`wire::encode`]).
     ///
-    /// Without the optional fields this is exactly the seed encoding of [`wire::encode_seed`],
-    /// e.g. `{"type":"cancel_task_run","uid":42}`. Present optional fields are appended in the
-    /// same compact style, `,"project":"proj-a"` then `,"approvalInputVersion":2`, so that
-    /// [`Signal::decode`] (and any listener that ignores unknown fields) reads the result.
+    /// Without the optional fields the seed encoding is exactly [`wire::encode_seed`], e.g.
+    /// `{"type":"cancel_task_run","uid":42}`; present optional fields follow in the same compact
+    /// style, `,"project":"proj-a"` then `,"approvalInputVersion":2`. [`Signal::decode`] reads
+    /// both formats back (in protojson a version of 0 is omitted, so it decodes as `None`).
     ///
     /// The result is not checked against [`wire::MAX_PAYLOAD_LEN`]: only a very long `project`
     /// can exceed it, and then PostgreSQL rejects the NOTIFY (and [`Signal::decode`] the payload).
-    pub fn encode_seed(&self) -> String {
-        let mut payload = wire::encode_seed(self.kind, self.uid);
-        if self.project.is_none() && self.approval_input_version.is_none() {
-            return payload;
-        }
-        // Reopen the object: the seed encoding always ends with its closing brace.
-        let closing = payload.pop();
-        debug_assert_eq!(closing, Some('}'));
-        if let Some(project) = &self.project {
-            payload.push_str(r#","project":"#);
-            push_json_string(&mut payload, project);
-        }
-        if let Some(version) = self.approval_input_version {
-            payload.push_str(r#","approvalInputVersion":"#);
-            payload.push_str(&version.to_string());
-        }
-        payload.push('}');
-        payload
+    pub fn encode(&self, format: WireFormat) -> String {
+        wire::encode(format, self.kind, self.uid, self.project.as_deref(), self.approval_input_version)
     }
 
     /// Decodes a payload received on [`wire::CHANNEL`], leniently (see the module docs).
@@ -246,26 +235,6 @@ fn integer(value: &Value) -> Option<i64> {
         }
         _ => None,
     }
-}
-
-/// Appends `text` as a JSON string literal: quoted, with `"`, `\` and control characters escaped.
-fn push_json_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c < ' ' => {
-                // Writing to a `String` cannot fail.
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// The compact JSON of `value`, shortened for an error message.

@@ -1,9 +1,18 @@
 //! The payload contract on the `bytebase_signal` channel (DESIGN §3).
 //!
-//! Senders emit the *seed* encoding, byte-exact with the Go plan's
-//! `json.Marshal(&Signal{Type, UID})`: `{"type":"cancel_task_run","uid":42}` — no spaces, `type`
-//! first, `uid` a JSON number. Listeners written against the Go plan compare these bytes, so the
-//! encoder here is hand-written rather than left to a JSON library's formatting choices.
+//! Senders emit one of two encodings, chosen by [`WireFormat`]:
+//!
+//! - *seed* (the default), byte-exact with the Go plan's `json.Marshal(&Signal{Type, UID})`:
+//!   `{"type":"cancel_task_run","uid":42}` — no spaces, `type` first, `uid` a JSON number. Listeners
+//!   written against the Go plan compare these bytes. A project and an approval input version,
+//!   when given, follow in the same style: `,"project":"proj-a","approvalInputVersion":2`.
+//! - *protojson*, what today's upstream Go replicas send and parse:
+//!   `{"type":"CANCEL_TASK_RUN","uid":"123","project":"proj-a"}` — upper-case enum names, 64-bit
+//!   numbers as strings, zero values (an empty project, a version of 0) omitted.
+//!
+//! The encoders are hand-written rather than left to a JSON library's formatting choices, and the
+//! golden vectors in `client/golden/payloads.json`, which the extension's, the pure-SQL edition's
+//! and this crate's tests all read, pin every byte.
 
 use std::fmt::Write as _;
 
@@ -25,9 +34,57 @@ pub enum SignalKind {
     PlanCheckRun,
 }
 
+/// How a sender spells a signal (see the module docs). Listeners of this crate read both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WireFormat {
+    /// `{"type":"cancel_task_run","uid":42}`: the Go plan's bytes, and the default.
+    #[default]
+    Seed,
+    /// `{"type":"CANCEL_TASK_RUN","uid":"42"}`: upstream Bytebase's protobuf-JSON.
+    ProtoJson,
+}
+
+impl WireFormat {
+    /// Every format, in a fixed order.
+    pub const ALL: [WireFormat; 2] = [WireFormat::Seed, WireFormat::ProtoJson];
+
+    /// The name the `bytebase_signal.wire_format` setting and the CLI use: `seed` or `protojson`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            WireFormat::Seed => "seed",
+            WireFormat::ProtoJson => "protojson",
+        }
+    }
+}
+
+impl std::str::FromStr for WireFormat {
+    type Err = UnknownWireFormat;
+
+    /// Parses [`WireFormat::name`], ignoring ASCII case as PostgreSQL does for enum settings.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        WireFormat::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| UnknownWireFormat(name.to_owned()))
+    }
+}
+
+/// A wire format name that is neither `seed` nor `protojson`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown wire format {0:?} (expected seed or protojson)")]
+pub struct UnknownWireFormat(pub String);
+
 impl SignalKind {
     /// Every kind, in a fixed order (useful for tests and tables).
     pub const ALL: [SignalKind; 2] = [SignalKind::TaskRun, SignalKind::PlanCheckRun];
+
+    /// The `type` field of the protojson encoding: `CANCEL_TASK_RUN` or `CANCEL_PLAN_CHECK_RUN`.
+    pub const fn protojson_type(self) -> &'static str {
+        match self {
+            SignalKind::TaskRun => "CANCEL_TASK_RUN",
+            SignalKind::PlanCheckRun => "CANCEL_PLAN_CHECK_RUN",
+        }
+    }
 
     /// The `type` field of the seed encoding: `cancel_task_run` or `cancel_plan_check_run`.
     pub const fn seed_type(self) -> &'static str {
@@ -66,6 +123,79 @@ pub fn encode_seed(kind: SignalKind, uid: RunUid) -> String {
     payload
 }
 
+/// Encodes a signal in `format`, with the optional fields a sender may give: the project the run
+/// belongs to and the plan's approval input version (see the module docs for both spellings).
+///
+/// Without the optional fields and in [`WireFormat::Seed`] this is [`encode_seed`]. A project
+/// passes through [`crate::validate::validate_project`] first in every sender of this project, so
+/// the payload stays below [`MAX_PAYLOAD_LEN`].
+pub fn encode(
+    format: WireFormat,
+    kind: SignalKind,
+    uid: RunUid,
+    project: Option<&str>,
+    approval_input_version: Option<i64>,
+) -> String {
+    let mut payload;
+    match format {
+        WireFormat::Seed => {
+            payload = encode_seed(kind, uid);
+            if project.is_none() && approval_input_version.is_none() {
+                return payload;
+            }
+            // Reopen the object: the seed encoding always ends with its closing brace.
+            payload.pop();
+            if let Some(project) = project {
+                payload.push_str(r#","project":"#);
+                push_json_string(&mut payload, project);
+            }
+            if let Some(version) = approval_input_version {
+                let _ = write!(payload, r#","approvalInputVersion":{version}"#);
+            }
+        }
+        WireFormat::ProtoJson => {
+            payload = String::with_capacity(96);
+            payload.push_str(r#"{"type":""#);
+            payload.push_str(kind.protojson_type());
+            let _ = write!(payload, r#"","uid":"{}""#, uid.get());
+            // Proto3 omits fields at their zero value.
+            if let Some(project) = project.filter(|p| !p.is_empty()) {
+                payload.push_str(r#","project":"#);
+                push_json_string(&mut payload, project);
+            }
+            if let Some(version) = approval_input_version.filter(|&v| v != 0) {
+                let _ = write!(payload, r#","approvalInputVersion":"{version}""#);
+            }
+        }
+    }
+    payload.push('}');
+    payload
+}
+
+/// Appends `text` as a JSON string literal the way PostgreSQL's `to_json` and Go's protojson
+/// write it: quoted; `"` and `\` escaped; `\b`, `\f`, `\n`, `\r`, `\t` for those controls and
+/// `\u00xx` (lower-case hex) for the other characters below U+0020; everything else as it is.
+pub(crate) fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c < ' ' => {
+                // Writing to a `String` cannot fail.
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +218,53 @@ mod tests {
         assert_eq!(widest, r#"{"type":"cancel_plan_check_run","uid":9223372036854775807}"#);
         assert!(widest.len() <= 64, "capacity hint too small: {}", widest.len());
         assert!(widest.len() <= MAX_PAYLOAD_LEN);
+    }
+
+    /// The golden vectors (`client/golden/payloads.json`): every byte of every encoding, and that
+    /// the decoder reads each payload back.
+    #[test]
+    fn golden_vectors_encode_and_decode() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../golden/payloads.json")).expect("golden file is JSON");
+        let vectors = doc["vectors"].as_array().expect("a vectors array");
+        assert!(vectors.len() >= 16, "only {} golden vectors", vectors.len());
+        for v in vectors {
+            let format: WireFormat = v["format"].as_str().unwrap().parse().unwrap();
+            let kind = match v["kind"].as_str().unwrap() {
+                "task_run" => SignalKind::TaskRun,
+                "plan_check_run" => SignalKind::PlanCheckRun,
+                other => panic!("unknown kind {other}"),
+            };
+            let uid = uid(v["uid"].as_i64().unwrap());
+            let project = v.get("project").map(|p| p.as_str().unwrap());
+            let version = v.get("approval_input_version").map(|n| n.as_i64().unwrap());
+            let payload = v["payload"].as_str().unwrap();
+            assert_eq!(encode(format, kind, uid, project, version), payload, "{v}");
+            assert!(payload.len() <= MAX_PAYLOAD_LEN);
+
+            let decoded = crate::signal::Signal::decode(payload).unwrap_or_else(|e| panic!("{payload}: {e}"));
+            let zero_omitted = format == WireFormat::ProtoJson && version == Some(0);
+            let expected = crate::signal::Signal {
+                kind,
+                uid,
+                project: project.map(str::to_owned),
+                approval_input_version: if zero_omitted { None } else { version },
+            };
+            assert_eq!(decoded, expected, "{payload}");
+            assert_eq!(
+                decoded.encode(format),
+                if zero_omitted { encode(format, kind, uid, project, None) } else { payload.to_owned() }
+            );
+        }
+    }
+
+    #[test]
+    fn wire_format_names_round_trip_ignoring_case() {
+        for format in WireFormat::ALL {
+            assert_eq!(format.name().parse(), Ok(format));
+            assert_eq!(format.name().to_uppercase().parse(), Ok(format));
+        }
+        assert_eq!("json".parse::<WireFormat>(), Err(UnknownWireFormat("json".into())));
     }
 
     #[test]

@@ -16,23 +16,23 @@ use crate::{cancel_many_as, cancel_one_as};
 /// 0.1.0's `bytebase_cancel_task_run(bigint)`.
 #[pg_extern(sql = false)]
 fn bytebase_cancel_task_run(uid: Option<i64>) {
-    cancel_one_as(SignalKind::TaskRun, uid, false);
+    cancel_one_as(SignalKind::TaskRun, uid, None, false);
 }
 
 /// 0.1.0's `bytebase_cancel_plan_check_run(bigint)`.
 #[pg_extern(sql = false)]
 fn bytebase_cancel_plan_check_run(uid: Option<i64>) {
-    cancel_one_as(SignalKind::PlanCheckRun, uid, false);
+    cancel_one_as(SignalKind::PlanCheckRun, uid, None, false);
 }
 
 /// 0.1.0's `bytebase_cancel_task_runs(bigint[])`.
 #[pg_extern(sql = false)]
 fn bytebase_cancel_task_runs(uids: Option<Array<'_, i64>>) -> i32 {
-    cancel_many_as(SignalKind::TaskRun, uids, false)
+    cancel_many_as(SignalKind::TaskRun, uids, None, false)
 }
 
 /// 0.1.0's `bytebase_cancel_plan_check_runs(bigint[])`.
 #[pg_extern(sql = false)]
 fn bytebase_cancel_plan_check_runs(uids: Option<Array<'_, i64>>) -> i32 {
-    cancel_many_as(SignalKind::PlanCheckRun, uids, false)
+    cancel_many_as(SignalKind::PlanCheckRun, uids, None, false)
 }

@@ -13,7 +13,9 @@
 //! writable by callers) and EXECUTE is revoked from PUBLIC: an operator grants the send functions
 //! to the application's role and `bytebase_signal_replay` to the listeners' role.
 
-use bytebase_signal_client::validate::{validate_uid, validate_uids, RunUid};
+use bytebase_signal_client::validate::{
+    validate_approval_input_version, validate_project, validate_uid, validate_uids, RunUid,
+};
 use bytebase_signal_client::wire::SignalKind;
 use pgrx::prelude::*;
 
@@ -35,28 +37,67 @@ pub extern "C-unwind" fn _PG_init() {
 #[pg_extern(name = "bytebase_cancel_task_run", volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, @extschema@, pg_temp)]
 fn cancel_task_run(uid: Option<i64>) {
-    cancel_one(SignalKind::TaskRun, uid);
+    cancel_one(SignalKind::TaskRun, uid, None);
 }
 
 /// Cancels one plan check run on whichever replica runs it, at commit.
 #[pg_extern(name = "bytebase_cancel_plan_check_run", volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, @extschema@, pg_temp)]
 fn cancel_plan_check_run(uid: Option<i64>) {
-    cancel_one(SignalKind::PlanCheckRun, uid);
+    cancel_one(SignalKind::PlanCheckRun, uid, None);
 }
 
 /// Cancels several task runs at commit; returns how many distinct runs were signalled.
 #[pg_extern(name = "bytebase_cancel_task_runs", volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, @extschema@, pg_temp)]
 fn cancel_task_runs(uids: Option<Array<'_, i64>>) -> i32 {
-    cancel_many(SignalKind::TaskRun, uids)
+    cancel_many(SignalKind::TaskRun, uids, None)
 }
 
 /// Cancels several plan check runs at commit; returns how many distinct runs were signalled.
 #[pg_extern(name = "bytebase_cancel_plan_check_runs", volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, @extschema@, pg_temp)]
 fn cancel_plan_check_runs(uids: Option<Array<'_, i64>>) -> i32 {
-    cancel_many(SignalKind::PlanCheckRun, uids)
+    cancel_many(SignalKind::PlanCheckRun, uids, None)
+}
+
+/// Cancels one task run of `project` (run ids are unique per project upstream), at commit.
+#[pg_extern(name = "bytebase_cancel_task_run", volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, @extschema@, pg_temp)]
+fn cancel_task_run_in_project(uid: Option<i64>, project: Option<&str>) {
+    cancel_one(SignalKind::TaskRun, uid, Some(Scope { project, approval_input_version: None }));
+}
+
+/// Cancels one plan check run of `project`, at commit; `approval_input_version` names the plan's
+/// approval input version the run checks, if the caller knows it.
+#[pg_extern(name = "bytebase_cancel_plan_check_run", volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, @extschema@, pg_temp)]
+fn cancel_plan_check_run_in_project(
+    uid: Option<i64>,
+    project: Option<&str>,
+    approval_input_version: default!(Option<i64>, NULL),
+) {
+    cancel_one(SignalKind::PlanCheckRun, uid, Some(Scope { project, approval_input_version }));
+}
+
+/// Cancels several task runs of `project` at commit; returns how many distinct runs were
+/// signalled.
+#[pg_extern(name = "bytebase_cancel_task_runs", volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, @extschema@, pg_temp)]
+fn cancel_task_runs_in_project(uids: Option<Array<'_, i64>>, project: Option<&str>) -> i32 {
+    cancel_many(SignalKind::TaskRun, uids, Some(Scope { project, approval_input_version: None }))
+}
+
+/// Cancels several plan check runs of `project` at commit; returns how many distinct runs were
+/// signalled.
+#[pg_extern(name = "bytebase_cancel_plan_check_runs", volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, @extschema@, pg_temp)]
+fn cancel_plan_check_runs_in_project(
+    uids: Option<Array<'_, i64>>,
+    project: Option<&str>,
+    approval_input_version: default!(Option<i64>, NULL),
+) -> i32 {
+    cancel_many(SignalKind::PlanCheckRun, uids, Some(Scope { project, approval_input_version }))
 }
 
 /// Deletes logged signals older than `bytebase_signal.retention`; returns how many. Sending
@@ -67,38 +108,74 @@ fn bytebase_signal_prune() -> i64 {
     log::prune_all()
 }
 
-fn cancel_one(kind: SignalKind, uid: Option<i64>) {
-    cancel_one_as(kind, uid, settings::durable());
+/// The project-scoped arguments of the two- and three-argument send functions, as called.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    project: Option<&'a str>,
+    approval_input_version: Option<i64>,
 }
 
-fn cancel_many(kind: SignalKind, uids: Option<Array<'_, i64>>) -> i32 {
-    cancel_many_as(kind, uids, settings::durable())
+/// A signal's optional fields after validation (both `None` for the one-argument forms).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Context<'a> {
+    pub(crate) project: Option<&'a str>,
+    pub(crate) approval_input_version: Option<i64>,
+}
+
+impl<'a> Scope<'a> {
+    /// Validates the scope's arguments for `function`, raising the first bad one as an ERROR.
+    fn validate(self, function: &'static str) -> Context<'a> {
+        let project =
+            validate_project(function, "project", self.project).unwrap_or_else(|e| error::raise(&e));
+        let approval_input_version =
+            validate_approval_input_version(function, "approval_input_version", self.approval_input_version)
+                .unwrap_or_else(|e| error::raise(&e));
+        Context { project: Some(project), approval_input_version }
+    }
+}
+
+fn cancel_one(kind: SignalKind, uid: Option<i64>, scope: Option<Scope<'_>>) {
+    cancel_one_as(kind, uid, scope, settings::durable());
+}
+
+fn cancel_many(kind: SignalKind, uids: Option<Array<'_, i64>>, scope: Option<Scope<'_>>) -> i32 {
+    cancel_many_as(kind, uids, scope, settings::durable())
 }
 
 /// Validates and sends one signal; `logged` says whether it also goes into the log.
-fn cancel_one_as(kind: SignalKind, uid: Option<i64>, logged: bool) {
-    let uid = validate_uid(kind.cancel_function(), "uid", uid).unwrap_or_else(|e| error::raise(&e));
-    send(kind, &[uid], logged);
+fn cancel_one_as(kind: SignalKind, uid: Option<i64>, scope: Option<Scope<'_>>, logged: bool) {
+    let function = kind.cancel_function();
+    let uid = validate_uid(function, "uid", uid).unwrap_or_else(|e| error::raise(&e));
+    let context = scope.map(|s| s.validate(function)).unwrap_or_default();
+    send(kind, &[uid], context, logged);
 }
 
 /// Validates and sends a batch; returns how many distinct runs were signalled.
-fn cancel_many_as(kind: SignalKind, uids: Option<Array<'_, i64>>, logged: bool) -> i32 {
+fn cancel_many_as(
+    kind: SignalKind,
+    uids: Option<Array<'_, i64>>,
+    scope: Option<Scope<'_>>,
+    logged: bool,
+) -> i32 {
+    let function = kind.batch_cancel_function();
     // Validate the whole batch first: a bad element must not leave earlier ones queued in a
     // caller's savepoint-protected transaction.
-    let uids = validate_uids(kind.batch_cancel_function(), "uids", uids.as_ref().map(|a| a.iter()))
-        .unwrap_or_else(|e| error::raise(&e));
-    send(kind, &uids, logged);
+    let uids =
+        validate_uids(function, "uids", uids.as_ref().map(|a| a.iter())).unwrap_or_else(|e| error::raise(&e));
+    let context = scope.map(|s| s.validate(function)).unwrap_or_default();
+    send(kind, &uids, context, logged);
     // An array cannot hold more than MaxAllocSize / 8 elements, far below i32::MAX.
     i32::try_from(uids.len()).expect("array length fits in an integer")
 }
 
 /// Logs (if asked) and queues one signal per uid, all in the caller's transaction.
-fn send(kind: SignalKind, uids: &[RunUid], logged: bool) {
+fn send(kind: SignalKind, uids: &[RunUid], context: Context<'_>, logged: bool) {
     if logged {
-        log::record(kind, uids);
+        log::record(kind, uids, context);
     }
+    let format = settings::wire_format();
     for &uid in uids {
-        notify::send(kind, uid);
+        notify::send(format, kind, uid, context);
     }
 }
 
@@ -123,7 +200,9 @@ CREATE TABLE bytebase_signal_log (
     type text NOT NULL CHECK (type IN ('cancel_task_run', 'cancel_plan_check_run')),
     uid bigint NOT NULL CHECK (uid > 0),
     created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-    sent_by name NOT NULL
+    sent_by name NOT NULL,
+    project text CHECK (project <> ''),
+    approval_input_version bigint CHECK (approval_input_version >= 0)
 );
 CREATE INDEX bytebase_signal_log_created_at_idx ON bytebase_signal_log (created_at);
 REVOKE ALL ON TABLE bytebase_signal_log FROM PUBLIC;
@@ -137,7 +216,7 @@ COMMENT ON TABLE bytebase_signal_log IS
 extension_sql!(
     r#"
 CREATE FUNCTION bytebase_signal_replay(since timestamptz)
-RETURNS TABLE (id bigint, type text, uid bigint, created_at timestamptz)
+RETURNS TABLE (id bigint, type text, uid bigint, created_at timestamptz, project text, approval_input_version bigint)
 LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path TO pg_catalog, @extschema@, pg_temp
 AS $replay$
@@ -147,7 +226,7 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     RETURN QUERY
-        SELECT l.id, l.type, l.uid, l.created_at
+        SELECT l.id, l.type, l.uid, l.created_at, l.project, l.approval_input_version
           FROM bytebase_signal_log AS l
          WHERE l.created_at >= since
          ORDER BY l.created_at, l.id;
@@ -158,17 +237,29 @@ REVOKE ALL ON FUNCTION bytebase_cancel_task_run(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_run(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION bytebase_cancel_task_runs(bigint[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_runs(bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_cancel_task_run(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_run(bigint, text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_cancel_task_runs(bigint[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_runs(bigint[], text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION bytebase_signal_prune() FROM PUBLIC;
 REVOKE ALL ON FUNCTION bytebase_signal_replay(timestamptz) FROM PUBLIC;
 
 COMMENT ON FUNCTION bytebase_cancel_task_run(bigint) IS
-    'Logs and sends {"type":"cancel_task_run","uid":<uid>} on channel bytebase_signal when the transaction commits. uid must be positive.';
+    'Logs and sends {"type":"cancel_task_run","uid":<uid>} on channel bytebase_signal when the transaction commits, spelled as bytebase_signal.wire_format says. uid must be positive.';
 COMMENT ON FUNCTION bytebase_cancel_plan_check_run(bigint) IS
-    'Logs and sends {"type":"cancel_plan_check_run","uid":<uid>} on channel bytebase_signal when the transaction commits. uid must be positive.';
+    'Logs and sends {"type":"cancel_plan_check_run","uid":<uid>} on channel bytebase_signal when the transaction commits, spelled as bytebase_signal.wire_format says. uid must be positive.';
 COMMENT ON FUNCTION bytebase_cancel_task_runs(bigint[]) IS
     'Logs and sends one cancel_task_run signal per distinct uid on channel bytebase_signal when the transaction commits; returns their number. Every element must be positive.';
 COMMENT ON FUNCTION bytebase_cancel_plan_check_runs(bigint[]) IS
     'Logs and sends one cancel_plan_check_run signal per distinct uid on channel bytebase_signal when the transaction commits; returns their number. Every element must be positive.';
+COMMENT ON FUNCTION bytebase_cancel_task_run(bigint, text) IS
+    'Logs and sends a cancel_task_run signal naming uid and project on channel bytebase_signal when the transaction commits, spelled as bytebase_signal.wire_format says. uid must be positive, project non-empty.';
+COMMENT ON FUNCTION bytebase_cancel_plan_check_run(bigint, text, bigint) IS
+    'Logs and sends a cancel_plan_check_run signal naming uid, project and approval_input_version (unless NULL) on channel bytebase_signal when the transaction commits, spelled as bytebase_signal.wire_format says. uid must be positive, project non-empty, approval_input_version not negative.';
+COMMENT ON FUNCTION bytebase_cancel_task_runs(bigint[], text) IS
+    'Logs and sends one cancel_task_run signal naming project per distinct uid on channel bytebase_signal when the transaction commits; returns their number. Every element must be positive, project non-empty.';
+COMMENT ON FUNCTION bytebase_cancel_plan_check_runs(bigint[], text, bigint) IS
+    'Logs and sends one cancel_plan_check_run signal naming project and approval_input_version (unless NULL) per distinct uid on channel bytebase_signal when the transaction commits; returns their number. Every element must be positive, project non-empty, approval_input_version not negative.';
 COMMENT ON FUNCTION bytebase_signal_prune() IS
     'Deletes bytebase_signal logged signals older than bytebase_signal.retention; returns how many.';
 COMMENT ON FUNCTION bytebase_signal_replay(timestamptz) IS
@@ -310,24 +401,107 @@ mod tests {
     }
 
     #[pg_test]
-    fn functions_are_volatile_parallel_unsafe_non_strict_and_commented() {
+    fn project_scoped_forms_reject_a_null_empty_or_long_project_and_a_negative_version() {
         for kind in SignalKind::ALL {
-            for (f, arg) in [(kind.cancel_function(), "bigint"), (kind.batch_cancel_function(), "bigint[]")] {
-                let sig = format!("{f}({arg})");
-                let row = Spi::get_three_with_args::<String, String, bool>(
-                    "SELECT provolatile::text, proparallel::text, proisstrict FROM pg_proc WHERE oid = $1::regprocedure",
-                    &[sig.as_str().into()],
-                )
-                .expect("function exists");
-                // Non-strict, so that a NULL argument reaches our check instead of returning NULL.
-                assert_eq!(row, (Some("v".into()), Some("u".into()), Some(false)), "{sig}");
-                let comment = Spi::get_one_with_args::<String>(
-                    "SELECT obj_description($1::regprocedure, 'pg_proc')",
-                    &[sig.as_str().into()],
-                )
-                .expect("comment query runs");
-                assert!(comment.is_some_and(|c| c.contains("bytebase_signal")), "{sig} has no comment");
+            for (f, uid) in [(kind.cancel_function(), "1"), (kind.batch_cancel_function(), "'{1}'")] {
+                assert_error(
+                    &format!("SELECT {f}({uid}, NULL)"),
+                    "22004",
+                    &format!("{f}(project): project must not be NULL"),
+                );
+                assert_error(
+                    &format!("SELECT {f}({uid}, '')"),
+                    "22023",
+                    &format!("{f}(project): project must not be empty"),
+                );
+                assert_error(
+                    &format!("SELECT {f}({uid}, repeat('p', 1025))"),
+                    "22023",
+                    "project must be at most 1024 bytes, got 1025",
+                );
+                assert_eq!(error_of(&format!("SELECT {f}({uid}, repeat('p', 1024))")), None);
             }
+            // The uid is checked first, as in the one-argument forms.
+            let f = kind.cancel_function();
+            assert_error(
+                &format!("SELECT {f}(0, NULL)"),
+                "22023",
+                &format!("{f}(uid): uid must be a positive run id, got 0"),
+            );
+        }
+        for f in ["bytebase_cancel_plan_check_run(1", "bytebase_cancel_plan_check_runs('{1}'"] {
+            assert_error(
+                &format!("SELECT {f}, 'p', -1)"),
+                "22023",
+                "(approval_input_version): approval_input_version must not be negative, got -1",
+            );
+            assert_eq!(error_of(&format!("SELECT {f}, 'p', 0)")), None);
+            assert_eq!(error_of(&format!("SELECT {f}, 'p', NULL)")), None);
+        }
+    }
+
+    #[pg_test]
+    fn project_scoped_sends_log_the_project_and_version() {
+        Spi::run("SELECT bytebase_cancel_task_run(1, 'proj-a')").unwrap();
+        Spi::run("SELECT bytebase_cancel_plan_check_run(2, 'proj-b', 3)").unwrap();
+        Spi::run("SELECT bytebase_cancel_plan_check_runs('{4,4,5}', 'proj-c')").unwrap();
+        Spi::run("SELECT bytebase_cancel_task_run(6)").unwrap();
+        let rows = Spi::get_one::<Vec<String>>(
+            "SELECT array_agg(concat_ws(':', type, uid, coalesce(project, '-'), coalesce(approval_input_version::text, '-')) ORDER BY id)
+               FROM bytebase_signal_replay(now() - interval '1 minute')",
+        )
+        .unwrap()
+        .unwrap_or_default();
+        assert_eq!(
+            rows,
+            [
+                "cancel_task_run:1:proj-a:-",
+                "cancel_plan_check_run:2:proj-b:3",
+                "cancel_plan_check_run:4:proj-c:-",
+                "cancel_plan_check_run:5:proj-c:-",
+                "cancel_task_run:6:-:-",
+            ]
+        );
+    }
+
+    #[pg_test]
+    fn wire_format_defaults_to_seed_and_takes_protojson() {
+        let show = || Spi::get_one::<String>("SHOW bytebase_signal.wire_format").unwrap();
+        assert_eq!(show().as_deref(), Some("seed"));
+        Spi::run("SET LOCAL bytebase_signal.wire_format = 'PROTOJSON'").unwrap();
+        assert_eq!(show().as_deref(), Some("protojson"));
+        assert_error("SET bytebase_signal.wire_format = 'json'", "22023", "bytebase_signal.wire_format");
+        assert_eq!(error_of("SELECT bytebase_cancel_task_run(123, 'proj-a')"), None);
+    }
+
+    /// Every send function, by SQL signature.
+    const SEND_FUNCTIONS: [&str; 8] = [
+        "bytebase_cancel_task_run(bigint)",
+        "bytebase_cancel_plan_check_run(bigint)",
+        "bytebase_cancel_task_runs(bigint[])",
+        "bytebase_cancel_plan_check_runs(bigint[])",
+        "bytebase_cancel_task_run(bigint, text)",
+        "bytebase_cancel_plan_check_run(bigint, text, bigint)",
+        "bytebase_cancel_task_runs(bigint[], text)",
+        "bytebase_cancel_plan_check_runs(bigint[], text, bigint)",
+    ];
+
+    #[pg_test]
+    fn functions_are_volatile_parallel_unsafe_non_strict_and_commented() {
+        for sig in SEND_FUNCTIONS {
+            let row = Spi::get_three_with_args::<String, String, bool>(
+                "SELECT provolatile::text, proparallel::text, proisstrict FROM pg_proc WHERE oid = $1::regprocedure",
+                &[sig.into()],
+            )
+            .expect("function exists");
+            // Non-strict, so that a NULL argument reaches our check instead of returning NULL.
+            assert_eq!(row, (Some("v".into()), Some("u".into()), Some(false)), "{sig}");
+            let comment = Spi::get_one_with_args::<String>(
+                "SELECT obj_description($1::regprocedure, 'pg_proc')",
+                &[sig.into()],
+            )
+            .expect("comment query runs");
+            assert!(comment.is_some_and(|c| c.contains("bytebase_signal")), "{sig} has no comment");
         }
     }
 
@@ -429,14 +603,10 @@ mod tests {
     #[pg_test]
     fn every_function_is_security_definer_pinned_and_not_granted_to_public() {
         Spi::run("CREATE ROLE bytebase_signal_test_sender").unwrap();
-        for sig in [
-            "bytebase_cancel_task_run(bigint)",
-            "bytebase_cancel_plan_check_run(bigint)",
-            "bytebase_cancel_task_runs(bigint[])",
-            "bytebase_cancel_plan_check_runs(bigint[])",
-            "bytebase_signal_prune()",
-            "bytebase_signal_replay(timestamptz)",
-        ] {
+        for sig in SEND_FUNCTIONS
+            .into_iter()
+            .chain(["bytebase_signal_prune()", "bytebase_signal_replay(timestamptz)"])
+        {
             let row = Spi::get_three_with_args::<bool, String, bool>(
                 "SELECT prosecdef, array_to_string(proconfig, ';'),
                         has_function_privilege('bytebase_signal_test_sender', oid, 'EXECUTE')
@@ -470,7 +640,7 @@ mod tests {
               WHERE p.proname LIKE 'bytebase_cancel_%' AND p.pronamespace = e.extnamespace",
         )
         .expect("catalog query runs");
-        assert_eq!(n, Some(4));
+        assert_eq!(n, Some(8));
     }
 }
 

@@ -25,7 +25,7 @@ use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult, SpiTupleTable};
 use pgrx::{PgBuiltInOids, PgOid};
 
-use crate::settings;
+use crate::{settings, Context};
 
 /// One send in this many logged rows prunes.
 const PRUNE_EVERY: i64 = 64;
@@ -34,9 +34,17 @@ const PRUNE_EVERY: i64 = 64;
 const PRUNE_LIMIT: i64 = 2 * PRUNE_EVERY;
 
 /// Logs the rows; returns whether this send is the one that prunes.
+/// (It names only 0.2.0's columns: a database still at 0.2.0 runs it too, with this library.)
 const INSERT: &str = "WITH logged AS ( \
                           INSERT INTO bytebase_signal_log (type, uid, sent_by) \
                           SELECT $1, u, pg_get_userbyid($3) FROM unnest($2::bigint[]) AS u \
+                          RETURNING id) \
+                      SELECT coalesce(bool_or(id % $4 = 0), false) FROM logged";
+
+/// [`INSERT`] with the project and approval input version of the project-scoped forms.
+const INSERT_SCOPED: &str = "WITH logged AS ( \
+                          INSERT INTO bytebase_signal_log (type, uid, sent_by, project, approval_input_version) \
+                          SELECT $1, u, pg_get_userbyid($3), $5, $6 FROM unnest($2::bigint[]) AS u \
                           RETURNING id) \
                       SELECT coalesce(bool_or(id % $4 = 0), false) FROM logged";
 
@@ -51,11 +59,13 @@ const PRUNE: &str = "DELETE FROM bytebase_signal_log WHERE id = ANY (ARRAY( \
 
 thread_local! {
     static INSERT_PLAN: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };
+    static INSERT_SCOPED_PLAN: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };
     static PRUNE_PLAN: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };
 }
 
-/// Logs one row per uid for `kind`, then prunes a few expired rows.
-pub(crate) fn record(kind: SignalKind, uids: &[RunUid]) {
+/// Logs one row per uid for `kind` (with the project and version of `context`, if any), then
+/// prunes a few expired rows.
+pub(crate) fn record(kind: SignalKind, uids: &[RunUid], context: Context<'_>) {
     if uids.is_empty() {
         return;
     }
@@ -64,20 +74,23 @@ pub(crate) fn record(kind: SignalKind, uids: &[RunUid]) {
     // extension's owner; the "outer" user is the role the session runs as (after SET ROLE).
     // SAFETY: reads a backend global, always set inside a transaction.
     let sender = unsafe { pg_sys::GetOuterUserId() };
+    let mut types = vec![
+        PgBuiltInOids::TEXTOID,
+        PgBuiltInOids::INT8ARRAYOID,
+        PgBuiltInOids::OIDOID,
+        PgBuiltInOids::INT8OID,
+    ];
+    let mut args: Vec<DatumWithOid<'_>> =
+        vec![kind.seed_type().into(), uids.into(), sender.into(), PRUNE_EVERY.into()];
+    let (plan, sql) = if context.project.is_none() && context.approval_input_version.is_none() {
+        (&INSERT_PLAN, INSERT)
+    } else {
+        types.extend([PgBuiltInOids::TEXTOID, PgBuiltInOids::INT8OID]);
+        args.extend([context.project.into(), context.approval_input_version.into()]);
+        (&INSERT_SCOPED_PLAN, INSERT_SCOPED)
+    };
     Spi::connect_mut(|client| {
-        let prunes = execute(
-            client,
-            &INSERT_PLAN,
-            INSERT,
-            &[
-                PgBuiltInOids::TEXTOID,
-                PgBuiltInOids::INT8ARRAYOID,
-                PgBuiltInOids::OIDOID,
-                PgBuiltInOids::INT8OID,
-            ],
-            &[kind.seed_type().into(), uids.into(), sender.into(), PRUNE_EVERY.into()],
-            |rows| rows.first().get_one::<bool>(),
-        );
+        let prunes = execute(client, plan, sql, &types, &args, |rows| rows.first().get_one::<bool>());
         if prunes == Some(true) && !uses_transaction_snapshot() {
             prune_with(client, Some(PRUNE_LIMIT));
         }

@@ -6,13 +6,15 @@
 //! functions are `PARALLEL UNSAFE`.
 
 use bytebase_signal_client::validate::RunUid;
-use bytebase_signal_client::wire::{encode_seed, SignalKind, CHANNEL};
+use bytebase_signal_client::wire::{encode, SignalKind, WireFormat, CHANNEL};
 use pgrx::prelude::*;
 use pgrx::{direct_function_call, IntoDatum};
 
-/// Queues one signal for commit.
-pub(crate) fn send(kind: SignalKind, uid: RunUid) {
-    let payload = encode_seed(kind, uid);
+use crate::Context;
+
+/// Queues one signal for commit, spelled in `format`.
+pub(crate) fn send(format: WireFormat, kind: SignalKind, uid: RunUid, context: Context<'_>) {
+    let payload = encode(format, kind, uid, context.project, context.approval_input_version);
     // SAFETY: pg_notify is a strict-by-hand builtin taking (text, text) and returning void; both
     // arguments are valid, non-NULL text datums allocated in the current memory context.
     unsafe {

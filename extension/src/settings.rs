@@ -6,14 +6,32 @@
 //! - `bytebase_signal.retention` (time, default 1 hour, superuser only): how long logged signals
 //!   are kept for replay. Only a superuser may change it because pruning with a short retention
 //!   deletes rows that other sessions' listeners may still need.
+//! - `bytebase_signal.wire_format` (`seed` or `protojson`, default `seed`, any role): how the
+//!   send functions spell the payload; `protojson` is what upstream Bytebase's Go replicas parse.
 
+use bytebase_signal_client::wire::WireFormat;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::PostgresGucEnum;
 
 /// `bytebase_signal.durable`.
 static DURABLE: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 /// `bytebase_signal.retention`, in seconds (the GUC accepts any time unit: `'90min'`, `'2h'`).
 static RETENTION_SECS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_RETENTION_SECS);
+
+/// `bytebase_signal.wire_format`.
+static WIRE_FORMAT: GucSetting<WireFormatSetting> =
+    GucSetting::<WireFormatSetting>::new(WireFormatSetting::Seed);
+
+/// The values of `bytebase_signal.wire_format` (PostgreSQL matches them ignoring case), in the
+/// order of [`WireFormat::ALL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PostgresGucEnum)]
+enum WireFormatSetting {
+    #[name = c"seed"]
+    Seed,
+    #[name = c"protojson"]
+    ProtoJson,
+}
 
 const DEFAULT_RETENTION_SECS: i32 = 3600;
 /// Thirty days; a longer log is an archive, not a replay buffer.
@@ -41,6 +59,16 @@ pub(crate) fn register() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
+    GucRegistry::define_enum_guc(
+        c"bytebase_signal.wire_format",
+        c"How bytebase_cancel_* functions spell the payload: seed or protojson.",
+        c"seed: {\"type\":\"cancel_task_run\",\"uid\":42} (the default, the Go plan's bytes). \
+          protojson: {\"type\":\"CANCEL_TASK_RUN\",\"uid\":\"42\"}, what upstream Bytebase's Go \
+          replicas parse. Listeners of bytebase-signal-client read both.",
+        &WIRE_FORMAT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     // Reject misspelt settings such as `bytebase_signal.durabel` instead of keeping them as
     // placeholders nobody reads.
     #[cfg(not(any(feature = "pg13", feature = "pg14")))]
@@ -53,6 +81,14 @@ pub(crate) fn register() {
 /// Whether sends are logged.
 pub(crate) fn durable() -> bool {
     DURABLE.get()
+}
+
+/// How payloads are spelled.
+pub(crate) fn wire_format() -> WireFormat {
+    match WIRE_FORMAT.get() {
+        WireFormatSetting::Seed => WireFormat::Seed,
+        WireFormatSetting::ProtoJson => WireFormat::ProtoJson,
+    }
 }
 
 /// How long logged signals are kept, in seconds.

@@ -1,4 +1,4 @@
--- bytebase_signal 0.2.0, pure-SQL edition: the extension's SQL API in plain SQL and PL/pgSQL, for
+-- bytebase_signal 0.3.0, pure-SQL edition: the extension's SQL API in plain SQL and PL/pgSQL, for
 -- servers where a compiled extension cannot be installed (RDS, Cloud SQL, Azure, ...).
 --
 --     psql -v ON_ERROR_STOP=1 -d <database> -f sql/pure/install.sql
@@ -8,8 +8,9 @@
 -- target schema is the first existing schema on search_path (`public` by default; choose another
 -- with PGOPTIONS='-c search_path=<schema>'), as for CREATE EXTENSION.
 --
--- Running it again is harmless (it replaces the functions, keeping their grants). It refuses to
--- run where the extension is installed; sql/pure/uninstall.sql removes what it creates.
+-- Running it again is harmless (it replaces the functions, keeping their grants), and running it
+-- over an older version updates that in place (the log keeps its rows). It refuses to run where
+-- the extension is installed; sql/pure/uninstall.sql removes what it creates.
 -- The end-to-end conformance suite (tests/tests/conformance.rs) checks that both editions send the
 -- same bytes, raise the same SQLSTATEs and messages, and replay the same rows.
 
@@ -19,6 +20,8 @@ DO $install$
 DECLARE
     found_in name;
     f regprocedure;
+    replay_acl aclitem[];
+    g record;
 BEGIN
 -- Refusals first: nothing is created if one applies.
 SELECT n.nspname INTO found_in
@@ -44,16 +47,24 @@ IF FOUND THEN
 END IF;
 
 -- The log: the same definition as the extension's. Created once: a second run keeps the table
--- and its rows.
+-- and its rows; over 0.2.0 it gains 0.3.0's columns, as the extension's update does.
 IF to_regclass(format('%I.bytebase_signal_log', current_schema())) IS NULL THEN
     CREATE TABLE bytebase_signal_log (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         type text NOT NULL CHECK (type IN ('cancel_task_run', 'cancel_plan_check_run')),
         uid bigint NOT NULL CHECK (uid > 0),
         created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-        sent_by name NOT NULL
+        sent_by name NOT NULL,
+        project text CHECK (project <> ''),
+        approval_input_version bigint CHECK (approval_input_version >= 0)
     );
     CREATE INDEX bytebase_signal_log_created_at_idx ON bytebase_signal_log (created_at);
+ELSIF NOT EXISTS (SELECT FROM pg_attribute
+                   WHERE attrelid = format('%I.bytebase_signal_log', current_schema())::regclass
+                     AND attname = 'project' AND NOT attisdropped) THEN
+    ALTER TABLE bytebase_signal_log
+        ADD COLUMN project text CHECK (project <> ''),
+        ADD COLUMN approval_input_version bigint CHECK (approval_input_version >= 0);
 END IF;
 REVOKE ALL ON TABLE bytebase_signal_log FROM PUBLIC;
 COMMENT ON TABLE bytebase_signal_log IS
@@ -115,10 +126,36 @@ BEGIN
 END
 $function$;
 
--- What every send function does: validate the whole argument, log one row per distinct uid (unless
--- bytebase_signal.durable is off), queue one NOTIFY per distinct uid in first-occurrence order;
--- returns how many. `fn` and `single` only shape the error messages.
-CREATE OR REPLACE FUNCTION _bytebase_signal_send(fn text, kind text, uids bigint[], single boolean)
+-- bytebase_signal.wire_format, as the extension's enum setting reads it (ignoring case).
+CREATE OR REPLACE FUNCTION _bytebase_signal_wire_format() RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $function$
+DECLARE
+    setting text := current_setting('bytebase_signal.wire_format', true);
+BEGIN
+    IF setting IS NULL OR setting = '' OR lower(setting) = 'seed' THEN
+        RETURN 'seed';
+    ELSIF lower(setting) = 'protojson' THEN
+        RETURN 'protojson';
+    END IF;
+    RAISE EXCEPTION 'invalid value for parameter "bytebase_signal.wire_format": "%"', setting
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'Available values: seed, protojson.';
+END
+$function$;
+
+-- 0.2.0's helper, replaced by the one below.
+IF to_regprocedure(format('%I._bytebase_signal_send(text, text, bigint[], boolean)', current_schema())) IS NOT NULL THEN
+    DROP FUNCTION _bytebase_signal_send(text, text, bigint[], boolean);
+END IF;
+
+-- What every send function does: validate the whole argument list, log one row per distinct uid
+-- (unless bytebase_signal.durable is off), queue one NOTIFY per distinct uid in first-occurrence
+-- order; returns how many. `fn`, `single` and `scoped` (the project-scoped forms) only shape the
+-- error messages; the payload is spelled as bytebase_signal.wire_format says, with the bytes of
+-- the extension (client/golden/payloads.json pins them).
+CREATE OR REPLACE FUNCTION _bytebase_signal_send(
+    fn text, kind text, uids bigint[], single boolean,
+    scoped boolean, project text, approval_input_version bigint)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $function$
@@ -129,6 +166,9 @@ DECLARE
     bad_value bigint;
     distinct_uids bigint[];
     durable_setting text := lower(btrim(current_setting('bytebase_signal.durable', true)));
+    wire_format text;
+    head text;
+    tail text := '}';
     sender name;
     prunes boolean;
     u bigint;
@@ -156,6 +196,19 @@ BEGIN
         RAISE EXCEPTION '%(%): % must be a positive run id, got %', fn, param, culprit, bad_value
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF scoped THEN
+        IF project IS NULL THEN
+            RAISE EXCEPTION '%(project): project must not be NULL', fn USING ERRCODE = 'null_value_not_allowed';
+        ELSIF project = '' THEN
+            RAISE EXCEPTION '%(project): project must not be empty', fn USING ERRCODE = 'invalid_parameter_value';
+        ELSIF octet_length(project) > 1024 THEN
+            RAISE EXCEPTION '%(project): project must be at most 1024 bytes, got %', fn, octet_length(project)
+                USING ERRCODE = 'invalid_parameter_value';
+        ELSIF approval_input_version < 0 THEN
+            RAISE EXCEPTION '%(approval_input_version): approval_input_version must not be negative, got %',
+                fn, approval_input_version USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
     IF single THEN
         distinct_uids := uids;
     ELSE
@@ -164,6 +217,8 @@ BEGIN
     IF cardinality(distinct_uids) = 0 THEN
         RETURN 0;
     END IF;
+    -- Settings are read before anything is written, as the extension's are checked at SET.
+    wire_format := _bytebase_signal_wire_format();
 
     IF durable_setting IS NULL OR durable_setting = ''
        OR durable_setting IN ('on', 't', 'tr', 'tru', 'true', 'y', 'ye', 'yes', '1') THEN
@@ -171,9 +226,10 @@ BEGIN
         -- current_user is the owner, as GetOuterUserId() is what the extension records.
         sender := CASE current_setting('role') WHEN 'none' THEN session_user ELSE current_setting('role') END;
         WITH logged AS (
-            INSERT INTO bytebase_signal_log (type, uid, sent_by)
-            SELECT kind, t.u, sender FROM unnest(distinct_uids) AS t(u)
-            RETURNING id)
+            INSERT INTO bytebase_signal_log AS l (type, uid, sent_by, project, approval_input_version)
+            SELECT kind, t.u, sender, _bytebase_signal_send.project, _bytebase_signal_send.approval_input_version
+              FROM unnest(distinct_uids) AS t(u)
+            RETURNING l.id)
         SELECT coalesce(bool_or(logged.id % 64 = 0), false) INTO prunes FROM logged;
         -- Every 64th row prunes up to 128 expired rows; not in REPEATABLE READ or SERIALIZABLE,
         -- where locking rows another session pruned would fail the caller with 40001.
@@ -185,8 +241,20 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
+    -- The payload around each uid. to_json escapes a project as the extension does.
+    IF wire_format = 'seed' THEN
+        head := '{"type":"' || kind || '","uid":';
+        tail := coalesce(',"project":' || to_json(project)::text, '')
+             || coalesce(',"approvalInputVersion":' || approval_input_version, '') || '}';
+    ELSE
+        -- protojson: upper-case enum names, 64-bit numbers as strings, zero values omitted.
+        head := '{"type":"' || upper(kind) || '","uid":"';
+        tail := '"' || CASE WHEN project <> '' THEN ',"project":' || to_json(project)::text ELSE '' END
+             || CASE WHEN approval_input_version <> 0
+                     THEN ',"approvalInputVersion":"' || approval_input_version || '"' ELSE '' END || '}';
+    END IF;
     FOREACH u IN ARRAY distinct_uids LOOP
-        PERFORM pg_notify('bytebase_signal', '{"type":"' || kind || '","uid":' || u || '}');
+        PERFORM pg_notify('bytebase_signal', head || u || tail);
     END LOOP;
     RETURN cardinality(distinct_uids);
 END
@@ -196,7 +264,7 @@ CREATE OR REPLACE FUNCTION bytebase_cancel_task_run(uid bigint) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS $function$
 BEGIN
-    PERFORM _bytebase_signal_send('bytebase_cancel_task_run', 'cancel_task_run', ARRAY[uid], true);
+    PERFORM _bytebase_signal_send('bytebase_cancel_task_run', 'cancel_task_run', ARRAY[uid], true, false, NULL, NULL);
 END
 $function$;
 
@@ -204,7 +272,7 @@ CREATE OR REPLACE FUNCTION bytebase_cancel_plan_check_run(uid bigint) RETURNS vo
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS $function$
 BEGIN
-    PERFORM _bytebase_signal_send('bytebase_cancel_plan_check_run', 'cancel_plan_check_run', ARRAY[uid], true);
+    PERFORM _bytebase_signal_send('bytebase_cancel_plan_check_run', 'cancel_plan_check_run', ARRAY[uid], true, false, NULL, NULL);
 END
 $function$;
 
@@ -212,7 +280,7 @@ CREATE OR REPLACE FUNCTION bytebase_cancel_task_runs(uids bigint[]) RETURNS inte
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS $function$
 BEGIN
-    RETURN _bytebase_signal_send('bytebase_cancel_task_runs', 'cancel_task_run', uids, false);
+    RETURN _bytebase_signal_send('bytebase_cancel_task_runs', 'cancel_task_run', uids, false, false, NULL, NULL);
 END
 $function$;
 
@@ -220,7 +288,43 @@ CREATE OR REPLACE FUNCTION bytebase_cancel_plan_check_runs(uids bigint[]) RETURN
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS $function$
 BEGIN
-    RETURN _bytebase_signal_send('bytebase_cancel_plan_check_runs', 'cancel_plan_check_run', uids, false);
+    RETURN _bytebase_signal_send('bytebase_cancel_plan_check_runs', 'cancel_plan_check_run', uids, false, false, NULL, NULL);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION bytebase_cancel_task_run(uid bigint, project text) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS $function$
+BEGIN
+    PERFORM _bytebase_signal_send('bytebase_cancel_task_run', 'cancel_task_run', ARRAY[uid], true, true, project, NULL);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION bytebase_cancel_plan_check_run(uid bigint, project text, approval_input_version bigint DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS $function$
+BEGIN
+    PERFORM _bytebase_signal_send('bytebase_cancel_plan_check_run', 'cancel_plan_check_run', ARRAY[uid], true, true,
+                                  project, approval_input_version);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION bytebase_cancel_task_runs(uids bigint[], project text) RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS $function$
+BEGIN
+    RETURN _bytebase_signal_send('bytebase_cancel_task_runs', 'cancel_task_run', uids, false, true, project, NULL);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION bytebase_cancel_plan_check_runs(uids bigint[], project text, approval_input_version bigint DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+AS $function$
+BEGIN
+    RETURN _bytebase_signal_send('bytebase_cancel_plan_check_runs', 'cancel_plan_check_run', uids, false, true,
+                                 project, approval_input_version);
 END
 $function$;
 
@@ -232,9 +336,18 @@ BEGIN
 END
 $function$;
 
+-- 0.2.0's replay returned four columns; a result type cannot be replaced, so that one is dropped
+-- (keeping its grants, restored below) and created anew.
+SELECT p.proacl INTO replay_acl FROM pg_proc p
+ WHERE p.oid = to_regprocedure(format('%I.bytebase_signal_replay(timestamptz)', current_schema()))
+   AND cardinality(p.proallargtypes) = 5;
+IF FOUND THEN
+    DROP FUNCTION bytebase_signal_replay(timestamptz);
+END IF;
+
 -- Identical to the extension's (the conformance suite compares the definitions).
 CREATE OR REPLACE FUNCTION bytebase_signal_replay(since timestamptz)
-RETURNS TABLE (id bigint, type text, uid bigint, created_at timestamptz)
+RETURNS TABLE (id bigint, type text, uid bigint, created_at timestamptz, project text, approval_input_version bigint)
 LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 AS $replay$
 BEGIN
@@ -243,7 +356,7 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     RETURN QUERY
-        SELECT l.id, l.type, l.uid, l.created_at
+        SELECT l.id, l.type, l.uid, l.created_at, l.project, l.approval_input_version
           FROM bytebase_signal_log AS l
          WHERE l.created_at >= since
          ORDER BY l.created_at, l.id;
@@ -256,6 +369,8 @@ $replay$;
 FOREACH f IN ARRAY ARRAY[
     'bytebase_cancel_task_run(bigint)', 'bytebase_cancel_plan_check_run(bigint)',
     'bytebase_cancel_task_runs(bigint[])', 'bytebase_cancel_plan_check_runs(bigint[])',
+    'bytebase_cancel_task_run(bigint, text)', 'bytebase_cancel_plan_check_run(bigint, text, bigint)',
+    'bytebase_cancel_task_runs(bigint[], text)', 'bytebase_cancel_plan_check_runs(bigint[], text, bigint)',
     'bytebase_signal_prune()', 'bytebase_signal_replay(timestamptz)'
 ]::regprocedure[] LOOP
     EXECUTE format('ALTER FUNCTION %s SET search_path TO pg_catalog, %I, pg_temp', f, current_schema());
@@ -265,27 +380,48 @@ END LOOP;
 -- are only for the functions above, which run as their owner.
 REVOKE ALL ON FUNCTION _bytebase_signal_retention_secs() FROM PUBLIC;
 REVOKE ALL ON FUNCTION _bytebase_signal_prune(bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION _bytebase_signal_send(text, text, bigint[], boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _bytebase_signal_wire_format() FROM PUBLIC;
+REVOKE ALL ON FUNCTION _bytebase_signal_send(text, text, bigint[], boolean, boolean, text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION bytebase_cancel_task_run(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_run(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION bytebase_cancel_task_runs(bigint[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_runs(bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_cancel_task_run(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_run(bigint, text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_cancel_task_runs(bigint[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_runs(bigint[], text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION bytebase_signal_prune() FROM PUBLIC;
 REVOKE ALL ON FUNCTION bytebase_signal_replay(timestamptz) FROM PUBLIC;
+-- The grants the dropped 0.2.0 replay had (a first install has none to restore).
+FOR g IN SELECT a.grantee, a.is_grantable FROM aclexplode(replay_acl) AS a
+          WHERE a.privilege_type = 'EXECUTE'
+            AND a.grantee <> (SELECT proowner FROM pg_proc WHERE oid = 'bytebase_signal_replay(timestamptz)'::regprocedure) LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz) TO %s%s',
+                   CASE g.grantee WHEN 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
+                   CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+END LOOP;
 
 COMMENT ON FUNCTION bytebase_cancel_task_run(bigint) IS
-    'Logs and sends {"type":"cancel_task_run","uid":<uid>} on channel bytebase_signal when the transaction commits. uid must be positive.';
+    'Logs and sends {"type":"cancel_task_run","uid":<uid>} on channel bytebase_signal when the transaction commits, spelled as bytebase_signal.wire_format says. uid must be positive.';
 COMMENT ON FUNCTION bytebase_cancel_plan_check_run(bigint) IS
-    'Logs and sends {"type":"cancel_plan_check_run","uid":<uid>} on channel bytebase_signal when the transaction commits. uid must be positive.';
+    'Logs and sends {"type":"cancel_plan_check_run","uid":<uid>} on channel bytebase_signal when the transaction commits, spelled as bytebase_signal.wire_format says. uid must be positive.';
 COMMENT ON FUNCTION bytebase_cancel_task_runs(bigint[]) IS
     'Logs and sends one cancel_task_run signal per distinct uid on channel bytebase_signal when the transaction commits; returns their number. Every element must be positive.';
 COMMENT ON FUNCTION bytebase_cancel_plan_check_runs(bigint[]) IS
     'Logs and sends one cancel_plan_check_run signal per distinct uid on channel bytebase_signal when the transaction commits; returns their number. Every element must be positive.';
+COMMENT ON FUNCTION bytebase_cancel_task_run(bigint, text) IS
+    'Logs and sends a cancel_task_run signal naming uid and project on channel bytebase_signal when the transaction commits, spelled as bytebase_signal.wire_format says. uid must be positive, project non-empty.';
+COMMENT ON FUNCTION bytebase_cancel_plan_check_run(bigint, text, bigint) IS
+    'Logs and sends a cancel_plan_check_run signal naming uid, project and approval_input_version (unless NULL) on channel bytebase_signal when the transaction commits, spelled as bytebase_signal.wire_format says. uid must be positive, project non-empty, approval_input_version not negative.';
+COMMENT ON FUNCTION bytebase_cancel_task_runs(bigint[], text) IS
+    'Logs and sends one cancel_task_run signal naming project per distinct uid on channel bytebase_signal when the transaction commits; returns their number. Every element must be positive, project non-empty.';
+COMMENT ON FUNCTION bytebase_cancel_plan_check_runs(bigint[], text, bigint) IS
+    'Logs and sends one cancel_plan_check_run signal naming project and approval_input_version (unless NULL) per distinct uid on channel bytebase_signal when the transaction commits; returns their number. Every element must be positive, project non-empty, approval_input_version not negative.';
 COMMENT ON FUNCTION bytebase_signal_prune() IS
     'Deletes bytebase_signal logged signals older than bytebase_signal.retention; returns how many.';
 COMMENT ON FUNCTION bytebase_signal_replay(timestamptz) IS
     'The bytebase_signal signals logged since the given time, oldest first, for listeners recovering what they missed while disconnected.';
-COMMENT ON FUNCTION _bytebase_signal_send(text, text, bigint[], boolean) IS
-    'bytebase_signal pure-SQL edition 0.2.0: what every bytebase_cancel_* function does. Internal.';
+COMMENT ON FUNCTION _bytebase_signal_send(text, text, bigint[], boolean, boolean, text, bigint) IS
+    'bytebase_signal pure-SQL edition 0.3.0: what every bytebase_cancel_* function does. Internal.';
 END
 $install$;

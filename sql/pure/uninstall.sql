@@ -11,6 +11,7 @@ DO $uninstall$
 DECLARE
     ext_schema name;
     schema name;
+    f regprocedure;
 BEGIN
     SELECT n.nspname INTO ext_schema
       FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
@@ -28,13 +29,16 @@ BEGIN
         RAISE NOTICE 'bytebase_signal: the pure-SQL edition is not installed in this database; nothing to do';
         RETURN;
     END IF;
-    EXECUTE format(
-        'DROP FUNCTION %1$I.bytebase_cancel_task_run(bigint), %1$I.bytebase_cancel_plan_check_run(bigint),
-                       %1$I.bytebase_cancel_task_runs(bigint[]), %1$I.bytebase_cancel_plan_check_runs(bigint[]),
-                       %1$I.bytebase_signal_prune(), %1$I.bytebase_signal_replay(timestamptz),
-                       %1$I._bytebase_signal_send(text, text, bigint[], boolean),
-                       %1$I._bytebase_signal_prune(bigint), %1$I._bytebase_signal_retention_secs()',
-        schema);
+    -- Every function of the edition, whichever version installed it.
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname = schema
+                AND p.proname IN ('bytebase_cancel_task_run', 'bytebase_cancel_plan_check_run',
+                                  'bytebase_cancel_task_runs', 'bytebase_cancel_plan_check_runs',
+                                  'bytebase_signal_prune', 'bytebase_signal_replay',
+                                  '_bytebase_signal_send', '_bytebase_signal_prune',
+                                  '_bytebase_signal_retention_secs', '_bytebase_signal_wire_format') LOOP
+        EXECUTE format('DROP FUNCTION %s', f);
+    END LOOP;
     EXECUTE format('DROP TABLE %I.bytebase_signal_log', schema);
     RAISE NOTICE 'bytebase_signal: removed the pure-SQL edition from schema %', schema;
 END

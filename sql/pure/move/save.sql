@@ -7,7 +7,7 @@ SELECT n.nspname AS bytebase_signal_schema
 -- The new edition goes into the same schema; names below resolve there.
 SET LOCAL search_path TO :"bytebase_signal_schema";
 CREATE TEMP TABLE bytebase_signal_moving_rows ON COMMIT DROP AS
-    SELECT id, type, uid, created_at, sent_by FROM bytebase_signal_log;
+    SELECT id, type, uid, created_at, sent_by, project, approval_input_version FROM bytebase_signal_log;
 CREATE TEMP TABLE bytebase_signal_moving_grants ON COMMIT DROP AS
     SELECT p.oid::regprocedure::text AS function, a.grantee, a.is_grantable
       FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) AS a

@@ -38,5 +38,11 @@ pub enum Error {
     Io(#[from] std::io::Error),
     /// A run uid was not positive.
     #[error(transparent)]
-    InvalidUid(#[from] crate::validate::UidError),
+    InvalidUid(#[from] crate::validate::ValueError),
+    /// An argument of a send was rejected (say, an empty project), as the SQL functions would.
+    #[error(transparent)]
+    InvalidArgument(#[from] crate::validate::ArgumentError),
+    /// A combination of arguments that no SQL function takes.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
 }

@@ -54,7 +54,7 @@ pub use error::Error;
 #[cfg(feature = "runtime")]
 pub use listener::{Listener, ListenerConfig, ListenerHandle, Signals};
 #[cfg(feature = "runtime")]
-pub use registry::{Registry, RunGuard};
+pub use registry::{Registry, RunGuard, RunKey};
 pub use signal::Signal;
 #[cfg(feature = "runtime")]
 pub use status::{Event, Status};

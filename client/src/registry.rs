@@ -14,6 +14,20 @@
 //! Dispatch is idempotent: a duplicate or replayed signal cancels nothing new and only refreshes
 //! the tombstone.
 //!
+//! Upstream Bytebase numbers runs per project, and plan check runs per approval input version, so
+//! a run can be registered by its uid alone ([`Registry::register`]) or by a [`RunKey`] naming its
+//! project and version too ([`Registry::register_run`]). A signal cancels a run when kind and uid
+//! agree and
+//!
+//! | the run was registered with | signal without project | signal naming project `p` |
+//! |---|---|---|
+//! | no project | cancels | cancels |
+//! | project `p` | does not cancel (it could be any project's run) | cancels |
+//! | project `q` | does not cancel | does not cancel |
+//!
+//! and, for a registration with approval input version `v`, the signal names no version (or 0,
+//! which protojson leaves out), or names `v`.
+//!
 //! ```
 //! use bytebase_signal_client::registry::{Dispatch, Registry};
 //! use bytebase_signal_client::signal::Signal;
@@ -57,8 +71,102 @@ pub const MAX_TOMBSTONE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// the runs a replica starts within a TTL.
 pub const MAX_TOMBSTONES: usize = 1 << 17;
 
-/// Which run a registration or signal is about.
+/// The kind and uid a registration or signal is about: what the tables are indexed by.
 type Key = (SignalKind, RunUid);
+
+/// A run as it is registered: its kind and uid, and, where upstream scopes run ids so, the project
+/// it belongs to and the approval input version it checks (see the module docs for how signals
+/// match these).
+///
+/// ```
+/// use bytebase_signal_client::registry::RunKey;
+/// use bytebase_signal_client::{RunUid, Signal, SignalKind};
+///
+/// let uid = RunUid::new(7).unwrap();
+/// let run = RunKey::new(SignalKind::PlanCheckRun, uid).in_project("proj-a").with_approval_input_version(2);
+/// assert!(run.is_cancelled_by(&Signal::new(SignalKind::PlanCheckRun, uid).with_project("proj-a")));
+/// assert!(!run.is_cancelled_by(&Signal::new(SignalKind::PlanCheckRun, uid).with_project("proj-b")));
+/// assert!(!run.is_cancelled_by(&Signal::new(SignalKind::PlanCheckRun, uid)));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RunKey {
+    /// The kind of run.
+    pub kind: SignalKind,
+    /// Its id (unique per project upstream).
+    pub uid: RunUid,
+    /// The project it belongs to; `None` registers it for signals naming any project or none.
+    pub project: Option<Arc<str>>,
+    /// The approval input version a plan check run checks; `None` for any.
+    pub approval_input_version: Option<i64>,
+}
+
+impl RunKey {
+    /// Run `uid` of `kind`, in any project.
+    pub fn new(kind: SignalKind, uid: RunUid) -> Self {
+        RunKey { kind, uid, project: None, approval_input_version: None }
+    }
+
+    /// This run, scoped to `project`.
+    pub fn in_project(mut self, project: impl Into<Arc<str>>) -> Self {
+        self.project = Some(project.into());
+        self
+    }
+
+    /// This run, at approval input version `version`.
+    pub fn with_approval_input_version(mut self, version: i64) -> Self {
+        self.approval_input_version = Some(version);
+        self
+    }
+
+    /// Whether `signal` cancels this run (the rules are in the module docs).
+    pub fn is_cancelled_by(&self, signal: &Signal) -> bool {
+        self.kind == signal.kind
+            && self.uid == signal.uid
+            && scope_matches(
+                self.project.as_deref(),
+                self.approval_input_version,
+                signal.project.as_deref(),
+                signal.approval_input_version,
+            )
+    }
+}
+
+/// Whether a signal naming `signal_project` and `signal_version` reaches a run registered with
+/// `run_project` and `run_version` (kind and uid already agree). Zero values count as absent on
+/// the signal's side, as protojson omits them.
+fn scope_matches(
+    run_project: Option<&str>,
+    run_version: Option<i64>,
+    signal_project: Option<&str>,
+    signal_version: Option<i64>,
+) -> bool {
+    let signal_project = signal_project.filter(|p| !p.is_empty());
+    let signal_version = signal_version.filter(|&v| v != 0);
+    let project_ok = match run_project {
+        None => true,
+        Some(p) => signal_project == Some(p),
+    };
+    let version_ok = match (run_version, signal_version) {
+        (Some(v), Some(s)) => v == s,
+        _ => true,
+    };
+    project_ok && version_ok
+}
+
+/// One live registration of a run.
+struct Registration {
+    id: u64,
+    project: Option<Arc<str>>,
+    approval_input_version: Option<i64>,
+    token: CancellationToken,
+}
+
+/// What a dispatched signal leaves behind for runs registered after it, until `expiry`.
+struct Tombstone {
+    project: Option<Arc<str>>,
+    approval_input_version: Option<i64>,
+    expiry: Instant,
+}
 
 /// The registry of running jobs on this replica. Cheap to clone: clones share one table.
 #[derive(Clone)]
@@ -74,16 +182,20 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    /// The live registrations of each run, by registration id. Usually one; more only if the same
-    /// run is registered twice (say, by overlapping attempts), and each guard removes just its own.
-    runs: HashMap<Key, Vec<(u64, CancellationToken)>>,
+    /// The live registrations of each kind and uid. Usually one; more if the same run is
+    /// registered twice (say, by overlapping attempts), each guard removing just its own, or if
+    /// runs of several projects share the uid.
+    runs: HashMap<Key, Vec<Registration>>,
     /// Ids for registrations; a `u64` counter does not wrap in practice.
     next_id: u64,
-    /// The expiry of each run's tombstone, the latest if it was signalled more than once.
-    tombstones: HashMap<Key, Instant>,
+    /// The tombstones of each kind and uid, one per distinct project and version signalled, with
+    /// the latest expiry if signalled more than once.
+    tombstones: HashMap<Key, Vec<Tombstone>>,
+    /// How many tombstones `tombstones` holds.
+    tombstone_count: usize,
     /// One entry per dispatch, in dispatch order. The TTL is constant, so expiries only grow
     /// along the queue and purging pops from the front: amortised O(1) per dispatch.
-    expiries: VecDeque<(Instant, Key)>,
+    expiries: VecDeque<(Instant, Key, Option<Arc<str>>, Option<i64>)>,
 }
 
 #[derive(Default)]
@@ -144,46 +256,70 @@ impl Registry {
         self.inner.tombstone_ttl
     }
 
-    /// Registers a run that is starting on this replica. Keep the guard for as long as the run
-    /// lives and watch its token; dropping the guard unregisters the run.
+    /// Registers a run that is starting on this replica, by kind and uid alone: any signal for
+    /// that uid cancels it, whatever project it names (see [`Registry::register_run`] to scope it).
+    /// Keep the guard for as long as the run lives and watch its token; dropping the guard
+    /// unregisters the run.
     ///
     /// If a signal for this run was dispatched within the tombstone TTL, the token is already
     /// cancelled.
     pub fn register(&self, kind: SignalKind, uid: RunUid) -> RunGuard {
-        self.register_at(kind, uid, Instant::now())
+        self.register_run(RunKey::new(kind, uid))
     }
 
-    /// [`Registry::register`] at a given time, so tests can move the clock.
-    pub(crate) fn register_at(&self, kind: SignalKind, uid: RunUid, now: Instant) -> RunGuard {
-        let key = (kind, uid);
+    /// Registers a run by its [`RunKey`]: scoped to a project, and to an approval input version,
+    /// as upstream keys them. Otherwise as [`Registry::register`].
+    pub fn register_run(&self, run: RunKey) -> RunGuard {
+        self.register_at(run, Instant::now())
+    }
+
+    /// [`Registry::register_run`] at a given time, so tests can move the clock.
+    pub(crate) fn register_at(&self, run: RunKey, now: Instant) -> RunGuard {
+        let key = (run.kind, run.uid);
         let token = CancellationToken::new();
         let (id, tombstoned) = {
             let mut state = self.inner.lock();
             state.purge(now);
-            let tombstoned = state.tombstones.get(&key).is_some_and(|&expiry| now < expiry);
+            let tombstoned = state.tombstones.get(&key).is_some_and(|tombs| {
+                tombs.iter().any(|t| {
+                    now < t.expiry
+                        && scope_matches(
+                            run.project.as_deref(),
+                            run.approval_input_version,
+                            t.project.as_deref(),
+                            t.approval_input_version,
+                        )
+                })
+            });
             if tombstoned {
                 // Cancel before the token is visible to anyone: the run never sees it live.
                 token.cancel();
             }
             let id = state.next_id;
             state.next_id += 1;
-            state.runs.entry(key).or_default().push((id, token.clone()));
+            state.runs.entry(key).or_default().push(Registration {
+                id,
+                project: run.project.clone(),
+                approval_input_version: run.approval_input_version,
+                token: token.clone(),
+            });
             (id, tombstoned)
         };
         if tombstoned {
             self.inner.counters.cancelled_on_register.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
-                kind = kind.seed_type(),
-                uid = uid.get(),
+                kind = run.kind.seed_type(),
+                uid = run.uid.get(),
+                project = run.project.as_deref(),
                 "run registered after its cancel signal"
             );
         }
-        RunGuard { registry: Arc::clone(&self.inner), key, id, token }
+        RunGuard { registry: Arc::clone(&self.inner), run, id, token }
     }
 
-    /// Cancels every registration of the run `signal` names and records a tombstone for it, so
-    /// that a registration arriving within the TTL is cancelled too. Only the kind and uid count;
-    /// the signal's optional fields are informational.
+    /// Cancels every registration of the run `signal` names (see the module docs for how the
+    /// project and version count) and records a tombstone for it, so that a matching registration
+    /// arriving within the TTL is cancelled too.
     pub fn dispatch(&self, signal: &Signal) -> Dispatch {
         self.dispatch_at(signal, Instant::now())
     }
@@ -191,17 +327,31 @@ impl Registry {
     /// [`Registry::dispatch`] at a given time, so tests can move the clock.
     pub(crate) fn dispatch_at(&self, signal: &Signal, now: Instant) -> Dispatch {
         let key = (signal.kind, signal.uid);
+        let project: Option<Arc<str>> = signal.project.as_deref().filter(|p| !p.is_empty()).map(Arc::from);
+        let version = signal.approval_input_version.filter(|&v| v != 0);
         let tokens: Vec<CancellationToken> = {
             let mut state = self.inner.lock();
             state.purge(now);
             let expiry = now + self.inner.tombstone_ttl;
-            state.tombstones.insert(key, expiry);
-            state.expiries.push_back((expiry, key));
+            state.bury(key, project.clone(), version, expiry);
             state.cap(MAX_TOMBSTONES);
             state
                 .runs
                 .get(&key)
-                .map(|registrations| registrations.iter().map(|(_, token)| token.clone()).collect())
+                .map(|registrations| {
+                    registrations
+                        .iter()
+                        .filter(|r| {
+                            scope_matches(
+                                r.project.as_deref(),
+                                r.approval_input_version,
+                                project.as_deref(),
+                                version,
+                            )
+                        })
+                        .map(|r| r.token.clone())
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         // Cancel outside the lock: cancelling wakes the runs' tasks, which may register or drop
@@ -223,13 +373,15 @@ impl Registry {
         tracing::debug!(
             kind = signal.kind.seed_type(),
             uid = signal.uid.get(),
+            project = signal.project.as_deref(),
             ?outcome,
             "cancel signal dispatched"
         );
         outcome
     }
 
-    /// The number of distinct runs registered now (a run registered twice counts once).
+    /// The number of distinct kinds and uids registered now (a run registered twice, or the same
+    /// uid in two projects, counts once).
     pub fn len(&self) -> usize {
         self.inner.lock().runs.len()
     }
@@ -239,7 +391,8 @@ impl Registry {
         self.inner.lock().runs.is_empty()
     }
 
-    /// The number of live tombstones: runs signalled within the TTL. Purges expired ones first.
+    /// The number of live tombstones: distinct signals (kind, uid, project, version) dispatched
+    /// within the TTL. Purges expired ones first.
     pub fn tombstones(&self) -> usize {
         self.tombstones_at(Instant::now())
     }
@@ -248,7 +401,7 @@ impl Registry {
     pub(crate) fn tombstones_at(&self, now: Instant) -> usize {
         let mut state = self.inner.lock();
         state.purge(now);
-        state.tombstones.len()
+        state.tombstone_count
     }
 
     /// A snapshot of the counters.
@@ -274,7 +427,7 @@ impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (runs, tombstones) = {
             let state = self.inner.lock();
-            (state.runs.len(), state.tombstones.len())
+            (state.runs.len(), state.tombstone_count)
         };
         f.debug_struct("Registry")
             .field("runs", &runs)
@@ -294,27 +447,45 @@ impl Inner {
 }
 
 impl State {
+    /// Records (or extends) the tombstone of a signal, and queues its expiry.
+    fn bury(&mut self, key: Key, project: Option<Arc<str>>, version: Option<i64>, expiry: Instant) {
+        let tombs = self.tombstones.entry(key).or_default();
+        match tombs.iter_mut().find(|t| t.project == project && t.approval_input_version == version) {
+            Some(t) => t.expiry = expiry,
+            None => {
+                tombs.push(Tombstone { project: project.clone(), approval_input_version: version, expiry });
+                self.tombstone_count += 1;
+            }
+        }
+        self.expiries.push_back((expiry, key, project, version));
+    }
+
+    /// Removes the tombstone a queue entry stands for, unless a later dispatch extended it (then
+    /// its later queue entry removes it).
+    fn unbury(&mut self, (expiry, key, project, version): (Instant, Key, Option<Arc<str>>, Option<i64>)) {
+        let Some(tombs) = self.tombstones.get_mut(&key) else { return };
+        let before = tombs.len();
+        tombs
+            .retain(|t| !(t.expiry == expiry && t.project == project && t.approval_input_version == version));
+        self.tombstone_count -= before - tombs.len();
+        if tombs.is_empty() {
+            self.tombstones.remove(&key);
+        }
+    }
+
     /// Drops the oldest tombstones until at most `max` dispatches are remembered.
     fn cap(&mut self, max: usize) {
         while self.expiries.len() > max {
-            let Some((expiry, key)) = self.expiries.pop_front() else { break };
-            if self.tombstones.get(&key) == Some(&expiry) {
-                self.tombstones.remove(&key);
-            }
+            let Some(oldest) = self.expiries.pop_front() else { break };
+            self.unbury(oldest);
         }
     }
 
     /// Drops the tombstones that expired by `now`.
     fn purge(&mut self, now: Instant) {
-        while let Some(&(expiry, key)) = self.expiries.front() {
-            if expiry > now {
-                break;
-            }
-            self.expiries.pop_front();
-            // A run signalled again has a later expiry and a later queue entry; leave it for that.
-            if self.tombstones.get(&key) == Some(&expiry) {
-                self.tombstones.remove(&key);
-            }
+        while self.expiries.front().is_some_and(|(expiry, ..)| *expiry <= now) {
+            let Some(expired) = self.expiries.pop_front() else { break };
+            self.unbury(expired);
         }
     }
 }
@@ -324,7 +495,7 @@ impl State {
 #[must_use = "dropping the guard unregisters the run at once"]
 pub struct RunGuard {
     registry: Arc<Inner>,
-    key: Key,
+    run: RunKey,
     id: u64,
     token: CancellationToken,
 }
@@ -348,20 +519,24 @@ impl RunGuard {
 
     /// The kind of the registered run.
     pub fn kind(&self) -> SignalKind {
-        self.key.0
+        self.run.kind
     }
 
     /// The uid of the registered run.
     pub fn uid(&self) -> RunUid {
-        self.key.1
+        self.run.uid
+    }
+
+    /// The run as it was registered, with its project and version if it had them.
+    pub fn run(&self) -> &RunKey {
+        &self.run
     }
 }
 
 impl fmt::Debug for RunGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunGuard")
-            .field("kind", &self.key.0)
-            .field("uid", &self.key.1)
+            .field("run", &self.run)
             .field("cancelled", &self.token.is_cancelled())
             .finish()
     }
@@ -369,11 +544,12 @@ impl fmt::Debug for RunGuard {
 
 impl Drop for RunGuard {
     fn drop(&mut self) {
+        let key = (self.run.kind, self.run.uid);
         let mut state = self.registry.lock();
-        if let Some(registrations) = state.runs.get_mut(&self.key) {
-            registrations.retain(|&(id, _)| id != self.id);
+        if let Some(registrations) = state.runs.get_mut(&key) {
+            registrations.retain(|r| r.id != self.id);
             if registrations.is_empty() {
-                state.runs.remove(&self.key);
+                state.runs.remove(&key);
             }
         }
     }
@@ -399,6 +575,63 @@ mod tests {
         assert_eq!(registry.tombstones_at(t0), MAX_TOMBSTONES);
         assert!(!registry.register(SignalKind::TaskRun, uid(1)).is_cancelled(), "the oldest went first");
         assert!(registry.register(SignalKind::TaskRun, uid(n)).is_cancelled(), "the newest stays");
+    }
+
+    #[test]
+    fn project_scoped_runs_are_cancelled_only_by_signals_naming_their_project() {
+        let registry = Registry::new();
+        let key = |p: &str| RunKey::new(SignalKind::TaskRun, uid(42)).in_project(p);
+        let in_a = registry.register_run(key("proj-a"));
+        let in_b = registry.register_run(key("proj-b"));
+        let anywhere = registry.register(SignalKind::TaskRun, uid(42));
+        // Without a project the signal could be any project's run 42: only the unscoped one.
+        assert_eq!(registry.dispatch(&task(42)), Dispatch::Cancelled(1));
+        assert!(anywhere.is_cancelled() && !in_a.is_cancelled() && !in_b.is_cancelled());
+        assert_eq!(registry.dispatch(&task(42).with_project("proj-a")), Dispatch::Cancelled(2));
+        assert!(in_a.is_cancelled() && !in_b.is_cancelled());
+        assert_eq!(
+            registry.dispatch(&task(42).with_project("proj-c")),
+            Dispatch::Cancelled(1),
+            "the unscoped run"
+        );
+        assert!(!in_b.is_cancelled());
+    }
+
+    #[test]
+    fn versioned_plan_checks_match_their_version_or_none() {
+        let registry = Registry::new();
+        let run = RunKey::new(SignalKind::PlanCheckRun, uid(7)).in_project("p");
+        let v2 = registry.register_run(run.clone().with_approval_input_version(2));
+        let v3 = registry.register_run(run.clone().with_approval_input_version(3));
+        let signal = plan_check(7).with_project("p");
+        assert_eq!(registry.dispatch(&signal.clone().with_approval_input_version(2)), Dispatch::Cancelled(1));
+        assert!(v2.is_cancelled() && !v3.is_cancelled());
+        // Without a version (protojson leaves out 0): every attempt of the run.
+        assert_eq!(registry.dispatch(&signal.clone().with_approval_input_version(0)), Dispatch::Cancelled(2));
+        assert!(v3.is_cancelled());
+    }
+
+    #[test]
+    fn tombstones_remember_the_project_and_version() {
+        let registry = Registry::with_tombstone_ttl(TTL);
+        let t0 = Instant::now();
+        registry.dispatch_at(&task(42).with_project("proj-a"), t0);
+        registry.dispatch_at(&plan_check(7).with_project("p").with_approval_input_version(2), t0);
+        assert_eq!(registry.tombstones_at(t0), 2);
+        let later = t0 + TTL / 2;
+        let task_in = |p: &str| RunKey::new(SignalKind::TaskRun, uid(42)).in_project(p);
+        assert!(registry.register_at(task_in("proj-a"), later).is_cancelled());
+        assert!(!registry.register_at(task_in("proj-b"), later).is_cancelled());
+        assert!(registry.register_at(RunKey::new(SignalKind::TaskRun, uid(42)), later).is_cancelled());
+        let check = RunKey::new(SignalKind::PlanCheckRun, uid(7)).in_project("p");
+        assert!(registry.register_at(check.clone().with_approval_input_version(2), later).is_cancelled());
+        assert!(!registry.register_at(check.clone().with_approval_input_version(3), later).is_cancelled());
+        assert!(registry.register_at(check, later).is_cancelled(), "any version");
+        // The same signal again extends, not adds; both expire with the TTL.
+        registry.dispatch_at(&task(42).with_project("proj-a"), later);
+        assert_eq!(registry.tombstones_at(later), 2);
+        assert_eq!(registry.tombstones_at(t0 + TTL), 1);
+        assert_eq!(registry.tombstones_at(later + TTL), 0);
     }
 
     #[test]
@@ -507,15 +740,19 @@ mod tests {
         assert_eq!(registry.dispatch_at(&task(42), t0), Dispatch::Unmatched);
         assert_eq!(registry.tombstones_at(t0), 1);
 
-        let late = registry.register_at(SignalKind::TaskRun, uid(42), t0 + TTL / 2);
+        let late = registry.register_at(RunKey::new(SignalKind::TaskRun, uid(42)), t0 + TTL / 2);
         assert!(late.is_cancelled());
         // Only that run: another uid or kind is unaffected.
-        assert!(!registry.register_at(SignalKind::TaskRun, uid(43), t0 + TTL / 2).is_cancelled());
-        assert!(!registry.register_at(SignalKind::PlanCheckRun, uid(42), t0 + TTL / 2).is_cancelled());
+        assert!(!registry
+            .register_at(RunKey::new(SignalKind::TaskRun, uid(43)), t0 + TTL / 2)
+            .is_cancelled());
+        assert!(!registry
+            .register_at(RunKey::new(SignalKind::PlanCheckRun, uid(42)), t0 + TTL / 2)
+            .is_cancelled());
         assert_eq!(registry.stats().cancelled_on_register, 1);
 
         // After the TTL the uid is free again.
-        let much_later = registry.register_at(SignalKind::TaskRun, uid(42), t0 + TTL);
+        let much_later = registry.register_at(RunKey::new(SignalKind::TaskRun, uid(42)), t0 + TTL);
         assert!(!much_later.is_cancelled());
     }
 
@@ -527,9 +764,9 @@ mod tests {
         registry.dispatch_at(&task(1), t0 + TTL / 2);
         // The first entry expired, the refreshed tombstone did not.
         assert_eq!(registry.tombstones_at(t0 + TTL), 1);
-        assert!(registry.register_at(SignalKind::TaskRun, uid(1), t0 + TTL).is_cancelled());
+        assert!(registry.register_at(RunKey::new(SignalKind::TaskRun, uid(1)), t0 + TTL).is_cancelled());
         assert_eq!(registry.tombstones_at(t0 + TTL + TTL / 2), 0);
-        assert!(!registry.register_at(SignalKind::TaskRun, uid(1), t0 + 2 * TTL).is_cancelled());
+        assert!(!registry.register_at(RunKey::new(SignalKind::TaskRun, uid(1)), t0 + 2 * TTL).is_cancelled());
     }
 
     #[test]
@@ -554,7 +791,7 @@ mod tests {
         let registry = Registry::with_tombstone_ttl(Duration::ZERO);
         let now = Instant::now();
         registry.dispatch_at(&task(5), now);
-        assert!(!registry.register_at(SignalKind::TaskRun, uid(5), now).is_cancelled());
+        assert!(!registry.register_at(RunKey::new(SignalKind::TaskRun, uid(5)), now).is_cancelled());
         assert_eq!(registry.tombstones_at(now), 0);
     }
 

@@ -1,4 +1,5 @@
-//! Reading the durable signal log (`bytebase_signal_replay`, extension 0.2.0): what a listener
+//! Reading the durable signal log (`bytebase_signal_replay`, extension 0.2.0; with each signal's
+//! project and approval input version from 0.3.0, in either edition): what a listener
 //! does after every (re)LISTEN to recover the signals committed while it was not listening, and in
 //! strict mode to confirm that a notification was really sent through the extension.
 //!
@@ -72,21 +73,16 @@ pub(crate) struct Replayed {
 
 impl Log {
     /// Prepares the statements; fails with an error [`Unavailable::of`] recognises when the
-    /// function is missing.
+    /// function is missing. A 0.2.0 replay (without the project and version columns) is read as
+    /// signals without them.
     pub(crate) async fn prepare(client: &Client, function: &str) -> Result<Log, tokio_postgres::Error> {
-        // A LEFT JOIN so that the mark comes back even when nothing was logged. The function is
-        // SECURITY DEFINER, hence never inlined: the uid filter of strict mode is applied to its
-        // result, server-side, which is cheap next to sending the rows.
-        let replay = client
-            .prepare(&format!(
-                "SELECT now(), r.type, r.uid \
-                   FROM (SELECT 1) AS one \
-                   LEFT JOIN {function}(coalesce($1::timestamptz, now()) - make_interval(secs => $2::float8)) AS r \
-                     ON $3::bigint[] IS NULL OR r.uid = ANY ($3) \
-                  ORDER BY r.created_at, r.id"
-            ))
-            .await?;
-        Ok(Log { replay })
+        match client.prepare(&replay_query(function, "r.project, r.approval_input_version")).await {
+            Err(e) if e.code() == Some(&SqlState::UNDEFINED_COLUMN) => {
+                let replay = client.prepare(&replay_query(function, "NULL::text, NULL::bigint")).await?;
+                Ok(Log { replay })
+            }
+            prepared => Ok(Log { replay: prepared? }),
+        }
     }
 
     /// The signals logged since `since` minus `grace` (since the server's `now()` minus `grace`
@@ -111,12 +107,29 @@ impl Log {
             else {
                 continue; // the LEFT JOIN's empty row
             };
+            let project: Option<String> = row.try_get(3)?;
+            let approval_input_version: Option<i64> = row.try_get(4)?;
             match (SignalKind::ALL.into_iter().find(|k| k.seed_type() == kind), RunUid::new(uid)) {
-                (Some(kind), Ok(uid)) => signals.push(Signal::new(kind, uid)),
+                (Some(kind), Ok(uid)) => signals.push(Signal { kind, uid, project, approval_input_version }),
                 // The table's CHECK constraints make this unreachable unless someone altered it.
                 _ => warn!(kind, uid, "unexpected row in the signal log ignored"),
             }
         }
         Ok(Replayed { alive, signals })
     }
+}
+
+/// The replay statement, reading the signal's optional fields with `optional` (two columns).
+///
+/// A LEFT JOIN so that the mark comes back even when nothing was logged. The function is
+/// SECURITY DEFINER, hence never inlined: the uid filter of strict mode is applied to its result,
+/// server-side, which is cheap next to sending the rows.
+fn replay_query(function: &str, optional: &str) -> String {
+    format!(
+        "SELECT now(), r.type, r.uid, {optional} \
+           FROM (SELECT 1) AS one \
+           LEFT JOIN {function}(coalesce($1::timestamptz, now()) - make_interval(secs => $2::float8)) AS r \
+             ON $3::bigint[] IS NULL OR r.uid = ANY ($3) \
+          ORDER BY r.created_at, r.id"
+    )
 }

@@ -14,6 +14,7 @@
 //! still needs them.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -27,12 +28,20 @@ use crate::wire::SignalKind;
 /// oldest entries — never a lost signal, at worst one handed on twice.
 pub(crate) const MAX_SEEN: usize = 1 << 17;
 
-/// What makes two signals the same cancel.
-pub(crate) type Key = (SignalKind, RunUid);
+/// What makes two signals the same cancel: the run (kind, uid, project) and the approval input
+/// version it names. Zero values count as absent, as in protojson, which omits them: the same
+/// cancel logged with version 0 and notified in protojson without one is one cancel.
+/// (The project is shared, not copied, between the table and its queues.)
+pub(crate) type Key = (SignalKind, RunUid, Option<Arc<str>>, Option<i64>);
 
 /// The key of `signal`.
 pub(crate) fn key(signal: &Signal) -> Key {
-    (signal.kind, signal.uid)
+    (
+        signal.kind,
+        signal.uid,
+        signal.project.as_deref().filter(|p| !p.is_empty()).map(Arc::from),
+        signal.approval_input_version.filter(|&v| v != 0),
+    )
 }
 
 /// One remembered signal.
@@ -79,11 +88,11 @@ impl Seen {
 
     /// Records `key` as handed on at `at` (`from_log`: read from the log, not notified).
     pub(crate) fn insert(&mut self, key: Key, at: Instant, from_log: bool) {
-        self.entries.insert(key, Entry { at, from_log });
-        self.order.push_back((at, key));
+        self.entries.insert(key.clone(), Entry { at, from_log });
         if from_log {
-            self.from_log_recent.push(key);
+            self.from_log_recent.push(key.clone());
         }
+        self.order.push_back((at, key));
         // A flood: forget the oldest. At worst a replay hands that one on a second time.
         while self.entries.len() > MAX_SEEN || self.order.len() > 2 * MAX_SEEN {
             let Some((at, oldest)) = self.order.pop_front() else { break };
@@ -95,11 +104,8 @@ impl Seen {
 
     /// Forgets the keys last handed on before `cutoff`.
     pub(crate) fn forget_before(&mut self, cutoff: Instant) {
-        while let Some(&(at, key)) = self.order.front() {
-            if at >= cutoff {
-                break;
-            }
-            self.order.pop_front();
+        while self.order.front().is_some_and(|(at, _)| *at < cutoff) {
+            let Some((at, key)) = self.order.pop_front() else { break };
             if self.entries.get(&key).is_some_and(|e| e.at == at) {
                 self.entries.remove(&key);
             }
@@ -133,15 +139,33 @@ mod tests {
     use super::*;
     use crate::test_support::uid;
 
+    /// The key of a signal for run `n` of `kind`, without the optional fields.
+    fn key_of(kind: SignalKind, n: i64) -> Key {
+        key(&Signal::new(kind, uid(n)))
+    }
+
+    #[test]
+    fn keys_tell_projects_and_versions_apart_and_treat_zero_as_absent() {
+        let plain = Signal::new(SignalKind::PlanCheckRun, uid(7));
+        let in_a = plain.clone().with_project("proj-a");
+        let in_b = plain.clone().with_project("proj-b");
+        assert_ne!(key(&in_a), key(&in_b), "the same uid in two projects: two runs");
+        assert_ne!(key(&in_a), key(&plain));
+        assert_ne!(key(&in_a.clone().with_approval_input_version(2)), key(&in_a));
+        // protojson omits a version of 0 and an empty project: the logged row has them explicit.
+        assert_eq!(key(&in_a.clone().with_approval_input_version(0)), key(&in_a));
+        assert_eq!(key(&plain.clone().with_project("")), key(&plain));
+    }
+
     #[test]
     fn a_replayed_copy_is_skipped_once_handed_on_either_way() {
         let mut seen = Seen::default();
         let t0 = Instant::now();
-        let k = (SignalKind::TaskRun, uid(1));
+        let k = key_of(SignalKind::TaskRun, 1);
         assert!(!seen.has(&k));
-        seen.insert(k, t0, false);
+        seen.insert(k.clone(), t0, false);
         assert!(seen.has(&k), "a replayed row after its notification");
-        assert!(!seen.has(&(SignalKind::PlanCheckRun, uid(1))), "kinds are distinct");
+        assert!(!seen.has(&key_of(SignalKind::PlanCheckRun, 1)), "kinds are distinct");
         seen.forget_before(t0 + Duration::from_secs(1));
         assert!(!seen.has(&k));
     }
@@ -150,9 +174,9 @@ mod tests {
     fn a_notification_is_skipped_only_after_a_copy_from_the_log() {
         let mut seen = Seen::default();
         let t0 = Instant::now();
-        let (replayed, notified) = ((SignalKind::TaskRun, uid(1)), (SignalKind::TaskRun, uid(2)));
-        seen.insert(replayed, t0, true);
-        seen.insert(notified, t0, false);
+        let (replayed, notified) = (key_of(SignalKind::TaskRun, 1), key_of(SignalKind::TaskRun, 2));
+        seen.insert(replayed.clone(), t0, true);
+        seen.insert(notified.clone(), t0, false);
         assert!(seen.notified_again(&replayed), "the late notification of a replayed cancel");
         assert!(!seen.notified_again(&replayed), "a cancel sent again after that");
         assert!(!seen.notified_again(&notified), "a cancel sent again");
@@ -164,19 +188,19 @@ mod tests {
         let mut seen = Seen::default();
         let t0 = Instant::now();
         for n in 1..=(MAX_SEEN as i64 + 5) {
-            seen.insert((SignalKind::TaskRun, uid(n)), t0, false);
+            seen.insert(key_of(SignalKind::TaskRun, n), t0, false);
         }
         assert_eq!(seen.len(), MAX_SEEN);
-        assert!(!seen.has(&(SignalKind::TaskRun, uid(5))) && seen.has(&(SignalKind::TaskRun, uid(6))));
+        assert!(!seen.has(&key_of(SignalKind::TaskRun, 5)) && seen.has(&key_of(SignalKind::TaskRun, 6)));
     }
 
     #[test]
     fn a_cancel_sent_again_is_remembered_from_its_latest_hand_off() {
         let mut seen = Seen::default();
         let t0 = Instant::now();
-        let k = (SignalKind::TaskRun, uid(1));
-        seen.insert(k, t0, false);
-        seen.insert(k, t0 + Duration::from_secs(50), false);
+        let k = key_of(SignalKind::TaskRun, 1);
+        seen.insert(k.clone(), t0, false);
+        seen.insert(k.clone(), t0 + Duration::from_secs(50), false);
         seen.forget_before(t0 + Duration::from_secs(10));
         assert!(seen.has(&k), "forgotten on the schedule of its first send");
         seen.forget_before(t0 + Duration::from_secs(51));
@@ -188,11 +212,11 @@ mod tests {
         let mut seen = Seen::default();
         let t0 = Instant::now();
         let (grace, margin) = (Duration::from_secs(60), Duration::from_secs(5));
-        let k = (SignalKind::TaskRun, uid(1));
-        seen.insert(k, t0, true);
+        let k = key_of(SignalKind::TaskRun, 1);
+        seen.insert(k.clone(), t0, true);
         seen.alive_at(t0, grace, margin);
         assert!(seen.notified_again(&k), "a late notification right after the replay");
-        seen.insert(k, t0, true);
+        seen.insert(k.clone(), t0, true);
         seen.alive_at(t0, grace, margin);
         seen.alive_at(t0, grace, margin);
         assert!(!seen.notified_again(&k), "two heartbeats later it is a cancel sent again");
@@ -204,7 +228,7 @@ mod tests {
         let mut seen = Seen::default();
         let t0 = Instant::now();
         for (i, n) in [1, 2, 3].into_iter().enumerate() {
-            seen.insert((SignalKind::TaskRun, uid(n)), t0 + Duration::from_secs(10 * i as u64), false);
+            seen.insert(key_of(SignalKind::TaskRun, n), t0 + Duration::from_secs(10 * i as u64), false);
         }
         let (grace, margin) = (Duration::from_secs(60), Duration::from_secs(5));
         seen.alive_at(t0 + Duration::from_secs(60), grace, margin);
@@ -213,6 +237,6 @@ mod tests {
         assert_eq!(seen.len(), 1, "keys at t0 and t0+10s are older than t0+11s");
         seen.alive_at(t0, Duration::MAX, margin); // a huge grace forgets nothing, and never panics
         assert_eq!(seen.len(), 1);
-        assert!(seen.has(&(SignalKind::TaskRun, uid(3))));
+        assert!(seen.has(&key_of(SignalKind::TaskRun, 3)));
     }
 }

@@ -4,6 +4,7 @@
 //! bytebase-signal listen [--dsn DSN] [--strict]      one JSON line per signal on stdout
 //! bytebase-signal send task-run UID... [--raw]       cancel task runs (at once, autocommit)
 //! bytebase-signal send plan-check-run UID... [--raw] cancel plan check runs
+//!     [--project P [--approval-input-version V]] [--format seed|protojson]
 //! bytebase-signal status [--dsn DSN]                 server, extension and queue, as JSON
 //! ```
 //!
@@ -14,7 +15,8 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bytebase_signal_client::send::{self, SendMode};
+use bytebase_signal_client::send::{Cancel, SendMode};
+use bytebase_signal_client::wire::WireFormat;
 use bytebase_signal_client::{Error, Listener, ListenerConfig, RunUid, SignalKind};
 use clap::{Args, Parser, Subcommand};
 use tokio_postgres::{Config, NoTls};
@@ -62,6 +64,17 @@ struct SendArgs {
     /// Send the payloads with plain pg_notify (no extension needed).
     #[arg(long)]
     raw: bool,
+    /// The project the runs belong to (upstream Bytebase numbers runs per project).
+    #[arg(long)]
+    project: Option<String>,
+    /// The plan's approval input version (plan check runs, with --project).
+    #[arg(long, value_name = "VERSION", requires = "project", allow_negative_numbers = true)]
+    approval_input_version: Option<i64>,
+    /// How the payload is spelled: seed or protojson (upstream Go replicas). Through the
+    /// extension it sets bytebase_signal.wire_format for this session; its default is the
+    /// server's setting, and seed with --raw.
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<WireFormat>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -191,7 +204,19 @@ async fn listen(args: ListenArgs) -> Result<(), Error> {
 async fn send(kind: SignalKind, args: SendArgs) -> Result<(), Error> {
     let client = connect(&args.conn).await?;
     let mode = if args.raw { SendMode::Raw } else { SendMode::Extension };
-    let n = send::cancel(&client, kind, &args.uids, mode).await?;
+    if let (SendMode::Extension, Some(format)) = (mode, args.format) {
+        client
+            .execute("SELECT set_config('bytebase_signal.wire_format', $1, false)", &[&format.name()])
+            .await?;
+    }
+    let mut cancel = Cancel::new(kind, &args.uids).mode(mode).format(args.format.unwrap_or_default());
+    if let Some(project) = &args.project {
+        cancel = cancel.in_project(project);
+    }
+    if let Some(version) = args.approval_input_version {
+        cancel = cancel.with_approval_input_version(version);
+    }
+    let n = cancel.send(&client).await?;
     eprintln!("sent {n} {} signal(s)", kind.seed_type());
     Ok(())
 }

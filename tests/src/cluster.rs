@@ -47,18 +47,36 @@ pub enum Install {
     /// Version 0.1.0 first, used once, then `ALTER EXTENSION bytebase_signal UPDATE` through the
     /// hand-written upgrade scripts.
     UpgradedFrom010,
+    /// Version 0.2.0 first, used once, then `ALTER EXTENSION bytebase_signal UPDATE`.
+    UpgradedFrom020,
     /// No extension: the pure-SQL edition, `psql -f sql/pure/install.sql`, run twice (the second
     /// run must be harmless).
     PureSql,
+    /// The pure-SQL edition 0.2.0 (`tests/fixtures`), used once, then the current
+    /// `sql/pure/install.sql` over it.
+    PureSqlUpgradedFrom020,
 }
 
 impl Install {
     /// Every way, for suites that must hold on each.
-    pub const ALL: [Install; 3] = [Install::Fresh, Install::UpgradedFrom010, Install::PureSql];
+    pub const ALL: [Install; 5] = [
+        Install::Fresh,
+        Install::UpgradedFrom010,
+        Install::UpgradedFrom020,
+        Install::PureSql,
+        Install::PureSqlUpgradedFrom020,
+    ];
+
+    /// Whether this is the pure-SQL edition rather than the extension.
+    pub fn is_pure_sql(self) -> bool {
+        matches!(self, Install::PureSql | Install::PureSqlUpgradedFrom020)
+    }
 }
 
 /// The pure-SQL edition's installer.
 pub const PURE_INSTALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sql/pure/install.sql");
+/// The pure-SQL edition 0.2.0's installer, as released.
+pub const PURE_INSTALL_0_2_0: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pure-install-0.2.0.sql");
 /// The pure-SQL edition's uninstaller.
 pub const PURE_UNINSTALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sql/pure/uninstall.sql");
 
@@ -191,18 +209,32 @@ impl Cluster {
             .batch_execute(&format!("CREATE DATABASE \"{dbname}\""))
             .await
             .with_context(|| format!("creating database {dbname}"))?;
-        if install == Install::PureSql {
-            for _ in 0..2 {
-                self.run_sql_file(dbname, SUPERUSER, PURE_INSTALL, &[])?;
+        match install {
+            Install::PureSql => {
+                for _ in 0..2 {
+                    self.run_sql_file(dbname, SUPERUSER, PURE_INSTALL, &[])?;
+                }
+                return Ok(());
             }
-            return Ok(());
+            Install::PureSqlUpgradedFrom020 => {
+                self.run_sql_file(dbname, SUPERUSER, PURE_INSTALL_0_2_0, &[])?;
+                self.connect(dbname).await?.batch_execute("SELECT bytebase_cancel_task_run(1)").await?;
+                self.run_sql_file(dbname, SUPERUSER, PURE_INSTALL, &[])?;
+                return Ok(());
+            }
+            _ => {}
         }
         let db = self.connect(dbname).await?;
         let sql = match install {
-            Install::PureSql => unreachable!("installed above"),
+            Install::PureSql | Install::PureSqlUpgradedFrom020 => unreachable!("installed above"),
             Install::Fresh => "CREATE EXTENSION bytebase_signal",
             Install::UpgradedFrom010 => {
                 "CREATE EXTENSION bytebase_signal VERSION '0.1.0';
+                 SELECT bytebase_cancel_task_run(1);
+                 ALTER EXTENSION bytebase_signal UPDATE"
+            }
+            Install::UpgradedFrom020 => {
+                "CREATE EXTENSION bytebase_signal VERSION '0.2.0';
                  SELECT bytebase_cancel_task_run(1);
                  ALTER EXTENSION bytebase_signal UPDATE"
             }

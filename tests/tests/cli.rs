@@ -119,6 +119,27 @@ async fn listen_prints_signals_survives_faults_and_exits_cleanly_on_sigterm() ->
     run(&["send", "task-run", "77", "--dsn", &dsn]).await?;
     assert_eq!(cli.stdout_line().await?, r#"{"type":"cancel_task_run","uid":77}"#);
 
+    // Project and version are shown whichever format carried them.
+    let scoped = [
+        "send",
+        "plan-check-run",
+        "8",
+        "--project",
+        "proj-b",
+        "--approval-input-version",
+        "3",
+        "--dsn",
+        &dsn,
+    ];
+    for format in ["seed", "protojson"] {
+        run(&[&scoped[..], &["--format", format]].concat()).await?;
+        assert_eq!(
+            cli.stdout_line().await?,
+            r#"{"type":"cancel_plan_check_run","uid":8,"project":"proj-b","approvalInputVersion":3}"#,
+            "{format}"
+        );
+    }
+
     // Garbage goes to stderr as a warning, never to stdout; the upstream format is understood.
     db.batch_execute("SELECT pg_notify('bytebase_signal', 'garbage')").await?;
     db.batch_execute(
@@ -169,7 +190,55 @@ async fn send_emits_exactly_the_seed_bytes_and_rejects_bad_uids() -> Result<()> 
         let out = cli(&["send", "task-run", bad, "--dsn", &dsn])?.output().await?;
         assert!(!out.status.success(), "uid {bad} accepted");
     }
+    // A bad project or version is refused before anything is sent, naming the argument.
+    for (args, says) in [
+        (&["--project", ""][..], "project must not be empty"),
+        (
+            &["--project", "p", "--approval-input-version", "-1"][..],
+            "approval_input_version must not be negative",
+        ),
+        (&["--approval-input-version", "1"][..], "--project"),
+        (&["--project", "p", "--format", "json"][..], "unknown wire format"),
+    ] {
+        for raw_mode in [false, true] {
+            let mut argv = vec!["send", "plan-check-run", "7", "--dsn", &dsn];
+            argv.extend_from_slice(args);
+            if raw_mode {
+                argv.push("--raw");
+            }
+            let out = cli(&argv)?.output().await?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success() && stderr.contains(says), "{argv:?}: {stderr}");
+        }
+    }
     assert_eq!(raw.drain(&probe).await?, Vec::<String>::new());
+
+    // --format and --project, through the extension and raw.
+    run(&[
+        "send",
+        "plan-check-run",
+        "7",
+        "--project",
+        "proj-a",
+        "--approval-input-version",
+        "2",
+        "--format",
+        "protojson",
+        "--dsn",
+        &dsn,
+    ])
+    .await?;
+    run(&["send", "task-run", "123", "--project", "proj-a", "--format", "protojson", "--raw", "--dsn", &dsn])
+        .await?;
+    run(&["send", "task-run", "124", "--project", "proj-a", "--dsn", &dsn]).await?;
+    assert_eq!(
+        raw.drain(&probe).await?,
+        [
+            r#"{"type":"CANCEL_PLAN_CHECK_RUN","uid":"7","project":"proj-a","approvalInputVersion":"2"}"#,
+            r#"{"type":"CANCEL_TASK_RUN","uid":"123","project":"proj-a"}"#,
+            r#"{"type":"cancel_task_run","uid":124,"project":"proj-a"}"#,
+        ]
+    );
 
     // A bad libpq variable is named in the error.
     let out = cli(&["status"])?.env("PGPORT", "notaport").output().await?;
@@ -183,7 +252,12 @@ async fn send_emits_exactly_the_seed_bytes_and_rejects_bad_uids() -> Result<()> 
     ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let status = String::from_utf8(out.stdout)?;
     let version = format!(r#""extension_version":"{}""#, env!("CARGO_PKG_VERSION"));
-    for part in [version.as_str(), r#""edition":"extension""#, r#""primary":true"#, r#""notification_queue_usage":0.0"#] {
+    for part in [
+        version.as_str(),
+        r#""edition":"extension""#,
+        r#""primary":true"#,
+        r#""notification_queue_usage":0.0"#,
+    ] {
         assert!(status.contains(part), "status lacks {part}: {status}");
     }
     Ok(())
@@ -204,7 +278,7 @@ async fn listen_prints_every_cancel_sent_while_cut_off_or_frozen(install: Instal
     let via_proxy = format!("host={} port={} user={SUPERUSER} dbname={DB}", cluster.host(), proxy.port());
     let db = cluster.connect(DB).await?;
     let status = String::from_utf8(run(&["status", "--dsn", &cluster.conninfo(DB)]).await?.stdout)?;
-    let edition = if install == Install::PureSql { "pure-sql" } else { "extension" };
+    let edition = if install.is_pure_sql() { "pure-sql" } else { "extension" };
     assert!(status.contains(&format!(r#""edition":"{edition}""#)), "{status}");
     let mut cli = Listening::start(&via_proxy).await?;
 

@@ -63,6 +63,33 @@ const SCRIPTS: &[&str] = &[
     "SELECT bytebase_cancel_task_runs('[0:2]={7,8,7}')",
     // Crosses several multiples of 64 ids: the pruning path runs.
     "SELECT bytebase_cancel_task_runs(ARRAY(SELECT generate_series(1, 300)::bigint))",
+    // Project-scoped forms (0.3.0): the uid first, then the project, then the version.
+    "SELECT bytebase_cancel_task_run(1, 'proj-a')",
+    "SELECT bytebase_cancel_task_run(1, NULL)",
+    "SELECT bytebase_cancel_task_run(1, '')",
+    "SELECT bytebase_cancel_task_run(1, repeat('p', 1025))",
+    "SELECT bytebase_cancel_task_run(1, repeat('é', 512))",
+    "SELECT bytebase_cancel_task_run(0, NULL)",
+    "SELECT bytebase_cancel_plan_check_run(7, 'p', 2)",
+    "SELECT bytebase_cancel_plan_check_run(7, 'p')",
+    "SELECT bytebase_cancel_plan_check_run(7, 'p', 0)",
+    "SELECT bytebase_cancel_plan_check_run(7, 'p', -1)",
+    "SELECT bytebase_cancel_plan_check_run(7, NULL, -1)",
+    "SELECT bytebase_cancel_plan_check_run(uid => 7, project => 'p', approval_input_version => 3)",
+    "SELECT bytebase_cancel_task_runs('{1,2,1}', 'proj-a')",
+    "SELECT bytebase_cancel_plan_check_runs('{3,1,3}', 'p', 5)",
+    "SELECT bytebase_cancel_plan_check_runs('{3,NULL}', NULL)",
+    "SELECT bytebase_cancel_plan_check_runs('{}', NULL)",
+    "SELECT bytebase_cancel_task_runs(NULL, 'p')",
+    "SELECT bytebase_cancel_task_run(10, E'we\"ird\\\\ \\n\\t\\x01\\x1f ü <&>')",
+    // The wire format.
+    "SET bytebase_signal.wire_format = 'protojson'; SELECT bytebase_cancel_task_run(123, 'proj-a');
+     SELECT bytebase_cancel_plan_check_runs('{7,8}', 'p', 0); SELECT bytebase_cancel_task_run(5);
+     SELECT bytebase_cancel_plan_check_run(9, E'q\"\\\\', 9223372036854775807)",
+    "RESET bytebase_signal.wire_format; SELECT bytebase_cancel_task_run(5, 'p')",
+    "SET bytebase_signal.wire_format = 'json'; SELECT bytebase_cancel_task_run(1)",
+    "RESET bytebase_signal.wire_format; SET bytebase_signal.wire_format = 'ProtoJSON'; SELECT bytebase_cancel_task_run(9, 'x')",
+    "RESET bytebase_signal.wire_format",
     // Transactions.
     "BEGIN; SELECT bytebase_cancel_task_run(1); SAVEPOINT s; SELECT bytebase_cancel_task_run(2);
      SELECT bytebase_cancel_task_runs('{4,5}'); ROLLBACK TO SAVEPOINT s; SELECT bytebase_cancel_task_run(3); COMMIT",
@@ -93,19 +120,25 @@ const SCRIPTS: &[&str] = &[
     "RESET search_path; SELECT count(*) FROM evil.bytebase_signal_log",
     // Privileges: nothing without the README's grants, then exactly what they allow.
     "SET ROLE conformance_app; SELECT bytebase_cancel_task_run(1)",
+    "SET ROLE conformance_app; SELECT bytebase_cancel_task_run(1, 'p')",
     "SET ROLE conformance_app; SELECT * FROM bytebase_signal_replay(now())",
     "SET ROLE conformance_app; SELECT count(*) FROM bytebase_signal_log",
     "SET ROLE conformance_app; SELECT bytebase_signal_prune()",
     "GRANT EXECUTE ON FUNCTION bytebase_cancel_task_run(bigint), bytebase_cancel_plan_check_run(bigint),
-         bytebase_cancel_task_runs(bigint[]), bytebase_cancel_plan_check_runs(bigint[]) TO conformance_app;
+         bytebase_cancel_task_runs(bigint[]), bytebase_cancel_plan_check_runs(bigint[]),
+         bytebase_cancel_task_run(bigint, text), bytebase_cancel_plan_check_run(bigint, text, bigint),
+         bytebase_cancel_task_runs(bigint[], text), bytebase_cancel_plan_check_runs(bigint[], text, bigint)
+         TO conformance_app;
      GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz) TO conformance_app",
     "SET ROLE conformance_app; SELECT bytebase_cancel_task_runs('{300,301}'); SELECT bytebase_cancel_plan_check_run(302)",
+    "SET ROLE conformance_app; SELECT bytebase_cancel_task_run(303, 'p'); SELECT bytebase_cancel_plan_check_runs('{304}', 'p', 1)",
     "SET ROLE conformance_app; SELECT bytebase_signal_prune()",
     "SET ROLE conformance_app; SELECT count(*) FROM bytebase_signal_log",
     "RESET ROLE",
     // Replay: the same rows (ids included) in the same order, and its own rejection.
-    "SELECT id, type, uid, created_at > now() - interval '10 minutes' FROM bytebase_signal_replay('-infinity')",
-    "SELECT id, type, uid, sent_by FROM bytebase_signal_log ORDER BY id",
+    "SELECT id, type, uid, created_at > now() - interval '10 minutes', project, approval_input_version
+       FROM bytebase_signal_replay('-infinity')",
+    "SELECT id, type, uid, sent_by, project, approval_input_version FROM bytebase_signal_log ORDER BY id",
     "SELECT count(*) FROM bytebase_signal_replay(now() - interval '10 minutes')",
     "SELECT count(*) FROM bytebase_signal_replay('infinity')",
     "SELECT * FROM bytebase_signal_replay(NULL)",
@@ -162,6 +195,22 @@ enum Answer {
     Error { code: String, message: String, detail: Option<String>, hint: Option<String> },
 }
 
+/// Where two outcomes part, briefly: the first differing row or notification, not all of them.
+fn difference(expected: &Outcome, got: &Outcome) -> String {
+    if let (Answer::Rows(e), Answer::Rows(g)) = (&expected.answer, &got.answer) {
+        if let Some(i) = (0..e.len().max(g.len())).find(|&i| e.get(i) != g.get(i)) {
+            return format!("row {i}: extension {:?}, pure-SQL {:?}", e.get(i), g.get(i));
+        }
+    } else if expected.answer != got.answer {
+        return format!("extension {:?}\npure-SQL  {:?}", expected.answer, got.answer);
+    }
+    let (e, g) = (&expected.delivered, &got.delivered);
+    match (0..e.len().max(g.len())).find(|&i| e.get(i) != g.get(i)) {
+        Some(i) => format!("notification {i}: extension {:?}, pure-SQL {:?}", e.get(i), g.get(i)),
+        None => "no difference".into(),
+    }
+}
+
 #[derive(Debug, PartialEq)]
 struct Outcome {
     answer: Answer,
@@ -178,7 +227,12 @@ async fn both_editions_answer_every_statement_alike() -> Result<()> {
     for script in SCRIPTS {
         let expected = extension.run(script).await?;
         let got = pure.run(script).await?;
-        assert_eq!(got, expected, "the pure-SQL edition differs from the extension on\n{script}");
+        if got != expected {
+            panic!(
+                "the pure-SQL edition differs from the extension on\n{script}\n{}",
+                difference(&expected, &got)
+            );
+        }
         if let Answer::Error { code, .. } = &expected.answer {
             codes.push(code.clone());
         }
@@ -217,7 +271,7 @@ async fn the_installer_needs_no_superuser_and_the_uninstaller_leaves_nothing_beh
     ensure!(installed.len() > before.len() + 8, "install created too little: {installed:?}");
     let owner: String = db
         .query_one(
-            "SELECT proowner::regrole::text FROM pg_proc WHERE proname = 'bytebase_cancel_task_run'",
+            "SELECT proowner::regrole::text FROM pg_proc WHERE oid = 'bytebase_cancel_task_run(bigint)'::regprocedure",
             &[],
         )
         .await?

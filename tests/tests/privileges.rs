@@ -11,7 +11,10 @@ use tokio_postgres::error::SqlState;
 /// The two grants the README tells operators to run, verbatim.
 const SENDER_GRANT: &str =
     "GRANT EXECUTE ON FUNCTION bytebase_cancel_task_run(bigint), bytebase_cancel_plan_check_run(bigint),
-    bytebase_cancel_task_runs(bigint[]), bytebase_cancel_plan_check_runs(bigint[]) TO bytebase_app;";
+    bytebase_cancel_task_runs(bigint[]), bytebase_cancel_plan_check_runs(bigint[]),
+    bytebase_cancel_task_run(bigint, text), bytebase_cancel_plan_check_run(bigint, text, bigint),
+    bytebase_cancel_task_runs(bigint[], text), bytebase_cancel_plan_check_runs(bigint[], text, bigint)
+    TO bytebase_app;";
 const LISTENER_GRANT: &str =
     "GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz) TO bytebase_listener;";
 
@@ -88,5 +91,12 @@ async fn senders_and_listeners_need_exactly_the_readme_grants(install: Install) 
     assert_eq!(recv(&mut granted.signals).await?.uid, uid(2));
     app.batch_execute("SELECT bytebase_cancel_task_run(4)").await?;
     assert_eq!(recv(&mut granted.signals).await?.uid, uid(4));
+    app.batch_execute("SELECT bytebase_cancel_plan_check_runs('{5}', 'proj-a', 1)")
+        .await
+        .context("project-scoped send")?;
+    assert_eq!(
+        recv(&mut granted.signals).await?,
+        Signal::new(SignalKind::PlanCheckRun, uid(5)).with_project("proj-a").with_approval_input_version(1)
+    );
     granted.stop().await.map(drop)
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use bytebase_signal_client::send;
 use bytebase_signal_client::{Event, Listener, ListenerConfig, Signal, SignalKind};
 use bytebase_signal_tests::cluster::{terminate_backends, Cluster, Install, SUPERUSER};
@@ -21,6 +21,7 @@ bytebase_signal_tests::on_installs!(
     after_failover_missed_cancels_are_replayed_from_the_promoted_standby,
     a_cancel_sent_again_is_handed_on_again_but_a_replayed_copy_is_not,
     a_catch_up_bigger_than_the_queue_loses_nothing,
+    the_same_uid_in_two_projects_is_two_cancels_and_protojson_is_confirmed,
 );
 
 /// Receives signals until `n` distinct task-run uids arrived; fails on a duplicate.
@@ -190,5 +191,41 @@ async fn a_catch_up_bigger_than_the_queue_loses_nothing(install: Install) -> Res
     .await?;
     assert_eq!(l.handle.status().reconnects, marks, "still on the same connection");
     assert_eq!(receive_distinct(&mut l, 100).await?, (1..=100).collect());
+    l.stop().await.map(drop)
+}
+
+/// Project-scoped cancels through the log: a protojson notification (which leaves out a version
+/// of 0) is confirmed by its logged row in strict mode and not handed on again when that row is
+/// replayed; the same uid cancelled in two projects while the listener is cut off comes back as
+/// two cancels.
+async fn the_same_uid_in_two_projects_is_two_cancels_and_protojson_is_confirmed(install: Install) -> Result<()> {
+    let (cluster, sender) = cluster_with(install).await?;
+    let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
+    let mut l = start(listener_on(&cluster, proxy.port(), ListenerConfig { strict: true, ..quick() })).await?;
+    next_event(&mut l.events, replayed).await?;
+
+    sender
+        .batch_execute("SET bytebase_signal.wire_format = 'protojson'; SELECT bytebase_cancel_plan_check_run(7, 'a', 0)")
+        .await?;
+    let live = recv(&mut l.signals).await?;
+    assert_eq!((live.kind, live.uid, live.project.as_deref()), (SignalKind::PlanCheckRun, uid(7), Some("a")));
+
+    proxy.set_mode(Mode::Refuse);
+    next_event(&mut l.events, disconnected).await?;
+    sender.batch_execute("SELECT bytebase_cancel_task_run(5, 'a'); SELECT bytebase_cancel_task_run(5, 'b')").await?;
+    proxy.set_mode(Mode::Forward);
+    next_event(&mut l.events, replayed).await?;
+    let mut projects = BTreeSet::new();
+    for _ in 0..2 {
+        let s = recv(&mut l.signals).await?;
+        assert_eq!((s.kind, s.uid), (SignalKind::TaskRun, uid(5)), "{s:?}");
+        projects.insert(s.project.context("a project")?);
+    }
+    assert_eq!(projects, BTreeSet::from(["a".to_owned(), "b".to_owned()]));
+    // Nothing else: a marker cancel sent now is the next signal (plan check 7 was not repeated).
+    sender.batch_execute("SELECT bytebase_cancel_task_run(6)").await?;
+    assert_eq!(recv(&mut l.signals).await?.uid, uid(6));
+    let status = l.handle.status();
+    assert_eq!((status.unconfirmed, status.replayed), (0, 2), "{status:?}");
     l.stop().await.map(drop)
 }

@@ -99,18 +99,24 @@ check_install() {
     run_pg "$pg_bin/pg_ctl" -D "$pgdata" -l "$root/log" -w \
         -o "-c listen_addresses='' -c unix_socket_directories='$root'" start >/dev/null
     local psql=("$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$root" -U postgres)
-    "${psql[@]}" -d postgres -c "CREATE DATABASE fresh" -c "CREATE DATABASE upgraded"
+    "${psql[@]}" -d postgres -c "CREATE DATABASE fresh" >/dev/null
     "${psql[@]}" -d fresh -c "CREATE EXTENSION bytebase_signal" -c "SELECT bytebase_cancel_task_run(1)" >/dev/null
-    "${psql[@]}" -d upgraded -c "CREATE EXTENSION bytebase_signal VERSION '0.1.0'" \
-        -c "ALTER EXTENSION bytebase_signal UPDATE" -c "SELECT bytebase_cancel_task_run(1)" >/dev/null
-    local got
-    got=$("${psql[@]}" -At -d fresh -c "SELECT extversion FROM pg_extension WHERE extname = 'bytebase_signal'")
-    got+=" $("${psql[@]}" -At -d upgraded -c "SELECT extversion || ':' || (SELECT count(*) FROM bytebase_signal_log) FROM pg_extension WHERE extname = 'bytebase_signal'")"
-    [ "$got" = "$version $version:1" ] ||
-        { echo "error: $what: unexpected versions/log rows: $got" >&2; exit 1; }
+    local got from expected="$version:1"
+    got=$("${psql[@]}" -At -d fresh -c "SELECT extversion || ':' || (SELECT count(*) FROM bytebase_signal_log) FROM pg_extension WHERE extname = 'bytebase_signal'")
+    # Every older version the package ships an install script for, updated to this one.
+    for from in $(ls "$root$sharedir/extension" | sed -nE 's/^bytebase_signal--([0-9.]+)\.sql$/\1/p'); do
+        [ "$from" = "$version" ] && continue
+        "${psql[@]}" -d postgres -c "CREATE DATABASE \"from_$from\"" >/dev/null
+        "${psql[@]}" -d "from_$from" -c "CREATE EXTENSION bytebase_signal VERSION '$from'" \
+            -c "ALTER EXTENSION bytebase_signal UPDATE" -c "SELECT bytebase_cancel_task_run(1)" >/dev/null
+        got+=" $("${psql[@]}" -At -d "from_$from" -c "SELECT extversion || ':' || (SELECT count(*) FROM bytebase_signal_log) FROM pg_extension WHERE extname = 'bytebase_signal'")"
+        expected+=" $version:1"
+    done
+    [ "$got" = "$expected" ] && [ "$expected" != "$version:1" ] ||
+        { echo "error: $what: versions and log rows $got, expected $expected (and some upgrade path)" >&2; exit 1; }
     stop_check_cluster
     pgdata=""
-    echo "ok: $what installs into a pristine PostgreSQL $major: CREATE EXTENSION and the 0.1.0 upgrade work" >&2
+    echo "ok: $what installs into a pristine PostgreSQL $major: CREATE EXTENSION and the updates from every shipped version work" >&2
 }
 
 step "checking the tarball in a pristine copy of PostgreSQL $major"

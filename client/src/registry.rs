@@ -195,8 +195,11 @@ struct State {
     tombstone_count: usize,
     /// One entry per dispatch, in dispatch order. The TTL is constant, so expiries only grow
     /// along the queue and purging pops from the front: amortised O(1) per dispatch.
-    expiries: VecDeque<(Instant, Key, Option<Arc<str>>, Option<i64>)>,
+    expiries: VecDeque<Burial>,
 }
+
+/// A queued tombstone expiry: when, and which signal's tombstone.
+type Burial = (Instant, Key, Option<Arc<str>>, Option<i64>);
 
 #[derive(Default)]
 struct Counters {
@@ -462,7 +465,7 @@ impl State {
 
     /// Removes the tombstone a queue entry stands for, unless a later dispatch extended it (then
     /// its later queue entry removes it).
-    fn unbury(&mut self, (expiry, key, project, version): (Instant, Key, Option<Arc<str>>, Option<i64>)) {
+    fn unbury(&mut self, (expiry, key, project, version): Burial) {
         let Some(tombs) = self.tombstones.get_mut(&key) else { return };
         let before = tombs.len();
         tombs

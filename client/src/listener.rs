@@ -58,7 +58,7 @@ use crate::backoff::{Backoff, BackoffState};
 use crate::error::Error;
 use crate::registry::{Dispatch, Registry};
 use crate::replay::{Log, Unavailable};
-use crate::seen::{self, Seen};
+use crate::seen::{self, Offered, Seen};
 use crate::signal::{shorten, Signal};
 use crate::status::{Event, Shared, Status};
 use crate::wire::CHANNEL;
@@ -352,38 +352,31 @@ impl Intake {
     /// counts as "already").
     fn hand_on(&self, signal: Signal, origin: Origin) -> Handed {
         let key = seen::key(&signal);
-        let mut seen = lock(&self.seen);
-        let duplicate = match origin {
-            Origin::Replay { .. } => seen.has(&key),
-            Origin::Notification | Origin::Confirmed { .. } => seen.notified_again(&key),
-        };
-        if duplicate {
-            Shared::bump(&self.shared.duplicates);
-            return Handed::Duplicate;
-        }
-        let now = Instant::now();
-        let offered = match &self.sink {
-            Sink::Queue(tx) => tx.try_send(signal),
+        let from_log = matches!(origin, Origin::Replay { .. });
+        let (now, mut refused) = (Instant::now(), None);
+        let offered = lock(&self.seen).offer(key, now, from_log, || match &self.sink {
+            Sink::Queue(tx) => tx.try_send(signal).map_err(|e| refused = Some(e)).is_ok(),
             Sink::Registry(registry) => {
                 Shared::bump(&self.shared.dispatched);
                 if registry.dispatch_at(&signal, now.into_std()) == Dispatch::Unmatched {
                     Shared::bump(&self.shared.unmatched);
                 }
-                Ok(())
+                true
             }
-        };
-        match offered {
-            Ok(()) => {
-                let from_log = matches!(origin, Origin::Replay { .. });
-                seen.insert(key, now, from_log);
+        });
+        match (offered, refused) {
+            (Offered::Duplicate, _) => {
+                Shared::bump(&self.shared.duplicates);
+                Handed::Duplicate
+            }
+            (Offered::Accepted, _) => {
                 if from_log {
                     Shared::bump(&self.shared.replayed);
                 }
                 Handed::On
             }
-            Err(mpsc::error::TrySendError::Full(signal)) => {
+            (Offered::Refused, Some(mpsc::error::TrySendError::Full(signal))) => {
                 // Not marked as seen: a resynchronising replay from early enough brings it back.
-                drop(seen);
                 Shared::bump(&self.shared.overflowed);
                 let from = match origin {
                     Origin::Notification => self.last_alive(),
@@ -394,9 +387,9 @@ impl Intake {
                 warn!(?signal, "handler too slow: hand-off queue full, signal dropped until the next replay");
                 Handed::Dropped
             }
-            // The receiver is gone: nobody wants signals any more; keep the connection so
-            // that status stays truthful until shutdown.
-            Err(mpsc::error::TrySendError::Closed(_)) => Handed::Dropped,
+            // The receiver is gone: nobody wants signals any more; keep the connection so that
+            // status stays truthful until shutdown.
+            (Offered::Refused, _) => Handed::Dropped,
         }
     }
 

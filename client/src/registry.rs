@@ -44,6 +44,7 @@
 //! assert!(guard.is_cancelled());
 //! ```
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,6 +74,9 @@ pub const MAX_TOMBSTONES: usize = 1 << 17;
 
 /// The kind and uid a registration or signal is about: what the tables are indexed by.
 type Key = (SignalKind, RunUid);
+
+/// The registry's tables: hashed on every dispatch, so with a fast, randomly seeded hasher.
+type Table<V> = HashMap<Key, V, foldhash::fast::RandomState>;
 
 /// A run as it is registered: its kind and uid, and, where upstream scopes run ids so, the project
 /// it belongs to and the approval input version it checks (see the module docs for how signals
@@ -168,6 +172,46 @@ struct Tombstone {
     expiry: Instant,
 }
 
+impl Tombstone {
+    fn is(&self, project: &Option<Arc<str>>, version: Option<i64>) -> bool {
+        self.project == *project && self.approval_input_version == version
+    }
+}
+
+/// The tombstones of one kind and uid: nearly always one, kept inline (no allocation per
+/// signal); more when several projects or versions of the uid were signalled.
+struct Tombstones {
+    first: Tombstone,
+    more: Vec<Tombstone>,
+}
+
+impl Tombstones {
+    fn iter(&self) -> impl Iterator<Item = &Tombstone> {
+        std::iter::once(&self.first).chain(&self.more)
+    }
+
+    fn find_mut(&mut self, project: &Option<Arc<str>>, version: Option<i64>) -> Option<&mut Tombstone> {
+        std::iter::once(&mut self.first).chain(&mut self.more).find(|t| t.is(project, version))
+    }
+
+    /// Removes the tombstone with exactly these fields and expiry; returns whether one was, and
+    /// whether none is left.
+    fn remove(&mut self, project: &Option<Arc<str>>, version: Option<i64>, expiry: Instant) -> (bool, bool) {
+        if self.first.expiry == expiry && self.first.is(project, version) {
+            return match self.more.pop() {
+                Some(next) => {
+                    self.first = next;
+                    (true, false)
+                }
+                None => (true, true),
+            };
+        }
+        let before = self.more.len();
+        self.more.retain(|t| !(t.expiry == expiry && t.is(project, version)));
+        (self.more.len() < before, false)
+    }
+}
+
 /// The registry of running jobs on this replica. Cheap to clone: clones share one table.
 #[derive(Clone)]
 pub struct Registry {
@@ -185,12 +229,12 @@ struct State {
     /// The live registrations of each kind and uid. Usually one; more if the same run is
     /// registered twice (say, by overlapping attempts), each guard removing just its own, or if
     /// runs of several projects share the uid.
-    runs: HashMap<Key, Vec<Registration>>,
+    runs: Table<Vec<Registration>>,
     /// Ids for registrations; a `u64` counter does not wrap in practice.
     next_id: u64,
     /// The tombstones of each kind and uid, one per distinct project and version signalled, with
     /// the latest expiry if signalled more than once.
-    tombstones: HashMap<Key, Vec<Tombstone>>,
+    tombstones: Table<Tombstones>,
     /// How many tombstones `tombstones` holds.
     tombstone_count: usize,
     /// One entry per dispatch, in dispatch order. The TTL is constant, so expiries only grow
@@ -452,13 +496,19 @@ impl Inner {
 impl State {
     /// Records (or extends) the tombstone of a signal, and queues its expiry.
     fn bury(&mut self, key: Key, project: Option<Arc<str>>, version: Option<i64>, expiry: Instant) {
-        let tombs = self.tombstones.entry(key).or_default();
-        match tombs.iter_mut().find(|t| t.project == project && t.approval_input_version == version) {
-            Some(t) => t.expiry = expiry,
-            None => {
-                tombs.push(Tombstone { project: project.clone(), approval_input_version: version, expiry });
+        let tombstone = Tombstone { project: project.clone(), approval_input_version: version, expiry };
+        match self.tombstones.entry(key) {
+            Entry::Vacant(v) => {
+                v.insert(Tombstones { first: tombstone, more: Vec::new() });
                 self.tombstone_count += 1;
             }
+            Entry::Occupied(mut o) => match o.get_mut().find_mut(&project, version) {
+                Some(t) => t.expiry = expiry,
+                None => {
+                    o.get_mut().more.push(tombstone);
+                    self.tombstone_count += 1;
+                }
+            },
         }
         self.expiries.push_back((expiry, key, project, version));
     }
@@ -466,13 +516,13 @@ impl State {
     /// Removes the tombstone a queue entry stands for, unless a later dispatch extended it (then
     /// its later queue entry removes it).
     fn unbury(&mut self, (expiry, key, project, version): Burial) {
-        let Some(tombs) = self.tombstones.get_mut(&key) else { return };
-        let before = tombs.len();
-        tombs
-            .retain(|t| !(t.expiry == expiry && t.project == project && t.approval_input_version == version));
-        self.tombstone_count -= before - tombs.len();
-        if tombs.is_empty() {
-            self.tombstones.remove(&key);
+        let Entry::Occupied(mut o) = self.tombstones.entry(key) else { return };
+        let (removed, empty) = o.get_mut().remove(&project, version, expiry);
+        if removed {
+            self.tombstone_count -= 1;
+        }
+        if empty {
+            o.remove();
         }
     }
 

@@ -13,6 +13,7 @@
 //! disconnected nothing is forgotten, however long the outage: the replay after reconnecting
 //! still needs them.
 
+use std::collections::hash_map::Entry as Slot;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,7 +57,7 @@ struct Entry {
 /// Keys handed on recently, oldest first.
 #[derive(Debug, Default)]
 pub(crate) struct Seen {
-    entries: HashMap<Key, Entry>,
+    entries: HashMap<Key, Entry, foldhash::fast::RandomState>,
     /// Every (re)insertion in time order; an item whose instant no longer matches its entry's is
     /// stale and skipped when it reaches the front.
     order: VecDeque<(Instant, Key)>,
@@ -67,33 +68,62 @@ pub(crate) struct Seen {
     from_log_settling: Vec<Key>,
 }
 
+/// What [`Seen::offer`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offered {
+    /// Already handed on: not offered.
+    Duplicate,
+    /// Offered, accepted, and remembered.
+    Accepted,
+    /// Offered and refused (a full queue): not remembered, so a replay can bring it back.
+    Refused,
+}
+
 impl Seen {
-    /// Whether a copy of `key` read from the log is a duplicate.
-    pub(crate) fn has(&self, key: &Key) -> bool {
-        self.entries.contains_key(key)
-    }
-
-    /// Whether a notification for `key` is a duplicate: the late notification of a copy that was
-    /// just handed on from the log. It is then remembered as notified, so that a cancel sent
-    /// again later is not mistaken for it.
-    pub(crate) fn notified_again(&mut self, key: &Key) -> bool {
-        match self.entries.get_mut(key) {
-            Some(entry) if entry.from_log => {
-                entry.from_log = false;
-                true
+    /// Decides whether a signal with `key` is new, offers it with `offer` (which says whether it
+    /// was accepted) if it is, and remembers it as handed on at `at` if it was. A copy read from
+    /// the log (`from_log`) is a duplicate if its cancel was handed on in any way; a notification
+    /// only if the copy handed on came from the log (see the module docs). One lookup serves the
+    /// decision and the record.
+    pub(crate) fn offer(&mut self, key: Key, at: Instant, from_log: bool, offer: impl FnOnce() -> bool) -> Offered {
+        match self.entries.entry(key) {
+            Slot::Occupied(mut seen) => {
+                let entry = seen.get_mut();
+                if from_log {
+                    return Offered::Duplicate;
+                }
+                if entry.from_log {
+                    // The late notification of a copy just handed on from the log. A cancel
+                    // sent again later is not mistaken for it.
+                    entry.from_log = false;
+                    return Offered::Duplicate;
+                }
+                // A cancel sent again: handed on again, remembered from now.
+                if !offer() {
+                    return Offered::Refused;
+                }
+                entry.at = at;
+                let key = seen.key().clone();
+                self.order.push_back((at, key));
             }
-            _ => false,
+            Slot::Vacant(new) => {
+                if !offer() {
+                    return Offered::Refused;
+                }
+                if from_log {
+                    self.from_log_recent.push(new.key().clone());
+                }
+                let key = new.key().clone();
+                new.insert(Entry { at, from_log });
+                self.order.push_back((at, key));
+            }
         }
+        self.trim();
+        Offered::Accepted
     }
 
-    /// Records `key` as handed on at `at` (`from_log`: read from the log, not notified).
-    pub(crate) fn insert(&mut self, key: Key, at: Instant, from_log: bool) {
-        self.entries.insert(key.clone(), Entry { at, from_log });
-        if from_log {
-            self.from_log_recent.push(key.clone());
-        }
-        self.order.push_back((at, key));
-        // A flood: forget the oldest. At worst a replay hands that one on a second time.
+    /// A flood: forgets the oldest. At worst a replay hands that one on a second time.
+    fn trim(&mut self) {
         while self.entries.len() > MAX_SEEN || self.order.len() > 2 * MAX_SEEN {
             let Some((at, oldest)) = self.order.pop_front() else { break };
             if self.entries.get(&oldest).is_some_and(|e| e.at == at) {
@@ -139,6 +169,16 @@ mod tests {
     use super::*;
     use crate::test_support::uid;
 
+    /// Hands `key` on (the offer is accepted) unless it is a duplicate.
+    fn hand(seen: &mut Seen, key: &Key, at: Instant, from_log: bool) -> Offered {
+        seen.offer(key.clone(), at, from_log, || true)
+    }
+
+    /// Whether a copy of `key` read from the log would be a duplicate.
+    fn replayed_is_duplicate(seen: &mut Seen, key: &Key) -> bool {
+        seen.offer(key.clone(), Instant::now(), true, || false) == Offered::Duplicate
+    }
+
     /// The key of a signal for run `n` of `kind`, without the optional fields.
     fn key_of(kind: SignalKind, n: i64) -> Key {
         key(&Signal::new(kind, uid(n)))
@@ -162,12 +202,12 @@ mod tests {
         let mut seen = Seen::default();
         let t0 = Instant::now();
         let k = key_of(SignalKind::TaskRun, 1);
-        assert!(!seen.has(&k));
-        seen.insert(k.clone(), t0, false);
-        assert!(seen.has(&k), "a replayed row after its notification");
-        assert!(!seen.has(&key_of(SignalKind::PlanCheckRun, 1)), "kinds are distinct");
+        assert!(!replayed_is_duplicate(&mut seen, &k));
+        hand(&mut seen, &k, t0, false);
+        assert!(replayed_is_duplicate(&mut seen, &k), "a replayed row after its notification");
+        assert!(!replayed_is_duplicate(&mut seen, &key_of(SignalKind::PlanCheckRun, 1)), "kinds are distinct");
         seen.forget_before(t0 + Duration::from_secs(1));
-        assert!(!seen.has(&k));
+        assert!(!replayed_is_duplicate(&mut seen, &k));
     }
 
     #[test]
@@ -175,12 +215,12 @@ mod tests {
         let mut seen = Seen::default();
         let t0 = Instant::now();
         let (replayed, notified) = (key_of(SignalKind::TaskRun, 1), key_of(SignalKind::TaskRun, 2));
-        seen.insert(replayed.clone(), t0, true);
-        seen.insert(notified.clone(), t0, false);
-        assert!(seen.notified_again(&replayed), "the late notification of a replayed cancel");
-        assert!(!seen.notified_again(&replayed), "a cancel sent again after that");
-        assert!(!seen.notified_again(&notified), "a cancel sent again");
-        assert!(seen.has(&replayed) && seen.has(&notified));
+        hand(&mut seen, &replayed, t0, true);
+        hand(&mut seen, &notified, t0, false);
+        assert_eq!(hand(&mut seen, &replayed, t0, false), Offered::Duplicate, "the late notification of a replayed cancel");
+        assert_eq!(hand(&mut seen, &replayed, t0, false), Offered::Accepted, "a cancel sent again after that");
+        assert_eq!(hand(&mut seen, &notified, t0, false), Offered::Accepted, "a cancel sent again");
+        assert!(replayed_is_duplicate(&mut seen, &replayed) && replayed_is_duplicate(&mut seen, &notified));
     }
 
     #[test]
@@ -188,10 +228,10 @@ mod tests {
         let mut seen = Seen::default();
         let t0 = Instant::now();
         for n in 1..=(MAX_SEEN as i64 + 5) {
-            seen.insert(key_of(SignalKind::TaskRun, n), t0, false);
+            hand(&mut seen, &key_of(SignalKind::TaskRun, n), t0, false);
         }
         assert_eq!(seen.len(), MAX_SEEN);
-        assert!(!seen.has(&key_of(SignalKind::TaskRun, 5)) && seen.has(&key_of(SignalKind::TaskRun, 6)));
+        assert!(!replayed_is_duplicate(&mut seen, &key_of(SignalKind::TaskRun, 5)) && replayed_is_duplicate(&mut seen, &key_of(SignalKind::TaskRun, 6)));
     }
 
     #[test]
@@ -199,12 +239,12 @@ mod tests {
         let mut seen = Seen::default();
         let t0 = Instant::now();
         let k = key_of(SignalKind::TaskRun, 1);
-        seen.insert(k.clone(), t0, false);
-        seen.insert(k.clone(), t0 + Duration::from_secs(50), false);
+        hand(&mut seen, &k, t0, false);
+        hand(&mut seen, &k, t0 + Duration::from_secs(50), false);
         seen.forget_before(t0 + Duration::from_secs(10));
-        assert!(seen.has(&k), "forgotten on the schedule of its first send");
+        assert!(replayed_is_duplicate(&mut seen, &k), "forgotten on the schedule of its first send");
         seen.forget_before(t0 + Duration::from_secs(51));
-        assert!(!seen.has(&k));
+        assert!(!replayed_is_duplicate(&mut seen, &k));
     }
 
     #[test]
@@ -212,15 +252,24 @@ mod tests {
         let mut seen = Seen::default();
         let t0 = Instant::now();
         let (grace, margin) = (Duration::from_secs(60), Duration::from_secs(5));
+        let (early, late) = (key_of(SignalKind::TaskRun, 1), key_of(SignalKind::TaskRun, 2));
+        hand(&mut seen, &early, t0, true);
+        seen.alive_at(t0, grace, margin);
+        assert_eq!(hand(&mut seen, &early, t0, false), Offered::Duplicate, "a late notification right after the replay");
+        hand(&mut seen, &late, t0, true);
+        seen.alive_at(t0, grace, margin);
+        seen.alive_at(t0, grace, margin);
+        assert_eq!(hand(&mut seen, &late, t0, false), Offered::Accepted, "two heartbeats later it is a cancel sent again");
+        assert!(replayed_is_duplicate(&mut seen, &late), "but a replayed copy is still a duplicate");
+    }
+
+    #[test]
+    fn a_refused_offer_is_not_remembered() {
+        let mut seen = Seen::default();
         let k = key_of(SignalKind::TaskRun, 1);
-        seen.insert(k.clone(), t0, true);
-        seen.alive_at(t0, grace, margin);
-        assert!(seen.notified_again(&k), "a late notification right after the replay");
-        seen.insert(k.clone(), t0, true);
-        seen.alive_at(t0, grace, margin);
-        seen.alive_at(t0, grace, margin);
-        assert!(!seen.notified_again(&k), "two heartbeats later it is a cancel sent again");
-        assert!(seen.has(&k), "but a replayed copy is still a duplicate");
+        assert_eq!(seen.offer(k.clone(), Instant::now(), false, || false), Offered::Refused);
+        assert_eq!(seen.len(), 0);
+        assert!(!replayed_is_duplicate(&mut seen, &k), "a replay brings it back");
     }
 
     #[test]
@@ -228,7 +277,7 @@ mod tests {
         let mut seen = Seen::default();
         let t0 = Instant::now();
         for (i, n) in [1, 2, 3].into_iter().enumerate() {
-            seen.insert(key_of(SignalKind::TaskRun, n), t0 + Duration::from_secs(10 * i as u64), false);
+            hand(&mut seen, &key_of(SignalKind::TaskRun, n), t0 + Duration::from_secs(10 * i as u64), false);
         }
         let (grace, margin) = (Duration::from_secs(60), Duration::from_secs(5));
         seen.alive_at(t0 + Duration::from_secs(60), grace, margin);
@@ -237,6 +286,6 @@ mod tests {
         assert_eq!(seen.len(), 1, "keys at t0 and t0+10s are older than t0+11s");
         seen.alive_at(t0, Duration::MAX, margin); // a huge grace forgets nothing, and never panics
         assert_eq!(seen.len(), 1);
-        assert!(seen.has(&key_of(SignalKind::TaskRun, 3)));
+        assert!(replayed_is_duplicate(&mut seen, &key_of(SignalKind::TaskRun, 3)));
     }
 }

@@ -13,7 +13,11 @@
 //!
 //! Both statements are prepared once per backend and kept: planning them on every call would cost
 //! more than executing them. They run inside the SECURITY DEFINER functions, whose pinned
-//! `search_path` (`pg_catalog, <extension schema>, pg_temp`) resolves the table name.
+//! `search_path` (`pg_catalog, <extension schema>, pg_temp`) resolves the table name. Every
+//! built-in they call is `pg_catalog.`-qualified, and every operator has operands of exactly the
+//! types of a `pg_catalog` operator: otherwise a role that may create objects in the extension's
+//! schema could define a better-matching overload there (say `unnest(bigint[])`) and have it run
+//! as the extension's owner.
 
 use std::cell::OnceCell;
 use std::thread::LocalKey;
@@ -37,16 +41,16 @@ const PRUNE_LIMIT: i64 = 2 * PRUNE_EVERY;
 /// (It names only 0.2.0's columns: a database still at 0.2.0 runs it too, with this library.)
 const INSERT: &str = "WITH logged AS ( \
                           INSERT INTO bytebase_signal_log (type, uid, sent_by) \
-                          SELECT $1, u, pg_get_userbyid($3) FROM unnest($2::bigint[]) AS u \
+                          SELECT $1, u, pg_catalog.pg_get_userbyid($3) FROM pg_catalog.unnest($2::bigint[]) AS u \
                           RETURNING id) \
-                      SELECT coalesce(bool_or(id % $4 = 0), false) FROM logged";
+                      SELECT coalesce(pg_catalog.bool_or(id % $4 = 0), false) FROM logged";
 
 /// [`INSERT`] with the project and approval input version of the project-scoped forms.
 const INSERT_SCOPED: &str = "WITH logged AS ( \
                           INSERT INTO bytebase_signal_log (type, uid, sent_by, project, approval_input_version) \
-                          SELECT $1, u, pg_get_userbyid($3), $5, $6 FROM unnest($2::bigint[]) AS u \
+                          SELECT $1, u, pg_catalog.pg_get_userbyid($3), $5, $6 FROM pg_catalog.unnest($2::bigint[]) AS u \
                           RETURNING id) \
-                      SELECT coalesce(bool_or(id % $4 = 0), false) FROM logged";
+                      SELECT coalesce(pg_catalog.bool_or(id % $4 = 0), false) FROM logged";
 
 // Written so that its cost does not depend on the table's size, whatever plan is cached: the
 // cutoff is stable within the statement (`now()`, not `clock_timestamp()`), so it is an index
@@ -54,7 +58,7 @@ const INSERT_SCOPED: &str = "WITH logged AS ( \
 // joined against the whole table. `LIMIT NULL` means no limit, for bytebase_signal_prune().
 const PRUNE: &str = "DELETE FROM bytebase_signal_log WHERE id = ANY (ARRAY( \
                          SELECT id FROM bytebase_signal_log \
-                          WHERE created_at < now() - make_interval(secs => $1) \
+                          WHERE created_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) \
                           ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED))";
 
 thread_local! {

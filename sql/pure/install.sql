@@ -32,41 +32,43 @@ IF FOUND THEN
         USING ERRCODE = 'duplicate_object',
               HINT = 'Keep the extension, or move to the pure-SQL edition as the README describes (Moving between editions).';
 END IF;
-IF current_schema() IS NULL THEN
+IF pg_catalog.current_schema() IS NULL THEN
     RAISE EXCEPTION 'bytebase_signal: no schema to install into: search_path names no existing schema'
         USING ERRCODE = 'invalid_schema_name';
 END IF;
 SELECT n.nspname INTO found_in
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE p.proname = 'bytebase_signal_replay' AND p.proargtypes = '1184'::oidvector
-   AND n.nspname <> current_schema();
+   AND n.nspname <> pg_catalog.current_schema();
 IF FOUND THEN
-    RAISE EXCEPTION 'bytebase_signal: the pure-SQL edition is already installed in schema %, not in %', found_in, current_schema()
+    RAISE EXCEPTION 'bytebase_signal: the pure-SQL edition is already installed in schema %, not in %', found_in, pg_catalog.current_schema()
         USING ERRCODE = 'duplicate_object',
               HINT = 'Run it with that schema first on search_path, or run sql/pure/uninstall.sql first.';
 END IF;
 
 -- The log: the same definition as the extension's. Created once: a second run keeps the table
 -- and its rows; over 0.2.0 it gains 0.3.0's columns, as the extension's update does.
-IF to_regclass(format('%I.bytebase_signal_log', current_schema())) IS NULL THEN
+IF pg_catalog.to_regclass(pg_catalog.format('%I.bytebase_signal_log', pg_catalog.current_schema())) IS NULL THEN
     CREATE TABLE bytebase_signal_log (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         type text NOT NULL CHECK (type IN ('cancel_task_run', 'cancel_plan_check_run')),
         uid bigint NOT NULL CHECK (uid > 0),
-        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        created_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
         sent_by name NOT NULL,
         project text CHECK (project <> ''),
         approval_input_version bigint CHECK (approval_input_version >= 0)
     );
     CREATE INDEX bytebase_signal_log_created_at_idx ON bytebase_signal_log (created_at);
 ELSIF NOT EXISTS (SELECT FROM pg_attribute
-                   WHERE attrelid = format('%I.bytebase_signal_log', current_schema())::regclass
+                   WHERE attrelid = pg_catalog.format('%I.bytebase_signal_log', pg_catalog.current_schema())::regclass
                      AND attname = 'project' AND NOT attisdropped) THEN
     ALTER TABLE bytebase_signal_log
         ADD COLUMN project text CHECK (project <> ''),
         ADD COLUMN approval_input_version bigint CHECK (approval_input_version >= 0);
 END IF;
-REVOKE ALL ON TABLE bytebase_signal_log FROM PUBLIC;
+IF (SELECT c.relacl FROM pg_catalog.pg_class c WHERE c.oid = 'bytebase_signal_log'::regclass) IS NULL THEN
+    REVOKE ALL ON TABLE bytebase_signal_log FROM PUBLIC;
+END IF;
 COMMENT ON TABLE bytebase_signal_log IS
     'Signals sent by bytebase_cancel_* (one row per signal, written in the sender''s transaction), kept for bytebase_signal.retention so that listeners can replay what they missed.';
 
@@ -77,14 +79,14 @@ CREATE OR REPLACE FUNCTION _bytebase_signal_retention_secs() RETURNS double prec
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $function$
 DECLARE
-    setting text := current_setting('bytebase_signal.retention', true);
+    setting text := pg_catalog.current_setting('bytebase_signal.retention', true);
     parts text[];
     secs double precision;
 BEGIN
     IF setting IS NULL OR setting = '' THEN
         RETURN 3600;
     END IF;
-    parts := regexp_match(setting, '^\s*([-+]?[0-9]+(?:\.[0-9]*)?)\s*(us|ms|s|min|h|d)?\s*$');
+    parts := pg_catalog.regexp_match(setting, '^\s*([-+]?[0-9]+(?:\.[0-9]*)?)\s*(us|ms|s|min|h|d)?\s*$');
     IF parts IS NULL THEN
         -- PostgreSQL hints at the units only when the value starts with a number.
         IF setting ~ '^\s*[-+]?[0-9]' THEN
@@ -96,10 +98,11 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- Rounded to whole seconds to nearest, ties to even, as PostgreSQL does.
-    secs := round(parts[1]::double precision * CASE coalesce(parts[2], 's')
-        WHEN 'us' THEN 1e-6 WHEN 'ms' THEN 1e-3 WHEN 's' THEN 1
-        WHEN 'min' THEN 60 WHEN 'h' THEN 3600 ELSE 86400 END);
-    IF secs < 1 OR secs > 2592000 THEN
+    secs := pg_catalog.round(parts[1]::double precision * CASE coalesce(parts[2], 's')
+        WHEN 'us' THEN 1e-6::double precision WHEN 'ms' THEN 1e-3::double precision
+        WHEN 's' THEN 1::double precision WHEN 'min' THEN 60::double precision
+        WHEN 'h' THEN 3600::double precision ELSE 86400::double precision END);
+    IF secs < 1::double precision OR secs > 2592000::double precision THEN
         RAISE EXCEPTION '% s is outside the valid range for parameter "bytebase_signal.retention" (1 .. 2592000)', secs
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -114,7 +117,7 @@ CREATE OR REPLACE FUNCTION _bytebase_signal_prune(lim bigint) RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 AS $function$
 DECLARE
-    cutoff timestamptz := now() - make_interval(secs => _bytebase_signal_retention_secs());
+    cutoff timestamptz := pg_catalog.now() - pg_catalog.make_interval(secs => _bytebase_signal_retention_secs());
     deleted bigint;
 BEGIN
     DELETE FROM bytebase_signal_log WHERE id = ANY (ARRAY(
@@ -131,11 +134,11 @@ CREATE OR REPLACE FUNCTION _bytebase_signal_wire_format() RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $function$
 DECLARE
-    setting text := current_setting('bytebase_signal.wire_format', true);
+    setting text := pg_catalog.current_setting('bytebase_signal.wire_format', true);
 BEGIN
-    IF setting IS NULL OR setting = '' OR lower(setting) = 'seed' THEN
+    IF setting IS NULL OR setting = '' OR pg_catalog.lower(setting) = 'seed' THEN
         RETURN 'seed';
-    ELSIF lower(setting) = 'protojson' THEN
+    ELSIF pg_catalog.lower(setting) = 'protojson' THEN
         RETURN 'protojson';
     END IF;
     RAISE EXCEPTION 'invalid value for parameter "bytebase_signal.wire_format": "%"', setting
@@ -144,7 +147,7 @@ END
 $function$;
 
 -- 0.2.0's helper, replaced by the one below.
-IF to_regprocedure(format('%I._bytebase_signal_send(text, text, bigint[], boolean)', current_schema())) IS NOT NULL THEN
+IF pg_catalog.to_regprocedure(pg_catalog.format('%I._bytebase_signal_send(text, text, bigint[], boolean)', pg_catalog.current_schema())) IS NOT NULL THEN
     DROP FUNCTION _bytebase_signal_send(text, text, bigint[], boolean);
 END IF;
 
@@ -165,7 +168,7 @@ DECLARE
     culprit text;
     bad_value bigint;
     distinct_uids bigint[];
-    durable_setting text := lower(btrim(current_setting('bytebase_signal.durable', true)));
+    durable_setting text := pg_catalog.lower(pg_catalog.current_setting('bytebase_signal.durable', true));
     wire_format text;
     head text;
     tail text := '}';
@@ -182,13 +185,13 @@ BEGIN
         bad_value := uids[1];
     ELSE
         SELECT t.o, t.u INTO bad_position, bad_value
-          FROM unnest(uids) WITH ORDINALITY AS t(u, o)
+          FROM pg_catalog.unnest(uids) WITH ORDINALITY AS t(u, o)
          WHERE t.u IS NULL OR t.u <= 0
          ORDER BY t.o LIMIT 1;
     END IF;
     IF (single AND (bad_value IS NULL OR bad_value <= 0)) OR (NOT single AND FOUND) THEN
         -- As the extension words it: `uids[2]` names the element by its 1-based position.
-        culprit := param || CASE WHEN single THEN '' ELSE '[' || bad_position || ']' END;
+        culprit := param || CASE WHEN single THEN '' ELSE '[' || bad_position::text || ']' END;
         IF bad_value IS NULL THEN
             RAISE EXCEPTION '%(%): % must not be NULL', fn, param, culprit
                 USING ERRCODE = 'null_value_not_allowed';
@@ -201,8 +204,8 @@ BEGIN
             RAISE EXCEPTION '%(project): project must not be NULL', fn USING ERRCODE = 'null_value_not_allowed';
         ELSIF project = '' THEN
             RAISE EXCEPTION '%(project): project must not be empty', fn USING ERRCODE = 'invalid_parameter_value';
-        ELSIF octet_length(project) > 1024 THEN
-            RAISE EXCEPTION '%(project): project must be at most 1024 bytes, got %', fn, octet_length(project)
+        ELSIF pg_catalog.octet_length(project) > 1024 THEN
+            RAISE EXCEPTION '%(project): project must be at most 1024 bytes, got %', fn, pg_catalog.octet_length(project)
                 USING ERRCODE = 'invalid_parameter_value';
         ELSIF approval_input_version < 0 THEN
             RAISE EXCEPTION '%(approval_input_version): approval_input_version must not be negative, got %',
@@ -212,9 +215,10 @@ BEGIN
     IF single THEN
         distinct_uids := uids;
     ELSE
-        distinct_uids := ARRAY(SELECT t.u FROM unnest(uids) WITH ORDINALITY AS t(u, o) GROUP BY t.u ORDER BY min(t.o));
+        distinct_uids := ARRAY(SELECT t.u FROM pg_catalog.unnest(uids) WITH ORDINALITY AS t(u, o)
+                                GROUP BY t.u ORDER BY pg_catalog.min(t.o));
     END IF;
-    IF cardinality(distinct_uids) = 0 THEN
+    IF pg_catalog.cardinality(distinct_uids) = 0 THEN
         RETURN 0;
     END IF;
     -- Settings are read before anything is written, as the extension's are checked at SET.
@@ -224,17 +228,18 @@ BEGIN
        OR durable_setting IN ('on', 't', 'tr', 'tru', 'true', 'y', 'ye', 'yes', '1') THEN
         -- The role the caller acts as, after SET ROLE: inside this SECURITY DEFINER function
         -- current_user is the owner, as GetOuterUserId() is what the extension records.
-        sender := CASE current_setting('role') WHEN 'none' THEN session_user ELSE current_setting('role') END;
+        sender := CASE pg_catalog.current_setting('role') WHEN 'none' THEN session_user
+                  ELSE pg_catalog.current_setting('role') END;
         WITH logged AS (
             INSERT INTO bytebase_signal_log AS l (type, uid, sent_by, project, approval_input_version)
             SELECT kind, t.u, sender, _bytebase_signal_send.project, _bytebase_signal_send.approval_input_version
-              FROM unnest(distinct_uids) AS t(u)
+              FROM pg_catalog.unnest(distinct_uids) AS t(u)
             RETURNING l.id)
-        SELECT coalesce(bool_or(logged.id % 64 = 0), false) INTO prunes FROM logged;
+        SELECT coalesce(pg_catalog.bool_or(logged.id % 64::bigint = 0), false) INTO prunes FROM logged;
         -- Every 64th row prunes up to 128 expired rows; not in REPEATABLE READ or SERIALIZABLE,
         -- where locking rows another session pruned would fail the caller with 40001.
-        IF prunes AND current_setting('transaction_isolation') = 'read committed' THEN
-            PERFORM _bytebase_signal_prune(128);
+        IF prunes AND pg_catalog.current_setting('transaction_isolation') NOT IN ('repeatable read', 'serializable') THEN
+            PERFORM _bytebase_signal_prune(128::bigint);
         END IF;
     ELSIF durable_setting NOT IN ('off', 'of', 'f', 'fa', 'fal', 'fals', 'false', 'n', 'no', '0') THEN
         RAISE EXCEPTION 'parameter "bytebase_signal.durable" requires a Boolean value'
@@ -244,19 +249,19 @@ BEGIN
     -- The payload around each uid. to_json escapes a project as the extension does.
     IF wire_format = 'seed' THEN
         head := '{"type":"' || kind || '","uid":';
-        tail := coalesce(',"project":' || to_json(project)::text, '')
-             || coalesce(',"approvalInputVersion":' || approval_input_version, '') || '}';
+        tail := coalesce(',"project":' || pg_catalog.to_json(project)::text, '')
+             || coalesce(',"approvalInputVersion":' || approval_input_version::text, '') || '}';
     ELSE
         -- protojson: upper-case enum names, 64-bit numbers as strings, zero values omitted.
-        head := '{"type":"' || upper(kind) || '","uid":"';
-        tail := '"' || CASE WHEN project <> '' THEN ',"project":' || to_json(project)::text ELSE '' END
+        head := '{"type":"' || pg_catalog.upper(kind) || '","uid":"';
+        tail := '"' || CASE WHEN project <> '' THEN ',"project":' || pg_catalog.to_json(project)::text ELSE '' END
              || CASE WHEN approval_input_version <> 0
-                     THEN ',"approvalInputVersion":"' || approval_input_version || '"' ELSE '' END || '}';
+                     THEN ',"approvalInputVersion":"' || approval_input_version::text || '"' ELSE '' END || '}';
     END IF;
     FOREACH u IN ARRAY distinct_uids LOOP
-        PERFORM pg_notify('bytebase_signal', head || u || tail);
+        PERFORM pg_catalog.pg_notify('bytebase_signal', head || u::text || tail);
     END LOOP;
-    RETURN cardinality(distinct_uids);
+    RETURN pg_catalog.cardinality(distinct_uids);
 END
 $function$;
 
@@ -264,7 +269,7 @@ CREATE OR REPLACE FUNCTION bytebase_cancel_task_run(uid bigint) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS $function$
 BEGIN
-    PERFORM _bytebase_signal_send('bytebase_cancel_task_run', 'cancel_task_run', ARRAY[uid], true, false, NULL, NULL);
+    PERFORM _bytebase_signal_send('bytebase_cancel_task_run'::text, 'cancel_task_run'::text, ARRAY[uid], true, false, NULL::text, NULL::bigint);
 END
 $function$;
 
@@ -272,7 +277,7 @@ CREATE OR REPLACE FUNCTION bytebase_cancel_plan_check_run(uid bigint) RETURNS vo
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS $function$
 BEGIN
-    PERFORM _bytebase_signal_send('bytebase_cancel_plan_check_run', 'cancel_plan_check_run', ARRAY[uid], true, false, NULL, NULL);
+    PERFORM _bytebase_signal_send('bytebase_cancel_plan_check_run'::text, 'cancel_plan_check_run'::text, ARRAY[uid], true, false, NULL::text, NULL::bigint);
 END
 $function$;
 
@@ -280,7 +285,7 @@ CREATE OR REPLACE FUNCTION bytebase_cancel_task_runs(uids bigint[]) RETURNS inte
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS $function$
 BEGIN
-    RETURN _bytebase_signal_send('bytebase_cancel_task_runs', 'cancel_task_run', uids, false, false, NULL, NULL);
+    RETURN _bytebase_signal_send('bytebase_cancel_task_runs'::text, 'cancel_task_run'::text, uids, false, false, NULL::text, NULL::bigint);
 END
 $function$;
 
@@ -288,7 +293,7 @@ CREATE OR REPLACE FUNCTION bytebase_cancel_plan_check_runs(uids bigint[]) RETURN
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS $function$
 BEGIN
-    RETURN _bytebase_signal_send('bytebase_cancel_plan_check_runs', 'cancel_plan_check_run', uids, false, false, NULL, NULL);
+    RETURN _bytebase_signal_send('bytebase_cancel_plan_check_runs'::text, 'cancel_plan_check_run'::text, uids, false, false, NULL::text, NULL::bigint);
 END
 $function$;
 
@@ -296,7 +301,7 @@ CREATE OR REPLACE FUNCTION bytebase_cancel_task_run(uid bigint, project text) RE
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS $function$
 BEGIN
-    PERFORM _bytebase_signal_send('bytebase_cancel_task_run', 'cancel_task_run', ARRAY[uid], true, true, project, NULL);
+    PERFORM _bytebase_signal_send('bytebase_cancel_task_run'::text, 'cancel_task_run'::text, ARRAY[uid], true, true, project, NULL::bigint);
 END
 $function$;
 
@@ -305,7 +310,7 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS $function$
 BEGIN
-    PERFORM _bytebase_signal_send('bytebase_cancel_plan_check_run', 'cancel_plan_check_run', ARRAY[uid], true, true,
+    PERFORM _bytebase_signal_send('bytebase_cancel_plan_check_run'::text, 'cancel_plan_check_run'::text, ARRAY[uid], true, true,
                                   project, approval_input_version);
 END
 $function$;
@@ -314,7 +319,7 @@ CREATE OR REPLACE FUNCTION bytebase_cancel_task_runs(uids bigint[], project text
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS $function$
 BEGIN
-    RETURN _bytebase_signal_send('bytebase_cancel_task_runs', 'cancel_task_run', uids, false, true, project, NULL);
+    RETURN _bytebase_signal_send('bytebase_cancel_task_runs'::text, 'cancel_task_run'::text, uids, false, true, project, NULL::bigint);
 END
 $function$;
 
@@ -323,7 +328,7 @@ RETURNS integer
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS $function$
 BEGIN
-    RETURN _bytebase_signal_send('bytebase_cancel_plan_check_runs', 'cancel_plan_check_run', uids, false, true,
+    RETURN _bytebase_signal_send('bytebase_cancel_plan_check_runs'::text, 'cancel_plan_check_run'::text, uids, false, true,
                                  project, approval_input_version);
 END
 $function$;
@@ -332,15 +337,15 @@ CREATE OR REPLACE FUNCTION bytebase_signal_prune() RETURNS bigint
 LANGUAGE plpgsql STRICT VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 AS $function$
 BEGIN
-    RETURN _bytebase_signal_prune(NULL);
+    RETURN _bytebase_signal_prune(NULL::bigint);
 END
 $function$;
 
 -- 0.2.0's replay returned four columns; a result type cannot be replaced, so that one is dropped
 -- (keeping its grants, restored below) and created anew.
 SELECT p.proacl INTO replay_acl FROM pg_proc p
- WHERE p.oid = to_regprocedure(format('%I.bytebase_signal_replay(timestamptz)', current_schema()))
-   AND cardinality(p.proallargtypes) = 5;
+ WHERE p.oid = pg_catalog.to_regprocedure(pg_catalog.format('%I.bytebase_signal_replay(timestamptz)', pg_catalog.current_schema()))
+   AND pg_catalog.cardinality(p.proallargtypes) = 5;
 IF FOUND THEN
     DROP FUNCTION bytebase_signal_replay(timestamptz);
 END IF;
@@ -373,31 +378,29 @@ FOREACH f IN ARRAY ARRAY[
     'bytebase_cancel_task_runs(bigint[], text)', 'bytebase_cancel_plan_check_runs(bigint[], text, bigint)',
     'bytebase_signal_prune()', 'bytebase_signal_replay(timestamptz)'
 ]::regprocedure[] LOOP
-    EXECUTE format('ALTER FUNCTION %s SET search_path TO pg_catalog, %I, pg_temp', f, current_schema());
+    EXECUTE pg_catalog.format('ALTER FUNCTION %s SET search_path TO pg_catalog, %I, pg_temp', f, pg_catalog.current_schema());
 END LOOP;
 
--- Least privilege, as in the extension: grants are the operator's (README, "Grant"). The helpers
--- are only for the functions above, which run as their owner.
-REVOKE ALL ON FUNCTION _bytebase_signal_retention_secs() FROM PUBLIC;
-REVOKE ALL ON FUNCTION _bytebase_signal_prune(bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION _bytebase_signal_wire_format() FROM PUBLIC;
-REVOKE ALL ON FUNCTION _bytebase_signal_send(text, text, bigint[], boolean, boolean, text, bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION bytebase_cancel_task_run(bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_run(bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION bytebase_cancel_task_runs(bigint[]) FROM PUBLIC;
-REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_runs(bigint[]) FROM PUBLIC;
-REVOKE ALL ON FUNCTION bytebase_cancel_task_run(bigint, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_run(bigint, text, bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION bytebase_cancel_task_runs(bigint[], text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_runs(bigint[], text, bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION bytebase_signal_prune() FROM PUBLIC;
-REVOKE ALL ON FUNCTION bytebase_signal_replay(timestamptz) FROM PUBLIC;
+-- Least privilege, as in the extension: grants are the operator's (README, "Grant"). A function
+-- this run created has no ACL yet (PUBLIC may execute it): revoke that. Functions that existed
+-- keep whatever the operator granted, PUBLIC included. The helpers are only for the functions
+-- above, which run as their owner.
+FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+          WHERE p.pronamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = pg_catalog.current_schema())
+            AND p.proacl IS NULL
+            AND p.proname IN ('bytebase_cancel_task_run', 'bytebase_cancel_plan_check_run',
+                              'bytebase_cancel_task_runs', 'bytebase_cancel_plan_check_runs',
+                              'bytebase_signal_prune', 'bytebase_signal_replay',
+                              '_bytebase_signal_send', '_bytebase_signal_prune',
+                              '_bytebase_signal_retention_secs', '_bytebase_signal_wire_format') LOOP
+    EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+END LOOP;
 -- The grants the dropped 0.2.0 replay had (a first install has none to restore).
-FOR g IN SELECT a.grantee, a.is_grantable FROM aclexplode(replay_acl) AS a
+FOR g IN SELECT a.grantee, a.is_grantable FROM pg_catalog.aclexplode(replay_acl) AS a
           WHERE a.privilege_type = 'EXECUTE'
-            AND a.grantee <> (SELECT proowner FROM pg_proc WHERE oid = 'bytebase_signal_replay(timestamptz)'::regprocedure) LOOP
-    EXECUTE format('GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz) TO %s%s',
-                   CASE g.grantee WHEN 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
+            AND a.grantee <> (SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = 'bytebase_signal_replay(timestamptz)'::regprocedure) LOOP
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz) TO %s%s',
+                   CASE WHEN g.grantee = 0::oid THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
                    CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
 END LOOP;
 

@@ -37,9 +37,9 @@ BEGIN
                                   'bytebase_signal_prune', 'bytebase_signal_replay',
                                   '_bytebase_signal_send', '_bytebase_signal_prune',
                                   '_bytebase_signal_retention_secs', '_bytebase_signal_wire_format') LOOP
-        EXECUTE format('DROP FUNCTION %s', f);
+        EXECUTE pg_catalog.format('DROP FUNCTION %s', f);
     END LOOP;
-    EXECUTE format('DROP TABLE %I.bytebase_signal_log', schema);
+    EXECUTE pg_catalog.format('DROP TABLE %I.bytebase_signal_log', schema);
     RAISE NOTICE 'bytebase_signal: removed the pure-SQL edition from schema %', schema;
 END
 $uninstall$;

@@ -112,6 +112,10 @@ const SCRIPTS: &[&str] = &[
     "RESET bytebase_signal.retention; SET bytebase_signal.retention = '2592000'; SELECT bytebase_signal_prune()",
     "RESET bytebase_signal.retention; SELECT bytebase_signal_prune()",
     "UPDATE bytebase_signal_log SET created_at = created_at - interval '2 hours' WHERE uid < 100",
+    // Below REPEATABLE READ, sends prune as in READ COMMITTED.
+    "BEGIN ISOLATION LEVEL READ UNCOMMITTED; SELECT bytebase_cancel_task_runs(ARRAY(SELECT generate_series(500, 563)::bigint)); COMMIT",
+    "SET bytebase_signal.durable = ' off'; SELECT bytebase_cancel_task_run(205)",
+    "RESET bytebase_signal.durable",
     "SET bytebase_signal.retention = '90min'; SELECT bytebase_signal_prune()",
     "RESET bytebase_signal.retention; SELECT bytebase_signal_prune()",
     // A caller's search_path cannot redirect the functions.
@@ -361,5 +365,169 @@ async fn moving_between_editions_keeps_the_log_the_grants_and_the_listeners() ->
     let plans_denied =
         app.batch_execute("SELECT bytebase_cancel_plan_check_run(1)").await.expect_err("never granted");
     assert_eq!(plans_denied.as_db_error().map(|e| e.code().code()), Some("42501"));
+    Ok(())
+}
+
+bytebase_signal_tests::on_installs!(
+    [extension: Fresh, pure_sql: PureSql];
+    nothing_a_schema_user_creates_runs_as_the_owner,
+);
+
+/// Shadows that a role allowed to create objects in the API's schema could define: exact-type
+/// overloads of the built-ins the functions call, and of the operators they use. Each records who
+/// ran it. The functions run as their owner with `search_path = pg_catalog, <schema>, pg_temp`;
+/// PostgreSQL prefers an exact match in a later schema over a polymorphic or coerced one in
+/// `pg_catalog`, so every built-in call must be qualified and every operator exactly typed.
+const SHADOWS: &str = r#"
+CREATE FUNCTION public.shadowed(what text) RETURNS void LANGUAGE sql
+    AS $$ INSERT INTO public.hijacked VALUES (current_user, what) $$;
+CREATE FUNCTION public.unnest(a bigint[]) RETURNS SETOF bigint LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('unnest'); RETURN QUERY SELECT pg_catalog.unnest(a); END $$;
+CREATE FUNCTION public.cardinality(a bigint[]) RETURNS int LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('cardinality'); RETURN pg_catalog.cardinality(a); END $$;
+CREATE FUNCTION public.to_json(t text) RETURNS json LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('to_json'); RETURN pg_catalog.to_json(t); END $$;
+CREATE FUNCTION public.upper(t text) RETURNS text LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('upper'); RETURN pg_catalog.upper(t); END $$;
+CREATE FUNCTION public.lower(t text) RETURNS text LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('lower'); RETURN pg_catalog.lower(t); END $$;
+CREATE FUNCTION public.octet_length(t text) RETURNS int LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('octet_length'); RETURN pg_catalog.octet_length(t); END $$;
+CREATE FUNCTION public.regexp_match(t text, r text) RETURNS text[] LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('regexp_match'); RETURN pg_catalog.regexp_match(t, r); END $$;
+CREATE FUNCTION public.round(x double precision) RETURNS double precision LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('round'); RETURN pg_catalog.round(x); END $$;
+CREATE FUNCTION public.current_setting(n text) RETURNS text LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('current_setting/1'); RETURN pg_catalog.current_setting(n); END $$;
+CREATE FUNCTION public.current_setting(n text, m boolean) RETURNS text LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('current_setting/2'); RETURN pg_catalog.current_setting(n, m); END $$;
+CREATE FUNCTION public.make_interval(secs double precision) RETURNS interval LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('make_interval'); RETURN pg_catalog.make_interval(secs => secs); END $$;
+CREATE FUNCTION public.now() RETURNS timestamptz LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('now'); RETURN pg_catalog.now(); END $$;
+CREATE FUNCTION public.pg_notify(c text, p text) RETURNS void LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('pg_notify'); PERFORM pg_catalog.pg_notify(c, p); END $$;
+CREATE FUNCTION public.pg_get_userbyid(o oid) RETURNS name LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('pg_get_userbyid'); RETURN pg_catalog.pg_get_userbyid(o); END $$;
+CREATE FUNCTION public._bytebase_signal_prune(l integer) RETURNS bigint LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('_bytebase_signal_prune(integer)'); RETURN 0; END $$;
+CREATE FUNCTION public.shadow_or(a boolean, b boolean) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('bool_or'); RETURN a OR b; END $$;
+CREATE AGGREGATE public.bool_or(boolean) (SFUNC = public.shadow_or, STYPE = boolean);
+CREATE FUNCTION public.shadow_min(a bigint, b bigint) RETURNS bigint LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('min'); RETURN pg_catalog.least(a, b); END $$;
+CREATE AGGREGATE public.min(bigint) (SFUNC = public.shadow_min, STYPE = bigint);
+CREATE FUNCTION public.shadow_cat_tb(a text, b bigint) RETURNS text LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('text || bigint'); RETURN a OPERATOR(pg_catalog.||) b::text; END $$;
+CREATE OPERATOR public.|| (LEFTARG = text, RIGHTARG = bigint, FUNCTION = public.shadow_cat_tb);
+CREATE FUNCTION public.shadow_cat_bt(a bigint, b text) RETURNS text LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('bigint || text'); RETURN a::text OPERATOR(pg_catalog.||) b; END $$;
+CREATE OPERATOR public.|| (LEFTARG = bigint, RIGHTARG = text, FUNCTION = public.shadow_cat_bt);
+CREATE FUNCTION public.shadow_mod(a bigint, b integer) RETURNS bigint LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('bigint % integer'); RETURN a OPERATOR(pg_catalog.%) b::bigint; END $$;
+CREATE OPERATOR public.% (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = public.shadow_mod);
+CREATE FUNCTION public.shadow_lt(a double precision, b integer) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('float8 < integer'); RETURN a OPERATOR(pg_catalog.<) b::float8; END $$;
+CREATE OPERATOR public.< (LEFTARG = double precision, RIGHTARG = integer, FUNCTION = public.shadow_lt);
+CREATE FUNCTION public.shadow_gt(a double precision, b integer) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('float8 > integer'); RETURN a OPERATOR(pg_catalog.>) b::float8; END $$;
+CREATE OPERATOR public.> (LEFTARG = double precision, RIGHTARG = integer, FUNCTION = public.shadow_gt);
+CREATE FUNCTION public.shadow_mul(a double precision, b numeric) RETURNS double precision LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('float8 * numeric'); RETURN a OPERATOR(pg_catalog.*) b::float8; END $$;
+CREATE OPERATOR public.* (LEFTARG = double precision, RIGHTARG = numeric, FUNCTION = public.shadow_mul);
+CREATE FUNCTION public.shadow_oideq(a oid, b integer) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('oid = integer'); RETURN a OPERATOR(pg_catalog.=) b::oid; END $$;
+CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = integer, FUNCTION = public.shadow_oideq);
+CREATE FUNCTION public.shadow_le(a bigint, b integer) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('bigint <= integer'); RETURN a OPERATOR(pg_catalog.<=) b; END $$;
+CREATE OPERATOR public.<= (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = public.shadow_le);
+CREATE FUNCTION public.shadow_ne(a bigint, b integer) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('bigint <> integer'); RETURN a OPERATOR(pg_catalog.<>) b; END $$;
+CREATE OPERATOR public.<> (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = public.shadow_ne);
+"#;
+
+/// Every path through the API, as an ordinary granted role: each entry on its own, errors allowed.
+const EVERY_PATH: &[&str] = &[
+    "SELECT bytebase_cancel_task_run(1)",
+    "SELECT bytebase_cancel_plan_check_run(2)",
+    "SELECT bytebase_cancel_task_runs('{3,4,3}')",
+    "SELECT bytebase_cancel_plan_check_runs('{5}')",
+    "SELECT bytebase_cancel_task_run(6, 'p')",
+    "SELECT bytebase_cancel_plan_check_run(7, 'p', 2)",
+    "SELECT bytebase_cancel_task_runs('{8}', E'p\"\\n')",
+    "SELECT bytebase_cancel_plan_check_runs('{9}', 'p', 0)",
+    "SET bytebase_signal.wire_format = 'protojson'",
+    "SELECT bytebase_cancel_task_run(1)",
+    "SELECT bytebase_cancel_task_run(6, 'p')",
+    "SELECT bytebase_cancel_plan_check_run(7, 'p', 2)",
+    "SELECT bytebase_cancel_plan_check_runs('{9,10}', 'p', 3)",
+    "SELECT bytebase_cancel_task_runs(ARRAY(SELECT g FROM generate_series(11, 300) AS g)::bigint[])",
+    "RESET bytebase_signal.wire_format",
+    "SET bytebase_signal.retention = '90min'",
+    "SELECT bytebase_cancel_task_runs(ARRAY(SELECT g FROM generate_series(301, 500) AS g)::bigint[])",
+    "SELECT bytebase_signal_prune()",
+    "SELECT count(*) FROM bytebase_signal_replay('-infinity')",
+    "SET bytebase_signal.durable = off",
+    "SELECT bytebase_cancel_task_run(501)",
+    "RESET bytebase_signal.durable",
+    "SELECT bytebase_cancel_task_run(NULL)",
+    "SELECT bytebase_cancel_task_run(0)",
+    "SELECT bytebase_cancel_task_runs('{1,NULL}')",
+    "SELECT bytebase_cancel_task_runs('{1,-1}')",
+    "SELECT bytebase_cancel_task_run(1, NULL)",
+    "SELECT bytebase_cancel_task_run(1, '')",
+    "SELECT bytebase_cancel_task_run(1, repeat('p', 1025))",
+    "SELECT bytebase_cancel_plan_check_run(1, 'p', -1)",
+    "SET bytebase_signal.retention = '5 weeks'",
+    "SELECT bytebase_signal_prune()",
+    "SET bytebase_signal.retention = '40d'",
+    "SELECT bytebase_signal_prune()",
+    "RESET bytebase_signal.retention",
+    "SET bytebase_signal.wire_format = 'json'",
+    "SELECT bytebase_cancel_task_run(1)",
+    "RESET bytebase_signal.wire_format",
+    "SET bytebase_signal.durable = 'maybe'",
+    "SELECT bytebase_cancel_task_run(1)",
+    "SELECT * FROM bytebase_signal_replay(NULL)",
+];
+
+async fn nothing_a_schema_user_creates_runs_as_the_owner(install: Install) -> Result<()> {
+    let cluster = Cluster::start()?;
+    cluster.create_database_with("app", install).await?;
+    let admin = cluster.connect("app").await?;
+    admin
+        .batch_execute(
+            "CREATE ROLE intruder LOGIN; CREATE ROLE tester LOGIN;
+             GRANT CREATE ON SCHEMA public TO intruder;
+             CREATE TABLE public.hijacked (who name, what text);
+             GRANT INSERT, SELECT ON public.hijacked TO PUBLIC;
+             GRANT EXECUTE ON FUNCTION bytebase_cancel_task_run(bigint), bytebase_cancel_plan_check_run(bigint),
+                 bytebase_cancel_task_runs(bigint[]), bytebase_cancel_plan_check_runs(bigint[]),
+                 bytebase_cancel_task_run(bigint, text), bytebase_cancel_plan_check_run(bigint, text, bigint),
+                 bytebase_cancel_task_runs(bigint[], text), bytebase_cancel_plan_check_runs(bigint[], text, bigint),
+                 bytebase_signal_prune(), bytebase_signal_replay(timestamptz) TO tester",
+        )
+        .await?;
+    cluster
+        .connect_as("app", "intruder")
+        .await?
+        .batch_execute(SHADOWS)
+        .await
+        .context("creating the shadows")?;
+    let tester = cluster.connect_as("app", "tester").await?;
+    // The shadows are live: the tester's own unqualified call of an exact overload runs one.
+    tester.batch_execute("SELECT unnest('{1}'::bigint[])").await?;
+    for sql in EVERY_PATH {
+        let _ = tester.batch_execute(sql).await;
+    }
+    let hits: Vec<(String, String)> = admin
+        .query("SELECT who::text, what FROM public.hijacked ORDER BY what", &[])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(hits.contains(&("tester".into(), "unnest".into())), "the shadows never ran: {hits:?}");
+    let as_owner: Vec<_> = hits.iter().filter(|(who, _)| who != "tester").collect();
+    assert!(as_owner.is_empty(), "{install:?}: shadows ran inside the API, as its owner: {as_owner:?}");
     Ok(())
 }

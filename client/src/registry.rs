@@ -110,9 +110,11 @@ impl RunKey {
         RunKey { kind, uid, project: None, approval_input_version: None }
     }
 
-    /// This run, scoped to `project`.
+    /// This run, scoped to `project`. An empty project is no project (protojson omits it), so
+    /// the run stays unscoped.
     pub fn in_project(mut self, project: impl Into<Arc<str>>) -> Self {
-        self.project = Some(project.into());
+        let project = project.into();
+        self.project = (!project.is_empty()).then_some(project);
         self
     }
 
@@ -648,6 +650,14 @@ mod tests {
             "the unscoped run"
         );
         assert!(!in_b.is_cancelled());
+    }
+
+    #[test]
+    fn an_empty_project_is_no_project() {
+        let registry = Registry::new();
+        let run = registry.register_run(RunKey::new(SignalKind::TaskRun, uid(1)).in_project(""));
+        assert_eq!(run.run().project, None);
+        assert_eq!(registry.dispatch(&task(1)), Dispatch::Cancelled(1));
     }
 
     #[test]

@@ -73,16 +73,9 @@ pub(crate) struct Replayed {
 
 impl Log {
     /// Prepares the statements; fails with an error [`Unavailable::of`] recognises when the
-    /// function is missing. A 0.2.0 replay (without the project and version columns) is read as
-    /// signals without them.
+    /// function is missing.
     pub(crate) async fn prepare(client: &Client, function: &str) -> Result<Log, tokio_postgres::Error> {
-        match client.prepare(&replay_query(function, "r.project, r.approval_input_version")).await {
-            Err(e) if e.code() == Some(&SqlState::UNDEFINED_COLUMN) => {
-                let replay = client.prepare(&replay_query(function, "NULL::text, NULL::bigint")).await?;
-                Ok(Log { replay })
-            }
-            prepared => Ok(Log { replay: prepared? }),
-        }
+        Ok(Log { replay: client.prepare(&replay_query(function)).await? })
     }
 
     /// The signals logged since `since` minus `grace` (since the server's `now()` minus `grace`
@@ -119,14 +112,16 @@ impl Log {
     }
 }
 
-/// The replay statement, reading the signal's optional fields with `optional` (two columns).
+/// The replay statement.
 ///
 /// A LEFT JOIN so that the mark comes back even when nothing was logged. The function is
 /// SECURITY DEFINER, hence never inlined: the uid filter of strict mode is applied to its result,
-/// server-side, which is cheap next to sending the rows.
-fn replay_query(function: &str, optional: &str) -> String {
+/// server-side, which is cheap next to sending the rows. The project and version are read through
+/// `to_jsonb` of the whole row, so that one prepared statement serves a 0.2.0 replay (without those
+/// columns: NULL) and keeps serving after an `ALTER EXTENSION ... UPDATE` on the same connection.
+fn replay_query(function: &str) -> String {
     format!(
-        "SELECT now(), r.type, r.uid, {optional} \
+        "SELECT now(), r.type, r.uid, to_jsonb(r) ->> 'project', (to_jsonb(r) ->> 'approval_input_version')::bigint \
            FROM (SELECT 1) AS one \
            LEFT JOIN {function}(coalesce($1::timestamptz, now()) - make_interval(secs => $2::float8)) AS r \
              ON $3::bigint[] IS NULL OR r.uid = ANY ($3) \

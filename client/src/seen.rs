@@ -85,7 +85,13 @@ impl Seen {
     /// the log (`from_log`) is a duplicate if its cancel was handed on in any way; a notification
     /// only if the copy handed on came from the log (see the module docs). One lookup serves the
     /// decision and the record.
-    pub(crate) fn offer(&mut self, key: Key, at: Instant, from_log: bool, offer: impl FnOnce() -> bool) -> Offered {
+    pub(crate) fn offer(
+        &mut self,
+        key: Key,
+        at: Instant,
+        from_log: bool,
+        offer: impl FnOnce() -> bool,
+    ) -> Offered {
         match self.entries.entry(key) {
             Slot::Occupied(mut seen) => {
                 let entry = seen.get_mut();
@@ -205,7 +211,10 @@ mod tests {
         assert!(!replayed_is_duplicate(&mut seen, &k));
         hand(&mut seen, &k, t0, false);
         assert!(replayed_is_duplicate(&mut seen, &k), "a replayed row after its notification");
-        assert!(!replayed_is_duplicate(&mut seen, &key_of(SignalKind::PlanCheckRun, 1)), "kinds are distinct");
+        assert!(
+            !replayed_is_duplicate(&mut seen, &key_of(SignalKind::PlanCheckRun, 1)),
+            "kinds are distinct"
+        );
         seen.forget_before(t0 + Duration::from_secs(1));
         assert!(!replayed_is_duplicate(&mut seen, &k));
     }
@@ -217,8 +226,16 @@ mod tests {
         let (replayed, notified) = (key_of(SignalKind::TaskRun, 1), key_of(SignalKind::TaskRun, 2));
         hand(&mut seen, &replayed, t0, true);
         hand(&mut seen, &notified, t0, false);
-        assert_eq!(hand(&mut seen, &replayed, t0, false), Offered::Duplicate, "the late notification of a replayed cancel");
-        assert_eq!(hand(&mut seen, &replayed, t0, false), Offered::Accepted, "a cancel sent again after that");
+        assert_eq!(
+            hand(&mut seen, &replayed, t0, false),
+            Offered::Duplicate,
+            "the late notification of a replayed cancel"
+        );
+        assert_eq!(
+            hand(&mut seen, &replayed, t0, false),
+            Offered::Accepted,
+            "a cancel sent again after that"
+        );
         assert_eq!(hand(&mut seen, &notified, t0, false), Offered::Accepted, "a cancel sent again");
         assert!(replayed_is_duplicate(&mut seen, &replayed) && replayed_is_duplicate(&mut seen, &notified));
     }
@@ -231,7 +248,10 @@ mod tests {
             hand(&mut seen, &key_of(SignalKind::TaskRun, n), t0, false);
         }
         assert_eq!(seen.len(), MAX_SEEN);
-        assert!(!replayed_is_duplicate(&mut seen, &key_of(SignalKind::TaskRun, 5)) && replayed_is_duplicate(&mut seen, &key_of(SignalKind::TaskRun, 6)));
+        assert!(
+            !replayed_is_duplicate(&mut seen, &key_of(SignalKind::TaskRun, 5))
+                && replayed_is_duplicate(&mut seen, &key_of(SignalKind::TaskRun, 6))
+        );
     }
 
     #[test]
@@ -255,11 +275,19 @@ mod tests {
         let (early, late) = (key_of(SignalKind::TaskRun, 1), key_of(SignalKind::TaskRun, 2));
         hand(&mut seen, &early, t0, true);
         seen.alive_at(t0, grace, margin);
-        assert_eq!(hand(&mut seen, &early, t0, false), Offered::Duplicate, "a late notification right after the replay");
+        assert_eq!(
+            hand(&mut seen, &early, t0, false),
+            Offered::Duplicate,
+            "a late notification right after the replay"
+        );
         hand(&mut seen, &late, t0, true);
         seen.alive_at(t0, grace, margin);
         seen.alive_at(t0, grace, margin);
-        assert_eq!(hand(&mut seen, &late, t0, false), Offered::Accepted, "two heartbeats later it is a cancel sent again");
+        assert_eq!(
+            hand(&mut seen, &late, t0, false),
+            Offered::Accepted,
+            "two heartbeats later it is a cancel sent again"
+        );
         assert!(replayed_is_duplicate(&mut seen, &late), "but a replayed copy is still a duplicate");
     }
 

@@ -57,6 +57,10 @@ Description: Bytebase cancel signals over NOTIFY/LISTEN for PostgreSQL $major
  The bytebase_signal extension: bytebase_cancel_task_run() and friends send cancel signals
  to every Bytebase replica at commit, and log them so that listeners replay what they missed.
 EOF
+    # Modes independent of the builder's umask.
+    find "$deb_root" -type d -exec chmod 755 {} +
+    find "$deb_root" -type f -exec chmod 644 {} +
+    chmod 755 "$deb_root$pkglibdir/bytebase_signal.so"
     dpkg-deb --root-owner-group --build "$deb_root" "$out/$deb_name.deb" >/dev/null
     rm -rf "$deb_root"
     artifacts+=("$out/$deb_name.deb")
@@ -122,6 +126,10 @@ check_install() {
 step "checking the tarball in a pristine copy of PostgreSQL $major"
 pristine_copy "$check_root/tar"
 tar -C "$check_root" -xzf "$out/$name.tar.gz"
+# The copy's pg_config must name the copy's directories, or install.sh would write into the real
+# server's.
+[ "$("$check_root/tar$bindir/pg_config" --pkglibdir)" = "$check_root/tar$pkglibdir" ] ||
+    { echo "error: this PostgreSQL is not relocatable; cannot check the package in a copy" >&2; exit 1; }
 PG_CONFIG="$check_root/tar$bindir/pg_config" "$check_root/$name/install.sh" >/dev/null
 check_install "$check_root/tar" "$name.tar.gz"
 

@@ -198,21 +198,28 @@ async fn a_catch_up_bigger_than_the_queue_loses_nothing(install: Install) -> Res
 /// of 0) is confirmed by its logged row in strict mode and not handed on again when that row is
 /// replayed; the same uid cancelled in two projects while the listener is cut off comes back as
 /// two cancels.
-async fn the_same_uid_in_two_projects_is_two_cancels_and_protojson_is_confirmed(install: Install) -> Result<()> {
+async fn the_same_uid_in_two_projects_is_two_cancels_and_protojson_is_confirmed(
+    install: Install,
+) -> Result<()> {
     let (cluster, sender) = cluster_with(install).await?;
     let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
-    let mut l = start(listener_on(&cluster, proxy.port(), ListenerConfig { strict: true, ..quick() })).await?;
+    let mut l =
+        start(listener_on(&cluster, proxy.port(), ListenerConfig { strict: true, ..quick() })).await?;
     next_event(&mut l.events, replayed).await?;
 
     sender
-        .batch_execute("SET bytebase_signal.wire_format = 'protojson'; SELECT bytebase_cancel_plan_check_run(7, 'a', 0)")
+        .batch_execute(
+            "SET bytebase_signal.wire_format = 'protojson'; SELECT bytebase_cancel_plan_check_run(7, 'a', 0)",
+        )
         .await?;
     let live = recv(&mut l.signals).await?;
     assert_eq!((live.kind, live.uid, live.project.as_deref()), (SignalKind::PlanCheckRun, uid(7), Some("a")));
 
     proxy.set_mode(Mode::Refuse);
     next_event(&mut l.events, disconnected).await?;
-    sender.batch_execute("SELECT bytebase_cancel_task_run(5, 'a'); SELECT bytebase_cancel_task_run(5, 'b')").await?;
+    sender
+        .batch_execute("SELECT bytebase_cancel_task_run(5, 'a'); SELECT bytebase_cancel_task_run(5, 'b')")
+        .await?;
     proxy.set_mode(Mode::Forward);
     next_event(&mut l.events, replayed).await?;
     let mut projects = BTreeSet::new();

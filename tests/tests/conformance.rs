@@ -268,9 +268,18 @@ async fn the_installer_needs_no_superuser_and_the_uninstaller_leaves_nothing_beh
         |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>();
     let before = snapshot(db.query(OBJECTS, &[]).await?);
 
-    for _ in 0..2 {
-        cluster.run_sql_file("app", "installer", PURE_INSTALL, &[])?;
-    }
+    cluster.run_sql_file("app", "installer", PURE_INSTALL, &[])?;
+    // A grant the operator gives, even to PUBLIC, survives running the installer again.
+    db.batch_execute("GRANT EXECUTE ON FUNCTION bytebase_cancel_task_run(bigint) TO PUBLIC").await?;
+    cluster.run_sql_file("app", "installer", PURE_INSTALL, &[])?;
+    let public_may: bool = db
+        .query_one(
+            "SELECT has_function_privilege('public', 'bytebase_cancel_task_run(bigint)', 'EXECUTE')",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert!(public_may, "the second run revoked the operator's grant");
     let installed = snapshot(db.query(OBJECTS, &[]).await?);
     ensure!(installed.len() > before.len() + 8, "install created too little: {installed:?}");
     let owner: String = db
@@ -312,13 +321,16 @@ async fn the_installer_needs_no_superuser_and_the_uninstaller_leaves_nothing_beh
 /// their ids, grants carry over, and sends work at once on the other side.
 #[tokio::test(flavor = "multi_thread")]
 async fn moving_between_editions_keeps_the_log_the_grants_and_the_listeners() -> Result<()> {
+    // In a schema whose name needs quoting, to keep the scripts honest about it.
     let cluster = Cluster::start()?;
-    cluster.create_database_with("app", Install::Fresh).await?;
+    cluster.connect("postgres").await?.batch_execute("CREATE DATABASE app").await?;
     let admin = cluster.connect("app").await?;
     admin
         .batch_execute(&format!(
-            "CREATE ROLE {APP_ROLE} LOGIN;
-             GRANT EXECUTE ON FUNCTION bytebase_cancel_task_run(bigint), bytebase_cancel_task_runs(bigint[]) TO {APP_ROLE}"
+            r#"CREATE SCHEMA "Meta"; CREATE EXTENSION bytebase_signal SCHEMA "Meta";
+               CREATE ROLE {APP_ROLE} LOGIN;
+               GRANT USAGE ON SCHEMA "Meta" TO {APP_ROLE};
+               GRANT EXECUTE ON FUNCTION "Meta".bytebase_cancel_task_run(bigint), "Meta".bytebase_cancel_task_runs(bigint[]) TO {APP_ROLE}"#
         ))
         .await?;
     let mut listener = RawListener::connect(&cluster.config("app"), "bytebase_signal").await?;
@@ -327,10 +339,10 @@ async fn moving_between_editions_keeps_the_log_the_grants_and_the_listeners() ->
             .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, String>(2)))
             .collect::<Vec<_>>()
     };
-    const LOG: &str = "SELECT id, uid, sent_by::text FROM bytebase_signal_log ORDER BY id";
+    const LOG: &str = r#"SELECT id, uid, sent_by::text FROM "Meta".bytebase_signal_log ORDER BY id"#;
 
     let app = cluster.connect_as("app", APP_ROLE).await?;
-    app.batch_execute("SELECT bytebase_cancel_task_runs('{1,2}')").await?;
+    app.batch_execute(r#"SELECT "Meta".bytebase_cancel_task_runs('{1,2}')"#).await?;
     let mut expected = log(admin.query(LOG, &[]).await?);
     for (script, uid, edition) in [(MOVE_FROM_EXTENSION, 3, "pure-SQL"), (MOVE_TO_EXTENSION, 4, "extension")]
     {
@@ -347,7 +359,7 @@ async fn moving_between_editions_keeps_the_log_the_grants_and_the_listeners() ->
         assert_eq!(extension, i64::from(edition == "extension"));
         // The same session of the app's role sends with its carried-over grant; the listener,
         // never disconnected, receives it.
-        app.execute("SELECT bytebase_cancel_task_run($1)", &[&uid])
+        app.execute(r#"SELECT "Meta".bytebase_cancel_task_run($1)"#, &[&uid])
             .await
             .with_context(|| format!("send on {edition}"))?;
         let now = log(admin.query(LOG, &[]).await?);
@@ -361,9 +373,11 @@ async fn moving_between_editions_keeps_the_log_the_grants_and_the_listeners() ->
         listener.drain(&admin).await?,
         [1, 2, 3, 4].map(|u| format!(r#"{{"type":"cancel_task_run","uid":{u}}}"#))
     );
-    // Where it ended, the catalog is a plain fresh install's, apart from the carried grants.
-    let plans_denied =
-        app.batch_execute("SELECT bytebase_cancel_plan_check_run(1)").await.expect_err("never granted");
+    // Only the grants that existed were carried over.
+    let plans_denied = app
+        .batch_execute(r#"SELECT "Meta".bytebase_cancel_plan_check_run(1)"#)
+        .await
+        .expect_err("never granted");
     assert_eq!(plans_denied.as_db_error().map(|e| e.code().code()), Some("42501"));
     Ok(())
 }

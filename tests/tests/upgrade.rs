@@ -4,7 +4,7 @@
 //! updated database: `delivery.rs`.)
 
 use anyhow::{Context, Result};
-use bytebase_signal_client::Listener;
+use bytebase_signal_client::{Listener, ListenerConfig};
 use bytebase_signal_tests::cluster::{terminate_backends, Cluster, Install};
 use bytebase_signal_tests::listen::RawListener;
 use bytebase_signal_tests::listening::{next_event, quick, recv, replayed, start, APP};
@@ -166,7 +166,10 @@ async fn a_0_2_0_database_keeps_working_and_updates_with_the_readme_recipe() -> 
     // A listener of this release reads 0.2.0's replay (without project columns).
     let mut pg = cluster.config("app");
     pg.user("bytebase_listener").application_name(APP);
-    let mut listener = start(Listener::new(pg).with_config(quick())).await?;
+    // Strict: it acts only on what its replay confirms, so the replay statement it prepared
+    // before the update must read the new columns after it.
+    let mut listener =
+        start(Listener::new(pg).with_config(ListenerConfig { strict: true, ..quick() })).await?;
     next_event(&mut listener.events, replayed).await?;
     let mut got = Vec::new();
     for _ in 0..3 {
@@ -188,6 +191,7 @@ async fn a_0_2_0_database_keeps_working_and_updates_with_the_readme_recipe() -> 
     assert_eq!(raw.drain(&db).await?, [r#"{"type":"cancel_task_run","uid":4,"project":"proj-a"}"#]);
     let signal = recv(&mut listener.signals).await?;
     assert_eq!((signal.uid.get(), signal.project.as_deref()), (4, Some("proj-a")));
+    assert_eq!(listener.handle.status().unconfirmed, 0, "confirmed on the connection from before the update");
     // The listener, still granted, replays the new rows with their project after a reconnect.
     terminate_backends(&db, APP).await?;
     next_event(&mut listener.events, replayed).await?;

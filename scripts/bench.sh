@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: benchmarks on throwaway clusters, in release mode; prints markdown tables.
-# Arguments select sections (send, receive, latency, recovery, memory, fanout); default all.
+# Arguments select sections (send, receive, cli-vs-psycopg, latency, recovery, memory, fanout);
+# default all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh

@@ -3,7 +3,8 @@
 //! the same run (interleaved rounds, medians, ratios); absolute numbers alone mean little.
 //!
 //! ```text
-//! bytebase-signal-bench [send] [receive] [latency] [recovery] [memory] [fanout]   (default: all)
+//! bytebase-signal-bench [send] [receive] [cli-vs-psycopg] [latency] [recovery] [memory] [fanout]
+//!                                                                               (default: all)
 //! ```
 //!
 //! Needs the extension installed in release mode and the `bytebase-signal` CLI built in release
@@ -30,8 +31,10 @@ async fn bench(sections: &[String]) -> Result<()> {
     let all = sections.is_empty();
     let wants = |name: &str| all || sections.iter().any(|s| s == name);
     for s in sections {
-        if !["send", "receive", "latency", "recovery", "memory", "fanout"].contains(&s.as_str()) {
-            bail!("unknown section {s:?}: expected send, receive, latency, recovery, memory or fanout");
+        if !["send", "receive", "cli-vs-psycopg", "latency", "recovery", "memory", "fanout"].contains(&s.as_str()) {
+            bail!(
+                "unknown section {s:?}: expected send, receive, cli-vs-psycopg, latency, recovery, memory or fanout"
+            );
         }
     }
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -42,6 +45,9 @@ async fn bench(sections: &[String]) -> Result<()> {
     }
     if wants("receive") {
         receive::run().await?;
+    }
+    if wants("cli-vs-psycopg") {
+        receive::run_cli_vs_psycopg().await?;
     }
     if wants("latency") {
         latency::run().await?;

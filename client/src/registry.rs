@@ -47,6 +47,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::num::NonZeroI64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -167,15 +168,16 @@ struct Registration {
     token: CancellationToken,
 }
 
-/// What a dispatched signal leaves behind for runs registered after it, until `expiry`.
+/// What a dispatched signal leaves behind for runs registered after it, until `expiry`. The
+/// version is the signal's, 0 counting as none.
 struct Tombstone {
     project: Option<Arc<str>>,
-    approval_input_version: Option<i64>,
+    approval_input_version: Option<NonZeroI64>,
     expiry: Instant,
 }
 
 impl Tombstone {
-    fn is(&self, project: &Option<Arc<str>>, version: Option<i64>) -> bool {
+    fn is(&self, project: &Option<Arc<str>>, version: Option<NonZeroI64>) -> bool {
         self.project == *project && self.approval_input_version == version
     }
 }
@@ -192,25 +194,27 @@ impl Tombstones {
         std::iter::once(&self.first).chain(&self.more)
     }
 
-    fn find_mut(&mut self, project: &Option<Arc<str>>, version: Option<i64>) -> Option<&mut Tombstone> {
+    fn find_mut(
+        &mut self,
+        project: &Option<Arc<str>>,
+        version: Option<NonZeroI64>,
+    ) -> Option<&mut Tombstone> {
         std::iter::once(&mut self.first).chain(&mut self.more).find(|t| t.is(project, version))
     }
 
-    /// Removes the tombstone with exactly these fields and expiry; returns whether one was, and
-    /// whether none is left.
-    fn remove(&mut self, project: &Option<Arc<str>>, version: Option<i64>, expiry: Instant) -> (bool, bool) {
-        if self.first.expiry == expiry && self.first.is(project, version) {
-            return match self.more.pop() {
-                Some(next) => {
-                    self.first = next;
-                    (true, false)
-                }
-                None => (true, true),
-            };
+    /// Removes the tombstones that expire at exactly `expiry` (a later dispatch of the same signal
+    /// moved its tombstone's expiry, and its own queue entry removes it); returns how many went,
+    /// and whether none is left.
+    fn remove_expiring(&mut self, expiry: Instant) -> (usize, bool) {
+        let before = self.more.len() + 1;
+        self.more.retain(|t| t.expiry != expiry);
+        if self.first.expiry == expiry {
+            match self.more.pop() {
+                Some(next) => self.first = next,
+                None => return (before, true),
+            }
         }
-        let before = self.more.len();
-        self.more.retain(|t| !(t.expiry == expiry && t.is(project, version)));
-        (self.more.len() < before, false)
+        (before - self.more.len() - 1, false)
     }
 }
 
@@ -244,8 +248,8 @@ struct State {
     expiries: VecDeque<Burial>,
 }
 
-/// A queued tombstone expiry: when, and which signal's tombstone.
-type Burial = (Instant, Key, Option<Arc<str>>, Option<i64>);
+/// A queued tombstone expiry: when, and the kind and uid whose tombstones expiring then go.
+type Burial = (Instant, Key);
 
 #[derive(Default)]
 struct Counters {
@@ -336,7 +340,7 @@ impl Registry {
                             run.project.as_deref(),
                             run.approval_input_version,
                             t.project.as_deref(),
-                            t.approval_input_version,
+                            t.approval_input_version.map(NonZeroI64::get),
                         )
                 })
             });
@@ -377,7 +381,7 @@ impl Registry {
     pub(crate) fn dispatch_at(&self, signal: &Signal, now: Instant) -> Dispatch {
         let key = (signal.kind, signal.uid);
         let project: Option<Arc<str>> = signal.project.as_deref().filter(|p| !p.is_empty()).map(Arc::from);
-        let version = signal.approval_input_version.filter(|&v| v != 0);
+        let version = signal.approval_input_version.and_then(NonZeroI64::new);
         let tokens: Vec<CancellationToken> = {
             let mut state = self.inner.lock();
             state.purge(now);
@@ -395,7 +399,7 @@ impl Registry {
                                 r.project.as_deref(),
                                 r.approval_input_version,
                                 project.as_deref(),
-                                version,
+                                version.map(NonZeroI64::get),
                             )
                         })
                         .map(|r| r.token.clone())
@@ -497,32 +501,31 @@ impl Inner {
 
 impl State {
     /// Records (or extends) the tombstone of a signal, and queues its expiry.
-    fn bury(&mut self, key: Key, project: Option<Arc<str>>, version: Option<i64>, expiry: Instant) {
-        let tombstone = Tombstone { project: project.clone(), approval_input_version: version, expiry };
+    fn bury(&mut self, key: Key, project: Option<Arc<str>>, version: Option<NonZeroI64>, expiry: Instant) {
         match self.tombstones.entry(key) {
             Entry::Vacant(v) => {
-                v.insert(Tombstones { first: tombstone, more: Vec::new() });
+                v.insert(Tombstones {
+                    first: Tombstone { project, approval_input_version: version, expiry },
+                    more: Vec::new(),
+                });
                 self.tombstone_count += 1;
             }
             Entry::Occupied(mut o) => match o.get_mut().find_mut(&project, version) {
                 Some(t) => t.expiry = expiry,
                 None => {
-                    o.get_mut().more.push(tombstone);
+                    o.get_mut().more.push(Tombstone { project, approval_input_version: version, expiry });
                     self.tombstone_count += 1;
                 }
             },
         }
-        self.expiries.push_back((expiry, key, project, version));
+        self.expiries.push_back((expiry, key));
     }
 
-    /// Removes the tombstone a queue entry stands for, unless a later dispatch extended it (then
-    /// its later queue entry removes it).
-    fn unbury(&mut self, (expiry, key, project, version): Burial) {
+    /// Removes the tombstones a queue entry stands for.
+    fn unbury(&mut self, (expiry, key): Burial) {
         let Entry::Occupied(mut o) = self.tombstones.entry(key) else { return };
-        let (removed, empty) = o.get_mut().remove(&project, version, expiry);
-        if removed {
-            self.tombstone_count -= 1;
-        }
+        let (removed, empty) = o.get_mut().remove_expiring(expiry);
+        self.tombstone_count -= removed;
         if empty {
             o.remove();
         }

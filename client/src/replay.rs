@@ -75,7 +75,17 @@ impl Log {
     /// Prepares the statements; fails with an error [`Unavailable::of`] recognises when the
     /// function is missing.
     pub(crate) async fn prepare(client: &Client, function: &str) -> Result<Log, tokio_postgres::Error> {
-        Ok(Log { replay: client.prepare(&replay_query(function)).await? })
+        let direct = replay_query(function, "r.project, r.approval_input_version");
+        match client.prepare(&direct).await {
+            // A 0.2.0 replay, without the two columns. Read them through `to_jsonb` of the whole
+            // row: NULL now, and the real values once the database is updated under this
+            // connection (a statement naming the columns, or NULLs, would stay blind to them).
+            Err(e) if e.code() == Some(&SqlState::UNDEFINED_COLUMN) => {
+                let by_name = "to_jsonb(r) ->> 'project', (to_jsonb(r) ->> 'approval_input_version')::bigint";
+                Ok(Log { replay: client.prepare(&replay_query(function, by_name)).await? })
+            }
+            prepared => Ok(Log { replay: prepared? }),
+        }
     }
 
     /// The signals logged since `since` minus `grace` (since the server's `now()` minus `grace`
@@ -112,16 +122,14 @@ impl Log {
     }
 }
 
-/// The replay statement.
+/// The replay statement, reading the signal's project and version with `optional` (two columns).
 ///
 /// A LEFT JOIN so that the mark comes back even when nothing was logged. The function is
 /// SECURITY DEFINER, hence never inlined: the uid filter of strict mode is applied to its result,
-/// server-side, which is cheap next to sending the rows. The project and version are read through
-/// `to_jsonb` of the whole row, so that one prepared statement serves a 0.2.0 replay (without those
-/// columns: NULL) and keeps serving after an `ALTER EXTENSION ... UPDATE` on the same connection.
-fn replay_query(function: &str) -> String {
+/// server-side, which is cheap next to sending the rows.
+fn replay_query(function: &str, optional: &str) -> String {
     format!(
-        "SELECT now(), r.type, r.uid, to_jsonb(r) ->> 'project', (to_jsonb(r) ->> 'approval_input_version')::bigint \
+        "SELECT now(), r.type, r.uid, {optional} \
            FROM (SELECT 1) AS one \
            LEFT JOIN {function}(coalesce($1::timestamptz, now()) - make_interval(secs => $2::float8)) AS r \
              ON $3::bigint[] IS NULL OR r.uid = ANY ($3) \

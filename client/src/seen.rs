@@ -15,6 +15,7 @@
 
 use std::collections::hash_map::Entry as Slot;
 use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroI64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ pub(crate) const MAX_SEEN: usize = 1 << 17;
 /// version it names. Zero values count as absent, as in protojson, which omits them: the same
 /// cancel logged with version 0 and notified in protojson without one is one cancel.
 /// (The project is shared, not copied, between the table and its queues.)
-pub(crate) type Key = (SignalKind, RunUid, Option<Arc<str>>, Option<i64>);
+pub(crate) type Key = (SignalKind, RunUid, Option<Arc<str>>, Option<NonZeroI64>);
 
 /// The key of `signal`.
 pub(crate) fn key(signal: &Signal) -> Key {
@@ -41,7 +42,7 @@ pub(crate) fn key(signal: &Signal) -> Key {
         signal.kind,
         signal.uid,
         signal.project.as_deref().filter(|p| !p.is_empty()).map(Arc::from),
-        signal.approval_input_version.filter(|&v| v != 0),
+        signal.approval_input_version.and_then(NonZeroI64::new),
     )
 }
 

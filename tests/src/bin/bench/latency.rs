@@ -108,10 +108,15 @@ pub async fn run() -> Result<()> {
 
 /// One run: `LISTENERS` listeners (ours if `ours`, else sqlx's) while `SIGNALS` cancels are sent at
 /// `PER_SECOND`; every listener's latency samples.
-async fn one_run(cluster: &Cluster, sender: &tokio_postgres::Client, ours_not_sqlx: bool) -> Result<Vec<f64>> {
+async fn one_run(
+    cluster: &Cluster,
+    sender: &tokio_postgres::Client,
+    ours_not_sqlx: bool,
+) -> Result<Vec<f64>> {
     // An empty log, so that no listener's first catch-up hands it the previous run's uids.
     sender.batch_execute("TRUNCATE bytebase_signal_log").await?;
-    let clock = Arc::new(Clock { base: Instant::now(), sent: (0..=SIGNALS).map(|_| AtomicU64::new(0)).collect() });
+    let clock =
+        Arc::new(Clock { base: Instant::now(), sent: (0..=SIGNALS).map(|_| AtomicU64::new(0)).collect() });
     let stop = CancellationToken::new();
     let mut handlers = JoinSet::new();
     for _ in 0..LISTENERS {

@@ -31,7 +31,9 @@ async fn bench(sections: &[String]) -> Result<()> {
     let all = sections.is_empty();
     let wants = |name: &str| all || sections.iter().any(|s| s == name);
     for s in sections {
-        if !["send", "receive", "cli-vs-psycopg", "latency", "recovery", "memory", "fanout"].contains(&s.as_str()) {
+        if !["send", "receive", "cli-vs-psycopg", "latency", "recovery", "memory", "fanout"]
+            .contains(&s.as_str())
+        {
             bail!(
                 "unknown section {s:?}: expected send, receive, cli-vs-psycopg, latency, recovery, memory or fanout"
             );

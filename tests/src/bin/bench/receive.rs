@@ -62,7 +62,11 @@ pub async fn run_cli_vs_psycopg() -> Result<()> {
         } else {
             (String::new(), "peer")
         };
-        println!("| {name} | {:.2} | {} | {won} | {goal} |", median(seconds[name].clone()), rounds.join(", "));
+        println!(
+            "| {name} | {:.2} | {} | {won} | {goal} |",
+            median(seconds[name].clone()),
+            rounds.join(", ")
+        );
     }
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! `bytebase_signal`: the SQL boundary of the cancel-signal pipeline.
 //!
-//! A SQL caller runs `SELECT bytebase_cancel_task_run(42)` in the transaction that marks the run
+//! A SQL caller runs `SELECT bytebase_cancel_task_run(42)` (or, where run ids are unique per
+//! project, `bytebase_cancel_task_run(42, 'proj-a')`) in the transaction that marks the run
 //! canceled. The functions here check their arguments (rules in
 //! [`bytebase_signal_client::validate`]), write the signal to the durable log ([`log`], unless
 //! `bytebase_signal.durable` is off) and queue a NOTIFY through the backend's own `pg_notify`
-//! ([`notify`], bytes in [`bytebase_signal_client::wire`]). Both belong to the caller's
+//! ([`notify`], bytes in [`bytebase_signal_client::wire`], spelled as
+//! `bytebase_signal.wire_format` says: [`settings`]). Both belong to the caller's
 //! transaction: at commit PostgreSQL delivers the notification to every listening replica and the
 //! log row becomes visible to `bytebase_signal_replay`, which listeners read after reconnecting to
 //! recover what they missed. On rollback neither exists.

@@ -58,15 +58,6 @@ pub enum Install {
 }
 
 impl Install {
-    /// Every way, for suites that must hold on each.
-    pub const ALL: [Install; 5] = [
-        Install::Fresh,
-        Install::UpgradedFrom010,
-        Install::UpgradedFrom020,
-        Install::PureSql,
-        Install::PureSqlUpgradedFrom020,
-    ];
-
     /// Whether this is the pure-SQL edition rather than the extension.
     pub fn is_pure_sql(self) -> bool {
         matches!(self, Install::PureSql | Install::PureSqlUpgradedFrom020)

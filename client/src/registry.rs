@@ -127,34 +127,24 @@ impl RunKey {
 
     /// Whether `signal` cancels this run (the rules are in the module docs).
     pub fn is_cancelled_by(&self, signal: &Signal) -> bool {
-        self.kind == signal.kind
-            && self.uid == signal.uid
-            && scope_matches(
-                self.project.as_deref(),
-                self.approval_input_version,
-                signal.project.as_deref(),
-                signal.approval_input_version,
-            )
+        self.kind == signal.kind && self.uid == signal.uid && {
+            let (project, version) = signal.scope();
+            scope_matches(self.project.as_deref(), self.approval_input_version, project, version)
+        }
     }
 }
 
-/// Whether a signal naming `signal_project` and `signal_version` reaches a run registered with
-/// `run_project` and `run_version` (kind and uid already agree). Zero values count as absent on
-/// the signal's side, as protojson omits them.
+/// Whether a signal whose [scope](Signal::scope) is `signal_project` and `signal_version`
+/// reaches a run registered with `run_project` and `run_version` (kind and uid already agree).
 fn scope_matches(
     run_project: Option<&str>,
     run_version: Option<i64>,
     signal_project: Option<&str>,
-    signal_version: Option<i64>,
+    signal_version: Option<NonZeroI64>,
 ) -> bool {
-    let signal_project = signal_project.filter(|p| !p.is_empty());
-    let signal_version = signal_version.filter(|&v| v != 0);
-    let project_ok = match run_project {
-        None => true,
-        Some(p) => signal_project == Some(p),
-    };
+    let project_ok = run_project.is_none() || signal_project == run_project;
     let version_ok = match (run_version, signal_version) {
-        (Some(v), Some(s)) => v == s,
+        (Some(v), Some(s)) => v == s.get(),
         _ => true,
     };
     project_ok && version_ok
@@ -340,7 +330,7 @@ impl Registry {
                             run.project.as_deref(),
                             run.approval_input_version,
                             t.project.as_deref(),
-                            t.approval_input_version.map(NonZeroI64::get),
+                            t.approval_input_version,
                         )
                 })
             });
@@ -380,8 +370,8 @@ impl Registry {
     /// [`Registry::dispatch`] at a given time, so tests can move the clock.
     pub(crate) fn dispatch_at(&self, signal: &Signal, now: Instant) -> Dispatch {
         let key = (signal.kind, signal.uid);
-        let project: Option<Arc<str>> = signal.project.as_deref().filter(|p| !p.is_empty()).map(Arc::from);
-        let version = signal.approval_input_version.and_then(NonZeroI64::new);
+        let (project, version) = signal.scope();
+        let project: Option<Arc<str>> = project.map(Arc::from);
         let tokens: Vec<CancellationToken> = {
             let mut state = self.inner.lock();
             state.purge(now);
@@ -399,7 +389,7 @@ impl Registry {
                                 r.project.as_deref(),
                                 r.approval_input_version,
                                 project.as_deref(),
-                                version.map(NonZeroI64::get),
+                                version,
                             )
                         })
                         .map(|r| r.token.clone())

@@ -38,12 +38,8 @@ pub(crate) type Key = (SignalKind, RunUid, Option<Arc<str>>, Option<NonZeroI64>)
 
 /// The key of `signal`.
 pub(crate) fn key(signal: &Signal) -> Key {
-    (
-        signal.kind,
-        signal.uid,
-        signal.project.as_deref().filter(|p| !p.is_empty()).map(Arc::from),
-        signal.approval_input_version.and_then(NonZeroI64::new),
-    )
+    let (project, version) = signal.scope();
+    (signal.kind, signal.uid, project.map(Arc::from), version)
 }
 
 /// One remembered signal.

@@ -21,6 +21,8 @@
 //! # Ok::<(), bytebase_signal_client::signal::DecodeError>(())
 //! ```
 
+#[cfg(feature = "runtime")]
+use std::num::NonZeroI64;
 use std::str::FromStr;
 
 use serde_json::Value;
@@ -61,6 +63,18 @@ impl Signal {
     pub fn with_approval_input_version(mut self, version: i64) -> Self {
         self.approval_input_version = Some(version);
         self
+    }
+
+    /// The project and approval input version that set this cancel apart from others of the same
+    /// run id, with protojson's zero values (an empty project, a version of 0, which protojson
+    /// leaves out) counting as absent: the one rule the registry and the listener's
+    /// de-duplication both go by.
+    #[cfg(feature = "runtime")]
+    pub(crate) fn scope(&self) -> (Option<&str>, Option<NonZeroI64>) {
+        (
+            self.project.as_deref().filter(|p| !p.is_empty()),
+            self.approval_input_version.and_then(NonZeroI64::new),
+        )
     }
 
     /// Encodes the signal as a NOTIFY payload in the seed format: [`Signal::encode`] with

@@ -28,6 +28,8 @@
 #[cfg(feature = "runtime")]
 mod backoff;
 #[cfg(feature = "runtime")]
+pub mod connect;
+#[cfg(feature = "runtime")]
 pub mod error;
 #[cfg(feature = "runtime")]
 pub mod listener;

@@ -1,0 +1,194 @@
+//! The resolved connection settings: every libpq keyword we support, typed, after the explicit
+//! settings, the service file, the `PG*` environment and the defaults have been merged (see
+//! [`super::resolve`]). Nothing here touches the network or the file system.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// libpq's `sslmode`: whether TLS is used and what is verified.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SslMode {
+    /// Plaintext only.
+    Disable,
+    /// Plaintext first; TLS if the server refuses the plaintext session.
+    Allow,
+    /// TLS if the server offers it (no verification), else plaintext. libpq's default.
+    #[default]
+    Prefer,
+    /// TLS or nothing; the certificate chain is verified only if a root certificate file exists.
+    Require,
+    /// TLS, the chain verified against `sslrootcert`.
+    VerifyCa,
+    /// TLS, the chain verified and the certificate issued to the host name.
+    VerifyFull,
+}
+
+/// libpq's `sslnegotiation` (PostgreSQL 17).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SslNegotiation {
+    /// An `SSLRequest` first, as every PostgreSQL version understands.
+    #[default]
+    Postgres,
+    /// The TLS handshake at once, with ALPN `postgresql` (servers 17 and later).
+    Direct,
+}
+
+/// libpq's `channel_binding`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ChannelBinding {
+    /// Never.
+    Disable,
+    /// SCRAM-SHA-256-PLUS when TLS is in use and the server offers it.
+    #[default]
+    Prefer,
+    /// Refuse any authentication that is not channel-bound.
+    Require,
+}
+
+/// libpq's `target_session_attrs`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TargetSessionAttrs {
+    /// Any server.
+    #[default]
+    Any,
+    /// A session that accepts writes by default (`transaction_read_only` off).
+    ReadWrite,
+    /// A session that is read-only by default.
+    ReadOnly,
+    /// A server that is not in hot standby.
+    Primary,
+    /// A server in hot standby.
+    Standby,
+    /// A standby if any host is one, else any server.
+    PreferStandby,
+}
+
+/// libpq's `load_balance_hosts` (PostgreSQL 16).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LoadBalanceHosts {
+    /// Try the hosts in the order given.
+    #[default]
+    Disable,
+    /// Try them in random order.
+    Random,
+}
+
+/// libpq's `sslcertmode` (PostgreSQL 16): whether a client certificate is sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SslCertMode {
+    /// Never send one.
+    Disable,
+    /// Send one if the server asks and one is configured (or at the default location).
+    #[default]
+    Allow,
+    /// Fail unless the server asks for one and it is sent.
+    Require,
+}
+
+/// The TLS protocol versions rustls speaks (`ssl_min_protocol_version` /
+/// `ssl_max_protocol_version`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsVersion {
+    /// `TLSv1`: accepted as a bound, but rustls never negotiates below TLS 1.2.
+    Tls1_0,
+    /// `TLSv1.1`: likewise.
+    Tls1_1,
+    /// `TLSv1.2` (libpq's default minimum).
+    Tls1_2,
+    /// `TLSv1.3`.
+    Tls1_3,
+}
+
+/// Where the certificate authorities for verifying the server come from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RootCert {
+    /// A PEM file of CA certificates.
+    File(PathBuf),
+    /// `sslrootcert=system`: the platform's trusted roots (`SSL_CERT_FILE` / `SSL_CERT_DIR`
+    /// honoured, as OpenSSL does).
+    System,
+}
+
+/// Where one host is reached.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// A host name or IP address (the name certificates are checked against).
+    Tcp(String),
+    /// A Unix-domain socket directory (a `host` starting with `/` or `@`).
+    Unix(PathBuf),
+}
+
+/// One entry of the comma-separated `host` / `hostaddr` / `port` lists.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// `host`; `None` when only `hostaddr` was given for this position.
+    pub host: Option<Host>,
+    /// `hostaddr`: the address actually connected to, skipping name resolution.
+    pub hostaddr: Option<IpAddr>,
+    /// `port` (5432 unless given).
+    pub port: u16,
+}
+
+/// Every setting of one connection, resolved. Built by [`super::resolve`]; read by the TLS and
+/// establishing code.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// The hosts to try, in order (after `load_balance_hosts` shuffling, which happens per
+    /// connection attempt).
+    pub endpoints: Vec<Endpoint>,
+    /// `user` (default: the operating-system user name).
+    pub user: String,
+    /// `dbname` (default: the user name).
+    pub dbname: String,
+    /// `password` from the connection string, the service file or `PGPASSWORD`. When `None`, the
+    /// password file is consulted for each host.
+    pub password: Option<String>,
+    /// `passfile` / `PGPASSFILE`, else `~/.pgpass`.
+    pub passfile: Option<PathBuf>,
+    /// `application_name`, else `fallback_application_name`.
+    pub application_name: Option<String>,
+    /// `options`: command-line options sent to the server (`-c name=value ...`).
+    pub options: Option<String>,
+    /// `connect_timeout`: per host; `None` waits indefinitely (libpq treats 0 and negative
+    /// values so; values below 2 s are raised to 2 s).
+    pub connect_timeout: Option<Duration>,
+    /// `keepalives` (default on).
+    pub keepalives: bool,
+    /// `keepalives_idle`.
+    pub keepalives_idle: Option<Duration>,
+    /// `keepalives_interval`.
+    pub keepalives_interval: Option<Duration>,
+    /// `keepalives_count`.
+    pub keepalives_count: Option<u32>,
+    /// `tcp_user_timeout` (`None`: the system default).
+    pub tcp_user_timeout: Option<Duration>,
+    /// `target_session_attrs`.
+    pub target_session_attrs: TargetSessionAttrs,
+    /// `load_balance_hosts`.
+    pub load_balance_hosts: LoadBalanceHosts,
+    /// `sslmode`.
+    pub sslmode: SslMode,
+    /// `sslnegotiation`.
+    pub sslnegotiation: SslNegotiation,
+    /// `sslrootcert`; `None`: `~/.postgresql/root.crt` if it exists.
+    pub sslrootcert: Option<RootCert>,
+    /// `sslcert`; `None`: `~/.postgresql/postgresql.crt` if it exists.
+    pub sslcert: Option<PathBuf>,
+    /// `sslkey`; `None`: `~/.postgresql/postgresql.key` if it exists.
+    pub sslkey: Option<PathBuf>,
+    /// `sslcrl`; `None`: `~/.postgresql/root.crl` if it exists.
+    pub sslcrl: Option<PathBuf>,
+    /// `sslcrldir`: a directory of CRL files.
+    pub sslcrldir: Option<PathBuf>,
+    /// `sslsni` (default on): send the host name in the TLS handshake.
+    pub sslsni: bool,
+    /// `sslcertmode`.
+    pub sslcertmode: SslCertMode,
+    /// `ssl_min_protocol_version` (default `TLSv1.2`).
+    pub ssl_min_protocol_version: TlsVersion,
+    /// `ssl_max_protocol_version` (`None`: the newest).
+    pub ssl_max_protocol_version: Option<TlsVersion>,
+    /// `channel_binding`.
+    pub channel_binding: ChannelBinding,
+}

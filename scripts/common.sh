@@ -26,3 +26,20 @@ install_extension() {
     [ -w "$extdir" ] || sudo=(sudo)
     "${sudo[@]}" cp sql/bytebase_signal--*.sql "$extdir/"
 }
+
+# Runs a command as root: directly when we are root, through sudo otherwise.
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Installs those of the given Debian packages that are not installed; when all are, it only asks
+# dpkg (no apt-get update, no network).
+ensure_debian_packages() {
+    local p missing=()
+    for p in "$@"; do
+        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" = "install ok installed" ] || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        step "installing Debian packages: ${missing[*]}"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+}

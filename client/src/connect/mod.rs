@@ -26,6 +26,7 @@ mod resolve;
 mod service;
 pub mod settings;
 
+pub use conninfo::parse;
 pub use env::{Environment, MapEnvironment, SystemEnvironment, DEFAULT_SOCKET_DIR, DEFAULT_SYSCONFDIR};
 pub use error::{ConfigError, Origin};
 pub use settings::Settings;

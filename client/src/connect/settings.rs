@@ -1,6 +1,6 @@
 //! The resolved connection settings: every libpq keyword we support, typed, after the explicit
 //! settings, the service file, the `PG*` environment and the defaults have been merged (see
-//! [`super::resolve`]). Nothing here touches the network or the file system.
+//! `resolve.rs`). Nothing here touches the network or the file system.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -130,7 +130,7 @@ pub struct Endpoint {
     pub port: u16,
 }
 
-/// Every setting of one connection, resolved. Built by [`super::resolve`]; read by the TLS and
+/// Every setting of one connection, resolved. Built by `resolve.rs`; read by the TLS and
 /// establishing code.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -151,7 +151,7 @@ pub struct Settings {
     /// `options`: command-line options sent to the server (`-c name=value ...`).
     pub options: Option<String>,
     /// `connect_timeout`: per host; `None` waits indefinitely (libpq treats 0 and negative
-    /// values so; values below 2 s are raised to 2 s).
+    /// values so). libpq 17 waits exactly the seconds given; libpq 16 and older raised 1 s to 2 s.
     pub connect_timeout: Option<Duration>,
     /// `keepalives` (default on).
     pub keepalives: bool,
@@ -185,7 +185,7 @@ pub struct Settings {
     pub sslsni: bool,
     /// `sslcertmode`.
     pub sslcertmode: SslCertMode,
-    /// `ssl_min_protocol_version` (default `TLSv1.2`).
+    /// `ssl_min_protocol_version` (default `TLSv1.2`; an empty value is no bound: `TLSv1`).
     pub ssl_min_protocol_version: TlsVersion,
     /// `ssl_max_protocol_version` (`None`: the newest).
     pub ssl_max_protocol_version: Option<TlsVersion>,

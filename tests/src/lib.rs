@@ -8,11 +8,14 @@
 //! [`proxy`] is a TCP proxy that can freeze or cut a connection on command, for fault tests, and
 //! [`wait`] polls a condition with a deadline (never a bare sleep).
 //!
+//! For TLS: [`pki`] makes certificates at test time.
+//!
 //! The end-to-end tests in `tests/tests/` and the `bytebase-signal-demo` binary build on both.
 
 pub mod cluster;
 pub mod listen;
 pub mod listening;
+pub mod pki;
 pub mod proxy;
 pub mod wait;
 

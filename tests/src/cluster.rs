@@ -6,6 +6,11 @@
 //! installed there first (`make test` does that). Dropping the value stops the server with an
 //! immediate shutdown and deletes the directory, also while a panicking test unwinds.
 //!
+//! [`Cluster::builder`] makes the clusters that need more: another PostgreSQL's binaries, a
+//! `pg_hba.conf` of their own, files for the server (the TLS clusters of [`crate::tls_cluster`]
+//! build on it). Whatever `pg_hba.conf` says about TCP, [`Cluster::admin`] reaches the server as
+//! the superuser over the Unix socket.
+//!
 //! The methods block (they run `initdb` and `pg_ctl`); from async code call them on a
 //! multi-threaded runtime or through `spawn_blocking`.
 
@@ -25,6 +30,9 @@ pub const DEFAULT_PG_CONFIG: &str = "/usr/lib/postgresql/15/bin/pg_config";
 
 /// The superuser `initdb` creates; tests connect as this role.
 pub const SUPERUSER: &str = "postgres";
+
+/// How long [`Cluster::reload`] waits for the server to have re-read its configuration.
+const RELOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How often [`Cluster::start`] picks a new port when another process took the one it chose.
 const PORT_ATTEMPTS: usize = 5;
@@ -71,6 +79,110 @@ pub const PURE_INSTALL_0_2_0: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtu
 /// The pure-SQL edition's uninstaller.
 pub const PURE_UNINSTALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sql/pure/uninstall.sql");
 
+/// How a [`Cluster`] is made, for the clusters [`Cluster::start_with`] cannot describe: another
+/// PostgreSQL's binaries, a `pg_hba.conf` of the test's own, files the server reads (certificates
+/// and keys), SQL to run once it is up. Start from [`Cluster::builder`].
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    pg_config: Option<PathBuf>,
+    bindir: Option<PathBuf>,
+    settings: Vec<(String, String)>,
+    pg_hba: Option<String>,
+    data_files: Vec<DataFile>,
+    pub(crate) init_sql: Vec<String>,
+}
+
+/// A file copied into the data directory before the server starts.
+#[derive(Clone, Debug)]
+struct DataFile {
+    source: PathBuf,
+    name: String,
+    mode: u32,
+}
+
+impl Builder {
+    /// Takes the PostgreSQL programs from `pg_config --bindir` of this `pg_config` instead of the
+    /// one `PG_CONFIG` names.
+    pub fn pg_config(mut self, pg_config: impl Into<PathBuf>) -> Self {
+        self.pg_config = Some(pg_config.into());
+        self
+    }
+
+    /// Takes the PostgreSQL programs from `bindir` (wins over [`Builder::pg_config`]).
+    pub fn bindir(mut self, bindir: impl Into<PathBuf>) -> Self {
+        self.bindir = Some(bindir.into());
+        self
+    }
+
+    /// Adds a `postgresql.conf` line (after the defaults and earlier settings, so it wins).
+    /// `value` is written as it is: quote strings (`'...'`).
+    pub fn setting(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.settings.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Adds several `postgresql.conf` lines, as [`Cluster::start_with`] takes them.
+    pub fn settings(mut self, settings: &[(&str, &str)]) -> Self {
+        self.settings.extend(settings.iter().map(|&(n, v)| (n.to_owned(), v.to_owned())));
+        self
+    }
+
+    /// Replaces `initdb`'s `pg_hba.conf` with `contents` (written before the first start). The
+    /// harness itself connects over the Unix socket as [`SUPERUSER`] ([`Cluster::admin`]): keep a
+    /// `local` line that lets it in.
+    pub fn pg_hba(mut self, contents: impl Into<String>) -> Self {
+        self.pg_hba = Some(contents.into());
+        self
+    }
+
+    /// Copies `source` into the data directory as `name`, owned by the server's OS user with
+    /// permission bits `mode` (PostgreSQL wants 0600 for a key). A setting that names it can use
+    /// the relative path `name`; [`Builder::data_file_setting`] does both.
+    pub fn data_file(mut self, source: impl Into<PathBuf>, name: &str, mode: u32) -> Self {
+        self.data_files.push(DataFile { source: source.into(), name: name.to_owned(), mode });
+        self
+    }
+
+    /// Like [`Builder::data_file`], and sets `setting` to the copy's path: relative to the data
+    /// directory, which is where PostgreSQL resolves relative paths in `postgresql.conf`.
+    pub fn data_file_setting(self, setting: &str, source: impl Into<PathBuf>, name: &str, mode: u32) -> Self {
+        self.data_file(source, name, mode).setting(setting, format!("'{name}'"))
+    }
+
+    /// SQL the superuser runs over the Unix socket once the new server is up, in order, before
+    /// [`Builder::start`] returns (roles the test logs in as, say).
+    pub fn init_sql(mut self, sql: impl Into<String>) -> Self {
+        self.init_sql.push(sql.into());
+        self
+    }
+
+    /// Creates the cluster and starts it on a free port.
+    pub fn start(self) -> Result<Cluster> {
+        let bindir = match (&self.bindir, &self.pg_config) {
+            (Some(bindir), _) => bindir.clone(),
+            (None, Some(pg_config)) => bindir_of(pg_config)?,
+            (None, None) => bindir()?,
+        };
+        let mut cluster = Cluster::unstarted_in(bindir)?;
+        let settings: Vec<(&str, &str)> =
+            self.settings.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        cluster.initdb(&settings)?;
+        if let Some(contents) = &self.pg_hba {
+            cluster.write_data_file("pg_hba.conf", contents.as_bytes(), 0o600)?;
+        }
+        for file in &self.data_files {
+            let contents =
+                fs::read(&file.source).with_context(|| format!("reading {}", file.source.display()))?;
+            cluster.write_data_file(&file.name, &contents, file.mode)?;
+        }
+        cluster.start_on_free_port()?;
+        for sql in &self.init_sql {
+            cluster.admin_sql(sql)?;
+        }
+        Ok(cluster)
+    }
+}
+
 /// A running (or stopped) throwaway PostgreSQL cluster.
 pub struct Cluster {
     // `Drop::drop` stops the server before the fields are dropped, so `root` goes last.
@@ -90,10 +202,13 @@ impl Cluster {
     /// Creates and starts a cluster; `settings` are `postgresql.conf` lines (`name`, `value`)
     /// applied after the defaults, so they win.
     pub fn start_with(settings: &[(&str, &str)]) -> Result<Self> {
-        let mut cluster = Self::unstarted()?;
-        cluster.initdb(settings)?;
-        cluster.start_on_free_port()?;
-        Ok(cluster)
+        Self::builder().settings(settings).start()
+    }
+
+    /// A [`Builder`] for a cluster with more than settings: other binaries, its own `pg_hba.conf`,
+    /// files for the server (TLS: see [`crate::tls_cluster`]).
+    pub fn builder() -> Builder {
+        Builder::default()
     }
 
     /// Creates and starts a hot standby of this (running) cluster, streaming from it
@@ -114,7 +229,11 @@ impl Cluster {
 
     /// A cluster directory owned by the right OS user, with nothing in it yet.
     fn unstarted() -> Result<Self> {
-        let bindir = bindir()?;
+        Self::unstarted_in(bindir()?)
+    }
+
+    /// Like [`Cluster::unstarted`], for the PostgreSQL programs in `bindir`.
+    fn unstarted_in(bindir: PathBuf) -> Result<Self> {
         let root = tempfile::Builder::new()
             .prefix("bytebase-signal-pg-")
             .tempdir()
@@ -146,6 +265,17 @@ impl Cluster {
     /// The directory holding the data directory, the socket and the server log.
     pub fn root(&self) -> &Path {
         self.root.path()
+    }
+
+    /// The directory of the server's Unix socket (`host=` this directory, with [`Cluster::port`]).
+    pub fn socket_dir(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// The data directory (`postgresql.conf`, `pg_hba.conf` and the files of
+    /// [`Builder::data_file`] are in it).
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
     }
 
     /// A libpq-style connection string for `dbname`, as the superuser.
@@ -186,6 +316,84 @@ impl Cluster {
             let _ = connection.await;
         });
         Ok(client)
+    }
+
+    /// A tokio-postgres configuration for `dbname` as the superuser over the Unix socket, which
+    /// the harness's `pg_hba.conf` files always let in with `trust` (also when TCP requires TLS).
+    pub fn admin_config(&self, dbname: &str) -> Config {
+        let mut config = Config::new();
+        config.host_path(self.socket_dir()).port(self.port).user(SUPERUSER).dbname(dbname);
+        config.application_name("bytebase-signal-tests-admin");
+        config
+    }
+
+    /// Connects as the superuser to database `postgres` over the Unix socket (no TLS) and drives
+    /// the connection on a background task: the harness's way in whatever TCP demands.
+    pub async fn admin(&self) -> Result<Client> {
+        let (client, connection) =
+            self.admin_config("postgres").connect(NoTls).await.with_context(|| {
+                format!("connecting over the Unix socket in {}", self.socket_dir().display())
+            })?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
+    /// Runs `sql` on database `postgres` as the superuser over the Unix socket with `psql -At`
+    /// (ON_ERROR_STOP) and returns what it printed, trimmed. Blocking; for the harness's own
+    /// set-up, where no runtime may be at hand.
+    pub fn admin_sql(&self, sql: &str) -> Result<String> {
+        let mut cmd = self.command("psql");
+        cmd.args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-w"]);
+        cmd.arg("-h").arg(self.socket_dir());
+        cmd.args(["-p", &self.port.to_string(), "-U", SUPERUSER, "-d", "postgres", "-c", sql]);
+        let out = run(&mut cmd).with_context(|| format!("running {sql:?} as {SUPERUSER}"))?;
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    }
+
+    /// Replaces `pg_hba.conf` with `contents` and makes the running server load it
+    /// ([`Cluster::reload`]). Fails if PostgreSQL finds an error in the new file.
+    pub fn set_pg_hba(&self, contents: &str) -> Result<()> {
+        self.write_data_file("pg_hba.conf", contents.as_bytes(), 0o600)?;
+        // `pg_hba_file_rules` parses the file on disk: an error there would make the reload keep
+        // the old rules (and only log it), so refuse it here.
+        let errors = self.admin_sql(
+            "SELECT string_agg(line_number || ': ' || error, '; ') FROM pg_hba_file_rules WHERE error IS NOT NULL",
+        )?;
+        if !errors.is_empty() {
+            bail!("the new pg_hba.conf has errors: {errors}\n{contents}");
+        }
+        self.reload()
+    }
+
+    /// Makes the running server re-read its configuration files (`pg_ctl reload`) and waits until
+    /// it has: until a new backend reports a later `pg_conf_load_time()` (backends inherit the
+    /// postmaster's, which it sets as it re-reads the files; it reloads `pg_hba.conf` right
+    /// after, before it starts any new backend).
+    pub fn reload(&self) -> Result<()> {
+        let query = "SELECT pg_conf_load_time()";
+        let before = self.admin_sql(query)?;
+        self.pg_ctl(&["reload"])?;
+        crate::wait::until_blocking("the server to reload its configuration", RELOAD_TIMEOUT, || {
+            self.admin_sql(query).ok().filter(|now| *now != before)
+        })?;
+        Ok(())
+    }
+
+    /// Writes `contents` to `name` in the data directory with permission bits `mode`, owned by
+    /// the server's OS user.
+    pub fn write_data_file(&self, name: &str, contents: &[u8], mode: u32) -> Result<()> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let path = self.data_dir().join(name);
+        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&path)?;
+        file.write_all(contents).with_context(|| format!("writing {}", path.display()))?;
+        // Exactly `mode`, also for a file that existed (and whatever the umask).
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode))?;
+        if let Some(user) = self.run_as {
+            run(Command::new("chown").arg(format!("{user}:")).arg(&path))?;
+        }
+        Ok(())
     }
 
     /// Creates database `dbname` with the `bytebase_signal` extension installed in it.
@@ -308,10 +516,6 @@ impl Cluster {
         fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    fn data_dir(&self) -> PathBuf {
-        self.root.path().join("data")
-    }
-
     fn log_path(&self) -> PathBuf {
         self.root.path().join("server.log")
     }
@@ -409,11 +613,16 @@ pub async fn terminate_backends(
     Ok(row.get(0))
 }
 
-/// The directory of the PostgreSQL programs, from `pg_config --bindir`.
+/// The directory of the PostgreSQL programs, from `pg_config --bindir` of `PG_CONFIG`.
 fn bindir() -> Result<PathBuf> {
     let pg_config = std::env::var("PG_CONFIG").unwrap_or_else(|_| DEFAULT_PG_CONFIG.to_owned());
-    let out = run(Command::new(&pg_config).arg("--bindir"))
-        .with_context(|| format!("running {pg_config} (set PG_CONFIG to your pg_config)"))?;
+    bindir_of(Path::new(&pg_config)).context("set PG_CONFIG to your pg_config")
+}
+
+/// `pg_config --bindir` of this `pg_config`.
+fn bindir_of(pg_config: &Path) -> Result<PathBuf> {
+    let out = run(Command::new(pg_config).arg("--bindir"))
+        .with_context(|| format!("running {} --bindir", pg_config.display()))?;
     Ok(PathBuf::from(String::from_utf8(out.stdout)?.trim()))
 }
 

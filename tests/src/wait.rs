@@ -1,4 +1,6 @@
 //! Waiting for a condition with a deadline, instead of sleeping and hoping.
+//!
+//! [`until`] is for async tests; [`until_blocking`] for the harness's blocking set-up code.
 
 use std::future::Future;
 use std::time::Duration;
@@ -23,5 +25,20 @@ where
             bail!("timed out after {within:?} waiting for {what}");
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Like [`until`], for blocking code: re-evaluates `check` until it yields `Some`, failing with
+/// `what` after `within`.
+pub fn until_blocking<T>(what: &str, within: Duration, mut check: impl FnMut() -> Option<T>) -> Result<T> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check() {
+            return Ok(v);
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!("timed out after {within:?} waiting for {what}");
+        }
+        std::thread::sleep(POLL);
     }
 }

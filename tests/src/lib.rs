@@ -8,15 +8,20 @@
 //! [`proxy`] is a TCP proxy that can freeze or cut a connection on command, for fault tests, and
 //! [`wait`] polls a condition with a deadline (never a bare sleep).
 //!
-//! For TLS: [`pki`] makes certificates at test time.
+//! For TLS: [`pki`] makes certificates at test time, [`tls_cluster`] starts servers that present
+//! them behind typed `pg_hba.conf` files, [`libpq`] runs the reference client (psql) against them,
+//! and [`installs`] says where other PostgreSQL versions are.
 //!
 //! The end-to-end tests in `tests/tests/` and the `bytebase-signal-demo` binary build on both.
 
 pub mod cluster;
+pub mod installs;
+pub mod libpq;
 pub mod listen;
 pub mod listening;
 pub mod pki;
 pub mod proxy;
+pub mod tls_cluster;
 pub mod wait;
 
 /// Turns each named `async fn(Install) -> anyhow::Result<()>` into one test per listed install,

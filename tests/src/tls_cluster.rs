@@ -6,7 +6,9 @@
 //! certificates against the test CA (`ssl_ca_file`). Without [`Builder::tls`] the server runs
 //! with `ssl = off`. Every [`Hba`] keeps `local all postgres trust`, so the harness reaches the
 //! server over the Unix socket ([`Cluster::admin`]) whatever TCP demands, and [`Cluster::set_hba`]
-//! switches the rules of a running server.
+//! switches the rules of a running server. ([`Cluster::connect`] and [`Cluster::psql`] go over
+//! TCP without a client certificate or password, `connect` without TLS: they get in only where
+//! the `Hba` lets them.)
 //!
 //! A cluster started with [`Builder::hba`] has two roles besides the superuser: [`PASSWORD_ROLE`]
 //! with password [`PASSWORD`] (SCRAM-SHA-256) and [`CERT_ROLE`], for `cert` authentication with

@@ -526,8 +526,8 @@ fn sslrootcert_system_uses_ssl_cert_file_in_libpq_17() -> Result<()> {
     let pki = Pki::generate()?;
     let cluster = tls_cluster(&pki, ServerCert::Valid, Hba::HostsslTrust)?;
     let system = format!("{} sslrootcert=system", cluster.tls_conninfo(SUPERUSER));
-    let ca = pki.ca_cert().to_str().expect("temporary paths are UTF-8");
-    let env = [("SSL_CERT_FILE", ca)];
+    let [(name, ca)] = pki.system_trust_env();
+    let env = [(name, ca.to_str().expect("temporary paths are UTF-8"))];
     let psql17 = psql17()?;
     let session =
         connects_with_tls(&psql17, "sslrootcert=system, SSL_CERT_FILE=ca", &system, &env, SUPERUSER)?;
@@ -560,7 +560,7 @@ fn sslrootcert_system_uses_ssl_cert_file_in_libpq_17() -> Result<()> {
 fn direct_tls_negotiation_with_a_postgresql_17_server() -> Result<()> {
     let pki = Pki::generate()?;
     let pg17 = Cluster::builder()
-        .bindir(pg17_bindir()?)
+        .pg_config(pg17_bindir()?.join("pg_config"))
         .tls(&pki, ServerCert::Valid)
         .hba(Hba::HostsslTrust)
         .start()?;

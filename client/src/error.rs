@@ -1,22 +1,21 @@
-//! Errors of the client: typed, so callers can tell a bad DSN from a lost connection.
+//! Errors of the client: typed, so callers can tell a bad setting from a refused connection from
+//! a lost one.
 
 use std::time::Duration;
+
+use crate::connect::{ConfigError, ConnectError};
 
 /// What went wrong in the listener, the sender or the CLI.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The connection string is neither a libpq conninfo nor a `postgres://` URL.
-    #[error("invalid connection string: {0}")]
-    InvalidDsn(#[source] tokio_postgres::Error),
-    /// A libpq environment variable (e.g. `PGPORT`) holds a value that cannot be used.
-    #[error("invalid {name}={value:?}")]
-    InvalidEnv {
-        /// The variable.
-        name: &'static str,
-        /// Its value.
-        value: String,
-    },
-    /// Connecting, or a statement on the connection, failed.
+    /// A connection setting (the connection string, the service file, a `PG*` variable) cannot
+    /// be used; the error names it.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No host accepted a connection: each attempt, with its host, port and cause.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// A statement on the connection failed.
     #[error("database error: {0}")]
     Database(#[from] tokio_postgres::Error),
     /// The server answered nothing within the deadline.

@@ -11,7 +11,9 @@
 //! argument rules are defined once, here.
 //!
 //! [`signal`] decodes what arrives on the channel, leniently (seed or upstream protobuf-JSON). With
-//! `runtime`, the `listener` keeps one connection LISTENing and, after every (re)connect, replays
+//! `runtime`, `connect` reaches the server as libpq would (its settings, files and environment;
+//! TLS with every `sslmode`; a password provider for expiring tokens); the `listener` keeps one
+//! such connection LISTENing and, after every (re)connect, replays
 //! the extension's durable signal log for what it missed, handing each cancel on once; the
 //! `registry` maps each signal to the cancel tokens of the runs it names; `send` emits signals from
 //! any connection or transaction.
@@ -67,3 +69,8 @@ pub use wire::SignalKind;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// docs/connecting.md's Rust example, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/connecting.md")]
+pub struct ConnectingDoctests;

@@ -26,7 +26,6 @@ use super::settings::{Endpoint, Host};
 /// The password for `user` on `dbname` at `endpoint` from the password file `passfile`, if a
 /// line matches. An empty password on the matching line is no password (`None`), as libpq
 /// then has none to send.
-#[allow(dead_code, reason = "the connecting code calls it")]
 pub(crate) fn lookup(passfile: &Path, endpoint: &Endpoint, dbname: &str, user: &str) -> Option<String> {
     if dbname.is_empty() || user.is_empty() {
         return None;

@@ -210,7 +210,6 @@ fn var(env: &dyn Environment, name: &'static str) -> Result<Option<String>, Conf
 /// Resolves `explicit` (a connection string's pairs, later ones winning; see
 /// [`super::conninfo::parse`]) with the service file, the `PG*` variables and the defaults of
 /// `env` into the settings of one connection, checked as libpq checks them.
-#[allow(dead_code, reason = "the connecting code calls it")]
 pub(crate) fn resolve(explicit: &[(String, String)], env: &dyn Environment) -> Result<Settings, ConfigError> {
     let mut values = Values::default();
     for (name, text) in explicit {

@@ -44,17 +44,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_postgres::config::TargetSessionAttrs;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{AsyncMessage, Client, Config, Connection, NoTls, Notification};
+use tokio_postgres::{AsyncMessage, Client, Connection, Notification, Socket};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::backoff::{Backoff, BackoffState};
+use crate::connect::settings::TargetSessionAttrs;
+use crate::connect::{ConnectOptions, Established, PasswordProvider, TlsStream};
 use crate::error::Error;
 use crate::registry::{Dispatch, Registry};
 use crate::replay::{Log, Unavailable};
@@ -130,20 +130,29 @@ impl Default for ListenerConfig {
 /// A listener, configured but not yet running. See the [module docs](self).
 #[derive(Clone, Debug)]
 pub struct Listener {
-    pg: Config,
+    options: ConnectOptions,
     config: ListenerConfig,
 }
 
 impl Listener {
-    /// A listener for the database `pg` names (one or several hosts).
-    pub fn new(pg: Config) -> Self {
-        Listener { pg, config: ListenerConfig::default() }
+    /// A listener for the database `options` name (one or several hosts): resolved libpq
+    /// settings ([`ConnectOptions::parse`]), or a tokio-postgres `Config`.
+    pub fn new(options: impl Into<ConnectOptions>) -> Self {
+        Listener { options: options.into(), config: ListenerConfig::default() }
     }
 
-    /// A listener from a libpq conninfo (`host=db1,db2 dbname=bytebase`) or a URL
-    /// (`postgres://user@db1,db2/bytebase`).
+    /// A listener from a libpq conninfo (`host=db1,db2 dbname=bytebase sslmode=verify-full`) or a
+    /// URL (`postgres://user@db1,db2/bytebase`), completed as libpq completes it: the service file,
+    /// the `PG*` environment, the defaults.
     pub fn from_dsn(dsn: &str) -> Result<Self, Error> {
-        dsn.parse::<Config>().map(Listener::new).map_err(Error::InvalidDsn)
+        Ok(Listener::new(ConnectOptions::parse(dsn)?))
+    }
+
+    /// Asks `provider` for the password before every connection attempt, so that a listener that
+    /// reconnects days later logs in with a fresh cloud IAM token, not the one it started with.
+    pub fn with_password_provider(mut self, provider: impl PasswordProvider) -> Self {
+        self.options = self.options.with_password_provider(provider);
+        self
     }
 
     /// Replaces the tunables.
@@ -178,7 +187,7 @@ impl Listener {
         let shared = Arc::new(Shared::default());
         let (events, first_events) = broadcast::channel(256);
         let intake = Intake::new(sink, Arc::clone(&shared), events.clone(), self.config.strict);
-        let task = tokio::spawn(run(self.pg_config(), self.config, intake, shutdown));
+        let task = tokio::spawn(run(self.connect_options(), self.config, intake, shutdown));
         let handle = ListenerHandle {
             shared: Arc::clone(&shared),
             events,
@@ -189,20 +198,25 @@ impl Listener {
     }
 
     /// The connection settings actually used: ours where the caller left them unset.
-    fn pg_config(&self) -> Config {
-        let mut pg = self.pg.clone();
-        if pg.get_application_name().is_none() {
-            pg.application_name(DEFAULT_APPLICATION_NAME);
+    fn connect_options(&self) -> ConnectOptions {
+        let mut options = self.options.clone();
+        let s = options.settings_mut();
+        if s.application_name.is_none() {
+            s.application_name = Some(DEFAULT_APPLICATION_NAME.to_owned());
         }
         // LISTEN needs the primary; a standby would refuse it ("cannot execute LISTEN during
-        // recovery"), so let the driver skip it among several hosts.
-        pg.target_session_attrs(TargetSessionAttrs::ReadWrite);
-        pg.connect_timeout(self.config.connect_timeout);
-        pg.keepalives(true)
-            .keepalives_idle(self.config.keepalive_idle)
-            .keepalives_interval((self.config.keepalive_idle / 2).max(Duration::from_secs(1)))
-            .keepalives_retries(3);
-        pg
+        // recovery"), so skip it among several hosts. `primary` asks for the same thing.
+        if s.target_session_attrs != TargetSessionAttrs::Primary {
+            s.target_session_attrs = TargetSessionAttrs::ReadWrite;
+        }
+        s.connect_timeout.get_or_insert(self.config.connect_timeout);
+        // Keepalives stay on (a half-open connection must be noticed); the settings' own timings
+        // win over ours.
+        s.keepalives = true;
+        s.keepalives_idle.get_or_insert(self.config.keepalive_idle);
+        s.keepalives_interval.get_or_insert((self.config.keepalive_idle / 2).max(Duration::from_secs(1)));
+        s.keepalives_count.get_or_insert(3);
+        options
     }
 }
 
@@ -481,22 +495,21 @@ enum Ended {
 }
 
 /// The state machine: connect, listen, back off, until shutdown.
-async fn run(pg: Config, config: ListenerConfig, intake: Intake, shutdown: CancellationToken) {
+async fn run(options: ConnectOptions, config: ListenerConfig, intake: Intake, shutdown: CancellationToken) {
     let mut backoff = BackoffState::new(config.backoff.clone());
     let listen_sql = format!("LISTEN {}", quote_ident(&config.channel));
     loop {
         let started = Instant::now();
+        // Each host, address and TLS step has its own deadline (`connect_timeout`); the error
+        // names every attempt.
         let connected = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            r = tokio::time::timeout(config.connect_timeout, pg.connect(NoTls)) => match r {
-                Ok(Ok(pair)) => Ok(pair),
-                Ok(Err(e)) => Err(Error::Database(e)),
-                Err(_) => Err(Error::Timeout { what: "connect", after: config.connect_timeout }),
-            },
+            r = options.connect() => r.map_err(Error::Connect),
         };
         let lived = match connected {
-            Ok((client, connection)) => {
+            Ok(Established { client, connection, target, tls }) => {
+                debug!(%target, tls, "connected");
                 let ended = listen(&client, connection, &listen_sql, &config, &intake, &shutdown).await;
                 let lived = started.elapsed();
                 match ended {
@@ -532,18 +545,14 @@ async fn run(pg: Config, config: ListenerConfig, intake: Intake, shutdown: Cance
 }
 
 /// One connection's life: LISTEN, then read and ping until it fails or we are told to stop.
-async fn listen<S, T>(
+async fn listen(
     client: &Client,
-    mut connection: Connection<S, T>,
+    mut connection: Connection<Socket, TlsStream>,
     listen_sql: &str,
     config: &ListenerConfig,
     intake: &Intake,
     shutdown: &CancellationToken,
-) -> Ended
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    T: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Ended {
     let mut reader = pin!(read_messages(&mut connection, intake));
 
     // LISTEN first. Every reply arrives through the connection, so it is driven meanwhile: no
@@ -714,11 +723,7 @@ where
 }
 
 /// Reads the connection until it fails, feeding every notification on our channel to `intake`.
-async fn read_messages<S, T>(connection: &mut Connection<S, T>, intake: &Intake) -> Error
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    T: AsyncRead + AsyncWrite + Unpin,
-{
+async fn read_messages(connection: &mut Connection<Socket, TlsStream>, intake: &Intake) -> Error {
     loop {
         match poll_fn(|cx| connection.poll_message(cx)).await {
             Some(Ok(AsyncMessage::Notification(n))) => intake.take(&n),
@@ -773,18 +778,26 @@ mod tests {
 
     #[test]
     fn our_connection_settings_apply_only_where_unset() {
-        let l = Listener::from_dsn("host=a,b user=u application_name=mine").unwrap();
-        let pg = l.pg_config();
-        assert_eq!(pg.get_application_name(), Some("mine"));
-        assert_eq!(pg.get_target_session_attrs(), TargetSessionAttrs::ReadWrite);
-        assert_eq!(pg.get_hosts().len(), 2);
-        let l = Listener::from_dsn("postgres://u@a/db").unwrap();
-        assert_eq!(l.pg_config().get_application_name(), Some(DEFAULT_APPLICATION_NAME));
-        assert!(l.pg_config().get_keepalives());
+        let l = Listener::from_dsn("host=a,b user=u application_name=mine keepalives_idle=99").unwrap();
+        let options = l.connect_options();
+        let s = options.settings();
+        assert_eq!(s.application_name.as_deref(), Some("mine"));
+        assert_eq!(s.target_session_attrs, TargetSessionAttrs::ReadWrite);
+        assert_eq!(s.endpoints.len(), 2);
+        assert_eq!(s.keepalives_idle, Some(Duration::from_secs(99)), "the DSN's timing wins");
+        let l = Listener::from_dsn("postgres://u@a/db?target_session_attrs=primary&keepalives=0").unwrap();
+        let options = l.connect_options();
+        let s = options.settings();
+        assert_eq!(s.application_name.as_deref(), Some(DEFAULT_APPLICATION_NAME));
+        assert!(s.keepalives, "a listener always keeps alive");
+        assert_eq!(s.target_session_attrs, TargetSessionAttrs::Primary, "primary asks for what LISTEN needs");
+        assert_eq!(s.connect_timeout, Some(ListenerConfig::default().connect_timeout));
     }
 
     #[test]
     fn a_bad_dsn_is_a_typed_error() {
-        assert!(matches!(Listener::from_dsn("host=a port=notaport"), Err(Error::InvalidDsn(_))));
+        let e = Listener::from_dsn("host=a port=notaport").unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e:?}");
+        assert_eq!(e.to_string(), "invalid integer value \"notaport\" for connection option \"port\"");
     }
 }

@@ -8,18 +8,19 @@
 //! bytebase-signal status [--dsn DSN]                 server, extension and queue, as JSON
 //! ```
 //!
-//! The connection comes from `--dsn` (conninfo or URL), else `DATABASE_URL`, else libpq's
-//! `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE` and `PGPASSWORD`. Logs go to stderr (`RUST_LOG`).
+//! The connection comes from `--dsn` (libpq conninfo or URL), else `DATABASE_URL`, completed as
+//! psql completes it: the service file, the `PG*` variables, `~/.pgpass`, libpq's defaults; TLS
+//! with every `sslmode`. Logs go to stderr (`RUST_LOG`).
 
 use std::io::{BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bytebase_signal_client::connect::{ConnectOptions, Established, Target};
 use bytebase_signal_client::send::{Cancel, SendMode};
 use bytebase_signal_client::wire::WireFormat;
 use bytebase_signal_client::{Error, Listener, ListenerConfig, RunUid, SignalKind};
 use clap::{Args, Parser, Subcommand};
-use tokio_postgres::{Config, NoTls};
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 
@@ -102,7 +103,8 @@ struct ListenArgs {
 
 #[derive(Args)]
 struct Conn {
-    /// libpq conninfo or postgres:// URL [default: $DATABASE_URL, else the PG* variables]
+    /// libpq conninfo or postgres:// URL, completed by the service file and the PG* variables as
+    /// psql completes it [default: $DATABASE_URL]
     #[arg(long)]
     dsn: Option<String>,
 }
@@ -113,47 +115,29 @@ fn parse_uid(s: &str) -> Result<RunUid, String> {
 }
 
 impl Conn {
-    /// The connection settings: `--dsn`, else `DATABASE_URL`, else libpq's environment.
-    fn config(&self) -> Result<Config, Error> {
-        if let Some(dsn) = self.dsn.clone().or_else(|| std::env::var("DATABASE_URL").ok()) {
-            return dsn.parse().map_err(Error::InvalidDsn);
+    /// The connection settings as libpq would resolve them: `--dsn`, else `DATABASE_URL`, each
+    /// completed by the service file, the `PG*` variables and the defaults.
+    fn options(&self) -> Result<ConnectOptions, Error> {
+        let dsn = self.dsn.clone().or_else(|| std::env::var("DATABASE_URL").ok()).unwrap_or_default();
+        let mut options = ConnectOptions::parse(&dsn)?;
+        let settings = options.settings_mut();
+        if settings.application_name.is_none() {
+            settings.application_name = Some("bytebase-signal".to_owned());
         }
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let mut config = Config::new();
-        let default_socket = "/var/run/postgresql";
-        let host = env("PGHOST").unwrap_or_else(|| {
-            if std::path::Path::new(default_socket).exists() {
-                default_socket.into()
-            } else {
-                "localhost".into()
-            }
-        });
-        config.host(&host);
-        if let Some(port) = env("PGPORT") {
-            config.port(port.parse().map_err(|_| Error::InvalidEnv { name: "PGPORT", value: port.clone() })?);
-        }
-        let user = env("PGUSER").or_else(|| env("USER")).unwrap_or_else(|| "postgres".into());
-        config.dbname(env("PGDATABASE").as_deref().unwrap_or(&user));
-        config.user(&user);
-        if let Some(password) = env("PGPASSWORD") {
-            config.password(password);
-        }
-        Ok(config)
+        Ok(options)
     }
 }
 
-async fn connect(conn: &Conn) -> Result<tokio_postgres::Client, Error> {
-    let mut config = conn.config()?;
-    if config.get_application_name().is_none() {
-        config.application_name("bytebase-signal");
-    }
-    let (client, connection) = config.connect(NoTls).await?;
+/// A connection for one command, driven in the background.
+async fn connect(conn: &Conn) -> Result<(tokio_postgres::Client, Target, bool), Error> {
+    let Established { client, connection, target, tls } = conn.options()?.connect().await?;
+    let server = target.clone();
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            error!(error = %e, "connection failed");
+            error!(%server, error = %e, "connection failed");
         }
     });
-    Ok(client)
+    Ok((client, target, tls))
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.
@@ -174,7 +158,7 @@ fn on_termination(shutdown: CancellationToken) -> Result<(), Error> {
 async fn listen(args: ListenArgs) -> Result<(), Error> {
     let shutdown = CancellationToken::new();
     on_termination(shutdown.clone())?;
-    let listener = Listener::new(args.conn.config()?);
+    let listener = Listener::new(args.conn.options()?);
     let config = ListenerConfig {
         replay_grace: Duration::from_secs(args.grace),
         strict: args.strict,
@@ -202,7 +186,7 @@ async fn listen(args: ListenArgs) -> Result<(), Error> {
 }
 
 async fn send(kind: SignalKind, args: SendArgs) -> Result<(), Error> {
-    let client = connect(&args.conn).await?;
+    let (client, _, _) = connect(&args.conn).await?;
     let mode = if args.raw { SendMode::Raw } else { SendMode::Extension };
     if let (SendMode::Extension, Some(format)) = (mode, args.format) {
         client
@@ -222,18 +206,29 @@ async fn send(kind: SignalKind, args: SendArgs) -> Result<(), Error> {
 }
 
 async fn status(conn: Conn) -> Result<(), Error> {
-    let client = connect(&conn).await?;
+    let (client, target, _) = connect(&conn).await?;
     let row = client
         .query_one(
             "SELECT current_setting('server_version'),
                     (SELECT extversion FROM pg_extension WHERE extname = 'bytebase_signal'),
                     pg_notification_queue_usage(),
                     NOT pg_is_in_recovery(),
-                    EXISTS (SELECT FROM pg_proc WHERE proname = '_bytebase_signal_send')",
+                    EXISTS (SELECT FROM pg_proc WHERE proname = '_bytebase_signal_send'),
+                    current_user::text,
+                    host(inet_server_addr()),
+                    inet_server_port(),
+                    ssl.version,
+                    ssl.cipher,
+                    ssl.bits,
+                    current_setting('server_version_num')::int
+               FROM (SELECT) AS one
+               LEFT JOIN pg_stat_ssl AS ssl ON ssl.pid = pg_backend_pid() AND ssl.ssl",
             &[],
         )
         .await?;
     let extension_version = row.get::<_, Option<String>>(1);
+    let (tls_version, tls_cipher, tls_bits) =
+        (row.get::<_, Option<String>>(8), row.get::<_, Option<String>>(9), row.get::<_, Option<i32>>(10));
     // The pure-SQL edition (sql/pure/install.sql) is known by its internal send function.
     let edition = match (&extension_version, row.get::<_, bool>(4)) {
         (Some(_), _) => Some("extension"),
@@ -246,6 +241,19 @@ async fn status(conn: Conn) -> Result<(), Error> {
         "extension_version": extension_version,
         "notification_queue_usage": row.get::<_, f64>(2),
         "primary": row.get::<_, bool>(3),
+        "host": target.host(),
+        "hostaddr": target.addr().map(|a| a.to_string()),
+        "port": target.port(),
+        "server_address": row.get::<_, Option<String>>(6),
+        "server_port": row.get::<_, Option<i32>>(7),
+        "user": row.get::<_, String>(5),
+        "encryption": match (&tls_version, &tls_cipher, tls_bits) {
+            (Some(version), Some(cipher), Some(bits)) => format!("{version} {cipher} ({bits} bits)"),
+            _ => "not encrypted".to_owned(),
+        },
+        "tls_version": tls_version,
+        "tls_cipher": tls_cipher,
+        "server_version_num": row.get::<_, i32>(11),
     });
     println!("{status}");
     Ok(())

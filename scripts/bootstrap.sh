@@ -25,7 +25,7 @@ else
     major=$(printf '%s' "$PG_CONFIG" | sed -nE 's|.*/postgresql/([0-9]+)/bin/pg_config$|\1|p')
     major=${major:-15}
 fi
-packages=(sudo clang libclang-dev pkg-config make "postgresql-$major" "postgresql-server-dev-$major")
+packages=(sudo clang libclang-dev pkg-config make pgbouncer "postgresql-$major" "postgresql-server-dev-$major")
 missing=()
 for p in "${packages[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -25,6 +25,11 @@ cargo pgrx test "pg$(pg_major)" -p bytebase_signal "${pgrx_args[@]}"
 step "installing the extension into $("$PG_CONFIG" --pkglibdir)"
 install_extension
 
+# The TLS tests compare our client with the newest libpq and need a PostgreSQL 17 server (direct
+# TLS): both come from the project's cache of pinned installations (scripts/postgres.sh).
+step "PostgreSQL 17 and 18 for the TLS tests"
+bash scripts/postgres.sh fetch 17 18 >/dev/null
+
 step "end-to-end tests on throwaway clusters"
 # The CLI's black-box test runs the real binary.
 cargo build -p bytebase-signal-client --features cli --bin bytebase-signal

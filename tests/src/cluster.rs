@@ -330,8 +330,13 @@ impl Cluster {
     /// Connects as the superuser to database `postgres` over the Unix socket (no TLS) and drives
     /// the connection on a background task: the harness's way in whatever TCP demands.
     pub async fn admin(&self) -> Result<Client> {
+        self.admin_on("postgres").await
+    }
+
+    /// Like [`Cluster::admin`], to database `dbname`.
+    pub async fn admin_on(&self, dbname: &str) -> Result<Client> {
         let (client, connection) =
-            self.admin_config("postgres").connect(NoTls).await.with_context(|| {
+            self.admin_config(dbname).connect(NoTls).await.with_context(|| {
                 format!("connecting over the Unix socket in {}", self.socket_dir().display())
             })?;
         tokio::spawn(async move {
@@ -401,9 +406,10 @@ impl Cluster {
         self.create_database_with(dbname, Install::Fresh).await
     }
 
-    /// Creates database `dbname` with the extension installed the way `install` says.
+    /// Creates database `dbname` with the extension installed the way `install` says. It goes over
+    /// the Unix socket, so that it works whatever `pg_hba.conf` demands of TCP.
     pub async fn create_database_with(&self, dbname: &str, install: Install) -> Result<()> {
-        let admin = self.connect("postgres").await?;
+        let admin = self.admin().await?;
         admin
             .batch_execute(&format!("CREATE DATABASE \"{dbname}\""))
             .await
@@ -423,7 +429,7 @@ impl Cluster {
             }
             _ => {}
         }
-        let db = self.connect(dbname).await?;
+        let db = self.admin_on(dbname).await?;
         let sql = match install {
             Install::PureSql | Install::PureSqlUpgradedFrom020 => unreachable!("installed above"),
             Install::Fresh => "CREATE EXTENSION bytebase_signal",

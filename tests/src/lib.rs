@@ -19,6 +19,8 @@ pub mod installs;
 pub mod libpq;
 pub mod listen;
 pub mod listening;
+pub mod ours;
+pub mod pgbouncer;
 pub mod pki;
 pub mod proxy;
 pub mod tls_cluster;

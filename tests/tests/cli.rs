@@ -1,9 +1,7 @@
 //! Black-box: the `bytebase-signal` binary against a real cluster, as an operator would run it.
 //!
-//! `make test` builds the binary first (`cargo build -p bytebase-signal-client --features cli`);
-//! the test looks for it next to its own executable's directory.
+//! `make test` builds the binary first (`cargo build -p bytebase-signal-client --features cli`).
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -12,6 +10,7 @@ use std::collections::BTreeSet;
 
 use bytebase_signal_tests::cluster::{terminate_backends, Cluster, Install, SUPERUSER};
 use bytebase_signal_tests::listen::RawListener;
+use bytebase_signal_tests::ours::cli_binary;
 use bytebase_signal_tests::proxy::{Mode, Proxy};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
@@ -19,20 +18,8 @@ use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 const DB: &str = "app";
 const PATIENCE: Duration = Duration::from_secs(30);
 
-fn binary() -> Result<PathBuf> {
-    // target/debug/deps/cli-<hash> -> target/debug/bytebase-signal
-    let exe = std::env::current_exe()?;
-    let bin = exe.parent().and_then(|d| d.parent()).context("test binary location")?.join("bytebase-signal");
-    ensure!(
-        bin.exists(),
-        "{} missing: run `cargo build -p bytebase-signal-client --features cli`",
-        bin.display()
-    );
-    Ok(bin)
-}
-
 fn cli(args: &[&str]) -> Result<Command> {
-    let mut cmd = Command::new(binary()?);
+    let mut cmd = Command::new(cli_binary()?);
     cmd.args(args).env("RUST_LOG", "info").env_remove("DATABASE_URL").kill_on_drop(true);
     Ok(cmd)
 }
@@ -240,11 +227,33 @@ async fn send_emits_exactly_the_seed_bytes_and_rejects_bad_uids() -> Result<()> 
         ]
     );
 
-    // A bad libpq variable is named in the error.
-    let out = cli(&["status"])?.env("PGPORT", "notaport").output().await?;
-    assert!(!out.status.success());
+    // A bad libpq variable, keyword or value is named in the error, as libpq names it.
+    for (env, dsn, says) in [
+        (
+            Some(("PGPORT", "notaport")),
+            "",
+            r#"invalid integer value "notaport" for connection option "port" (from PGPORT)"#,
+        ),
+        (None, "host=x sslmod=verify-full", r#"invalid connection option "sslmod""#),
+        (None, "host=x sslmode=verify_full", r#"invalid sslmode value: "verify_full""#),
+    ] {
+        let mut cmd = cli(&["status", "--dsn", dsn])?;
+        if let Some((name, value)) = env {
+            cmd.env(name, value);
+        }
+        let out = cmd.output().await?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(says), "{dsn:?} {env:?}: {stderr}");
+    }
+    // A failed connection names the host, the port and the cause.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let out =
+        cli(&["status", "--dsn", &format!("host=127.0.0.1 port={closed} user=postgres")])?.output().await?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(r#"invalid PGPORT="notaport""#), "{stderr}");
+    let says = format!(
+        r#"connection to server at "127.0.0.1", port {closed} failed: Connection refused (os error 111)"#
+    );
+    assert!(!out.status.success() && stderr.contains(&says), "{stderr}");
 
     // Through DATABASE_URL, as a URL.
     let url = format!("postgres://postgres@127.0.0.1:{}/{DB}", cluster.port());

@@ -1,0 +1,127 @@
+//! A real PgBouncer (Debian's `pgbouncer` package) in front of a test cluster, in the pool mode a
+//! test asks for: `session` (one server connection per client, as a listener needs) or
+//! `transaction` (a server connection per transaction, which swallows LISTEN without an error).
+//!
+//! It runs as the cluster's OS user from a configuration written into its own temporary directory,
+//! listens on 127.0.0.1 at a free port, trusts every user, and is killed when dropped.
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tempfile::TempDir;
+
+use crate::cluster::{Cluster, SUPERUSER};
+use crate::wait;
+
+/// Where Debian's package puts the program.
+pub const PGBOUNCER: &str = "/usr/sbin/pgbouncer";
+
+/// PgBouncer's `pool_mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolMode {
+    /// A server connection for the client's whole session.
+    Session,
+    /// A server connection per transaction: asynchronous messages such as notifications never
+    /// reach a client that is not in a transaction.
+    Transaction,
+}
+
+impl PoolMode {
+    fn name(self) -> &'static str {
+        match self {
+            PoolMode::Session => "session",
+            PoolMode::Transaction => "transaction",
+        }
+    }
+}
+
+/// A running PgBouncer; stops when dropped.
+pub struct PgBouncer {
+    dir: TempDir,
+    port: u16,
+    child: Child,
+}
+
+impl PgBouncer {
+    /// Starts PgBouncer in `mode` for database `dbname` of `cluster` (the same name on both sides),
+    /// with a pool of at most `pool_size` server connections per user and database.
+    pub fn start(cluster: &Cluster, dbname: &str, mode: PoolMode, pool_size: u32) -> Result<PgBouncer> {
+        if !Path::new(PGBOUNCER).exists() {
+            bail!("{PGBOUNCER} missing: install Debian's pgbouncer package (make test does)");
+        }
+        let dir = tempfile::Builder::new().prefix("bytebase-signal-pgbouncer-").tempdir()?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let ini = dir.path().join("pgbouncer.ini");
+        let users = dir.path().join("userlist.txt");
+        fs::write(&users, format!("\"{SUPERUSER}\" \"\"\n"))?;
+        fs::write(
+            &ini,
+            format!(
+                "[databases]\n{dbname} = host={host} port={server_port} dbname={dbname}\n\n\
+                 [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = trust\nauth_file = {users}\npool_mode = {mode}\ndefault_pool_size = {pool_size}\n\
+                 max_client_conn = 100\nlogfile = {log}\npidfile = {pid}\nadmin_users = {SUPERUSER}\n\
+                 server_reset_query = DISCARD ALL\nignore_startup_parameters = extra_float_digits,options\n",
+                host = cluster.host(),
+                server_port = cluster.port(),
+                users = users.display(),
+                mode = mode.name(),
+                log = dir.path().join("pgbouncer.log").display(),
+                pid = dir.path().join("pgbouncer.pid").display(),
+            ),
+        )?;
+        // PgBouncer, like PostgreSQL, refuses to run as root: run it as the OS user the clusters
+        // run as then (`postgres`), which must own its directory.
+        let mut cmd = if running_as_root() {
+            let status =
+                Command::new("chown").arg("-R").arg(format!("{SUPERUSER}:")).arg(dir.path()).status()?;
+            if !status.success() {
+                bail!("chown of {} failed", dir.path().display());
+            }
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", SUPERUSER, "--", PGBOUNCER]);
+            cmd
+        } else {
+            Command::new(PGBOUNCER)
+        };
+        cmd.arg(&ini).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let child = cmd.spawn().with_context(|| format!("starting {PGBOUNCER}"))?;
+        let bouncer = PgBouncer { dir, port, child };
+        wait::until_blocking("PgBouncer to accept connections", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(drop)
+        })
+        .with_context(|| bouncer.log())?;
+        Ok(bouncer)
+    }
+
+    /// The port clients connect to (on 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// PgBouncer's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("pgbouncer.log")).unwrap_or_default()
+    }
+
+    /// The directory holding its configuration and log.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn running_as_root() -> bool {
+    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}

@@ -1,0 +1,533 @@
+//! Our client connects where libpq connects and refuses where it refuses: every `sslmode` (and the
+//! settings around it) against real servers that accept only TLS, accept both, accept only
+//! plaintext or have `ssl = off`, with real certificates made at test time: valid, expired,
+//! untrusted, revoked, without a subjectAltName, a CA certificate as the server's own.
+//!
+//! Each case runs the newest libpq's `psql` (the reference) and `bytebase-signal status` with the
+//! same connection string and the same (otherwise empty) environment, and compares the outcomes:
+//! both connected, with or without TLS alike, as the same user; or both refused, ours naming the
+//! host, the port and the cause in words given here. Two cases are deliberate differences, where
+//! rustls is stricter than OpenSSL; there the reference connects and we refuse, saying why.
+
+use std::fmt::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use bytebase_signal_tests::cluster::Cluster;
+use bytebase_signal_tests::installs::{pg17_bindir, pg_bindir, NEWEST_MAJOR};
+use bytebase_signal_tests::libpq::{quote, Outcome, Psql};
+use bytebase_signal_tests::ours::Ours;
+use bytebase_signal_tests::pki::{Pki, ServerCert, SERVER_NAME, WRONG_NAME};
+use bytebase_signal_tests::tls_cluster::{Hba, CERT_ROLE, PASSWORD, PASSWORD_ROLE};
+
+/// What a case expects of the two clients.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    /// Both connect, with or without TLS alike.
+    Connect,
+    /// Both refuse; our error contains this.
+    Refuse(&'static str),
+    /// libpq connects, we refuse with this in the error: a deliberate difference (rustls).
+    OnlyLibpq(&'static str),
+}
+
+struct Case {
+    name: String,
+    conninfo: String,
+    env: Vec<(String, String)>,
+    expect: Expect,
+}
+
+/// The cases of one server, run against both clients; every mismatch is reported at once.
+struct Table<'a> {
+    cluster: &'a Cluster,
+    cases: Vec<Case>,
+}
+
+impl<'a> Table<'a> {
+    fn new(cluster: &'a Cluster) -> Self {
+        Table { cluster, cases: Vec::new() }
+    }
+
+    /// `host=db.test hostaddr=127.0.0.1 port=<port> dbname=postgres` plus `extra`.
+    fn base(&self, extra: &str) -> String {
+        format!(
+            "host={SERVER_NAME} hostaddr={} port={} dbname=postgres {extra}",
+            self.cluster.host(),
+            self.cluster.port()
+        )
+    }
+
+    fn case(&mut self, name: &str, extra: &str, env: &[(&str, &str)], expect: Expect) -> &mut Self {
+        let conninfo = self.base(extra);
+        self.raw(name, conninfo, env, expect)
+    }
+
+    fn raw(&mut self, name: &str, conninfo: String, env: &[(&str, &str)], expect: Expect) -> &mut Self {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.cases.push(Case { name: name.to_owned(), conninfo, env, expect });
+        self
+    }
+
+    fn run(&self) -> Result<()> {
+        let psql = Psql::new(pg_bindir(NEWEST_MAJOR)?.join("psql"))?;
+        let ours = Ours::new()?;
+        let port = self.cluster.port();
+        let mut failures = String::new();
+        for case in &self.cases {
+            let reference = psql.connect(&case.conninfo, case.env.clone())?;
+            let got = ours.connect(&case.conninfo, case.env.clone())?;
+            let verdict = judge(case.expect, &reference, &got, port);
+            if let Err(why) = verdict {
+                let _ = writeln!(
+                    failures,
+                    "\n- {}: {why}\n  conninfo: {}\n  env: {:?}\n  libpq: {reference:?}\n  ours:  {got:?}",
+                    case.name, case.conninfo, case.env
+                );
+            }
+        }
+        if !failures.is_empty() {
+            bail!("our client and libpq disagree:{failures}");
+        }
+        Ok(())
+    }
+}
+
+fn judge(expect: Expect, reference: &Outcome, got: &Outcome, port: u16) -> Result<(), String> {
+    match (expect, reference, got) {
+        (Expect::Connect, Outcome::Connected(r), Outcome::Connected(o)) => {
+            if (r.ssl, &r.tls_version, &r.user) != (o.ssl, &o.tls_version, &o.user) {
+                return Err("connected differently".into());
+            }
+            Ok(())
+        }
+        (Expect::Refuse(words), Outcome::Refused(_), Outcome::Refused(ours)) => {
+            refused_saying(ours, words, port)
+        }
+        (Expect::OnlyLibpq(words), Outcome::Connected(_), Outcome::Refused(ours)) => {
+            refused_saying(ours, words, port)
+        }
+        _ => Err(format!("expected {expect:?}")),
+    }
+}
+
+/// Our refusal says `words`, and names the server and port unless the settings themselves were
+/// refused before any connection (then there is no server to name).
+fn refused_saying(ours: &str, words: &str, port: u16) -> Result<(), String> {
+    if !ours.contains(words) {
+        return Err(format!("our error does not say {words:?}"));
+    }
+    let before_connecting = ["may not be used with", "invalid ", "root certificate file"];
+    let names_server = ours.contains("connection to server at \"")
+        && ours.contains(&format!("(127.0.0.1), port {port} failed"));
+    if !names_server && !before_connecting.iter().any(|w| words.contains(w)) {
+        return Err("our error does not name the server and port".into());
+    }
+    Ok(())
+}
+
+fn tls_server(pki: &Pki, cert: ServerCert, hba: Hba) -> Result<Cluster> {
+    Cluster::builder().tls(pki, cert).hba(hba).start()
+}
+
+fn file(path: &Path) -> String {
+    quote(path)
+}
+
+#[test]
+fn a_tls_only_server_and_each_sslmode() -> Result<()> {
+    let pki = Pki::generate()?;
+    let cluster = tls_server(&pki, ServerCert::Valid, Hba::HostsslTrust)?;
+    let ca = file(pki.ca_cert());
+    let other_ca = file(pki.untrusted_ca_cert());
+    let bundle = file(pki.ca_bundle());
+    let ca_path = pki.ca_cert().to_string_lossy().into_owned();
+    let mut t = Table::new(&cluster);
+    t.case(
+        "verify-full",
+        &format!("user=postgres sslmode=verify-full sslrootcert={ca}"),
+        &[],
+        Expect::Connect,
+    )
+    .case(
+        "verify-full, CA bundle",
+        &format!("user=postgres sslmode=verify-full sslrootcert={bundle}"),
+        &[],
+        Expect::Connect,
+    )
+    .case(
+        "verify-full, wrong host name",
+        &format!("user=postgres sslmode=verify-full sslrootcert={ca} host={WRONG_NAME}"),
+        &[],
+        Expect::Refuse(
+            "server certificate is not valid for \"wrong.example\" (it names db.test, localhost, 127.0.0.1)",
+        ),
+    )
+    .case(
+        "verify-ca, wrong host name",
+        &format!("user=postgres sslmode=verify-ca sslrootcert={ca} host={WRONG_NAME}"),
+        &[],
+        Expect::Connect,
+    )
+    .case(
+        "verify-full, untrusted root",
+        &format!("user=postgres sslmode=verify-full sslrootcert={other_ca}"),
+        &[],
+        Expect::Refuse("not trusted"),
+    )
+    .case(
+        "verify-ca without a root certificate file",
+        "user=postgres sslmode=verify-ca",
+        &[],
+        Expect::Refuse("root certificate file"),
+    )
+    .case("require", "user=postgres sslmode=require", &[], Expect::Connect)
+    .case("prefer (the default)", "user=postgres", &[], Expect::Connect)
+    .case("allow: plaintext refused, then TLS", "user=postgres sslmode=allow", &[], Expect::Connect)
+    .case("disable", "user=postgres sslmode=disable", &[], Expect::Refuse("no encryption (SQLSTATE 28000)"))
+    .case(
+        "the environment fills the gaps",
+        "user=postgres",
+        &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", &ca_path)],
+        Expect::Connect,
+    )
+    .case(
+        "PGSSLMODE names the bad value",
+        "user=postgres",
+        &[("PGSSLMODE", "verify_full")],
+        Expect::Refuse("invalid sslmode value: \"verify_full\""),
+    )
+    .case(
+        "TLS 1.2 at most",
+        "user=postgres sslmode=require ssl_max_protocol_version=TLSv1.2",
+        &[],
+        Expect::Connect,
+    )
+    .case(
+        "TLS 1.3 at least",
+        "user=postgres sslmode=require ssl_min_protocol_version=TLSv1.3",
+        &[],
+        Expect::Connect,
+    )
+    .case(
+        "sslrootcert=system (SSL_CERT_FILE)",
+        "user=postgres sslrootcert=system",
+        &pki.system_trust_env().map(|(k, v)| (k, v.to_str().unwrap())),
+        Expect::Connect,
+    )
+    .case(
+        "sslrootcert=system, wrong host name",
+        &format!("user=postgres sslrootcert=system host={WRONG_NAME}"),
+        &pki.system_trust_env().map(|(k, v)| (k, v.to_str().unwrap())),
+        Expect::Refuse("not valid for \"wrong.example\""),
+    )
+    .case(
+        "sslrootcert=system with a weaker sslmode",
+        "user=postgres sslrootcert=system sslmode=require",
+        &[],
+        Expect::Refuse("weak sslmode \"require\" may not be used with sslrootcert=system"),
+    )
+    .case(
+        "direct TLS with a weak sslmode",
+        "user=postgres sslnegotiation=direct",
+        &[],
+        Expect::Refuse("weak sslmode \"prefer\" may not be used with sslnegotiation=direct"),
+    )
+    .case(
+        "channel_binding=require without SCRAM",
+        "user=postgres sslmode=require channel_binding=require",
+        &[],
+        Expect::Refuse("channel binding required"),
+    );
+    t.run()
+}
+
+#[test]
+fn client_certificates() -> Result<()> {
+    let pki = Pki::generate()?;
+    let cluster = tls_server(&pki, ServerCert::Valid, Hba::HostsslCert)?;
+    let client = pki.client(CERT_ROLE)?;
+    let ca = file(pki.ca_cert());
+    let (cert, key, open_key) = (file(&client.cert), file(&client.key), file(&client.key_world_readable));
+    let mut t = Table::new(&cluster);
+    let login = format!("user={CERT_ROLE} sslmode=verify-full sslrootcert={ca} sslcert={cert}");
+    t.case("client certificate", &format!("{login} sslkey={key}"), &[], Expect::Connect)
+        .case(
+            "sslcertmode=require",
+            &format!("{login} sslkey={key} sslcertmode=require"),
+            &[],
+            Expect::Connect,
+        )
+        .case(
+            "a key file others can read",
+            &format!("{login} sslkey={open_key}"),
+            &[],
+            Expect::Refuse("has group or world access"),
+        )
+        .case(
+            "no client certificate",
+            &format!("user={CERT_ROLE} sslmode=verify-full sslrootcert={ca}"),
+            &[],
+            Expect::Refuse("connection requires a valid client certificate"),
+        )
+        .case(
+            "sslcertmode=disable",
+            &format!("{login} sslkey={key} sslcertmode=disable"),
+            &[],
+            Expect::Refuse("connection requires a valid client certificate"),
+        )
+        .case(
+            "a certificate of another role",
+            &format!("user=postgres sslmode=verify-full sslrootcert={ca} sslcert={cert} sslkey={key}"),
+            &[],
+            Expect::Refuse("certificate authentication failed for user \"postgres\""),
+        );
+    t.run()
+}
+
+#[test]
+fn scram_passwords_the_password_file_and_channel_binding() -> Result<()> {
+    let pki = Pki::generate()?;
+    let cluster = tls_server(&pki, ServerCert::Valid, Hba::HostsslScram)?;
+    let ca = file(pki.ca_cert());
+    let dir = tempfile::tempdir()?;
+    let passfile = dir.path().join("pgpass");
+    std::fs::write(
+        &passfile,
+        format!("# a comment\n{SERVER_NAME}:{}:*:{PASSWORD_ROLE}:{PASSWORD}\n", cluster.port()),
+    )?;
+    std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600))?;
+    let open_passfile = dir.path().join("pgpass-open");
+    std::fs::copy(&passfile, &open_passfile)?;
+    std::fs::set_permissions(&open_passfile, std::fs::Permissions::from_mode(0o644))?;
+    let login = format!("user={PASSWORD_ROLE} sslmode=verify-full sslrootcert={ca}");
+    let mut t = Table::new(&cluster);
+    t.case("password", &format!("{login} password={PASSWORD}"), &[], Expect::Connect)
+        .case("PGPASSWORD", &login, &[("PGPASSWORD", PASSWORD)], Expect::Connect)
+        .case(
+            "channel_binding=require",
+            &format!("{login} password={PASSWORD} channel_binding=require"),
+            &[],
+            Expect::Connect,
+        )
+        .case("the password file", &format!("{login} passfile={}", file(&passfile)), &[], Expect::Connect)
+        .case(
+            "a password file others can read is ignored",
+            &format!("{login} passfile={}", file(&open_passfile)),
+            &[],
+            Expect::Refuse("no password supplied"),
+        )
+        .case("no password", &login, &[], Expect::Refuse("fe_sendauth: no password supplied"))
+        .case(
+            "a wrong password",
+            &format!("{login} password=wrong"),
+            &[],
+            Expect::Refuse("password authentication failed for user \"scram_user\" (SQLSTATE 28P01)"),
+        );
+    t.run()?;
+
+    // SCRAM with or without TLS: channel binding needs TLS.
+    cluster.set_hba(Hba::Scram)?;
+    let mut t = Table::new(&cluster);
+    let plain = format!("user={PASSWORD_ROLE} password={PASSWORD} sslmode=disable");
+    t.case("plaintext SCRAM", &plain, &[], Expect::Connect).case(
+        "channel_binding=require without TLS",
+        &format!("{plain} channel_binding=require"),
+        &[],
+        Expect::Refuse("channel binding required, but SSL not in use"),
+    );
+    t.run()
+}
+
+#[test]
+fn servers_that_take_plaintext() -> Result<()> {
+    let pki = Pki::generate()?;
+    let both = tls_server(&pki, ServerCert::Valid, Hba::Trust)?;
+    let mut t = Table::new(&both);
+    for mode in ["disable", "allow", "prefer", "require", "verify-full"] {
+        let root = if mode == "verify-full" {
+            format!(" sslrootcert={}", file(pki.ca_cert()))
+        } else {
+            String::new()
+        };
+        t.case(
+            &format!("TLS or not: {mode}"),
+            &format!("user=postgres sslmode={mode}{root}"),
+            &[],
+            Expect::Connect,
+        );
+    }
+    t.run()?;
+
+    let plaintext_only = tls_server(&pki, ServerCert::Valid, Hba::HostnosslTrust)?;
+    let mut t = Table::new(&plaintext_only);
+    for mode in ["disable", "allow", "prefer"] {
+        t.case(
+            &format!("plaintext only: {mode}"),
+            &format!("user=postgres sslmode={mode}"),
+            &[],
+            Expect::Connect,
+        );
+    }
+    t.case(
+        "plaintext only: require",
+        "user=postgres sslmode=require",
+        &[],
+        Expect::Refuse("SSL encryption (SQLSTATE 28000)"),
+    );
+    t.run()?;
+
+    let ssl_off = Cluster::builder().hba(Hba::Trust).start()?;
+    let mut t = Table::new(&ssl_off);
+    t.case("ssl=off: prefer", "user=postgres", &[], Expect::Connect)
+        .case("ssl=off: allow", "user=postgres sslmode=allow", &[], Expect::Connect)
+        .case(
+            "ssl=off: require",
+            "user=postgres sslmode=require",
+            &[],
+            Expect::Refuse("server does not support TLS, but sslmode=require requires it"),
+        )
+        .case(
+            "ssl=off: verify-full",
+            &format!("user=postgres sslmode=verify-full sslrootcert={}", file(pki.ca_cert())),
+            &[],
+            Expect::Refuse("server does not support TLS, but sslmode=verify-full requires it"),
+        );
+    t.run()
+}
+
+#[test]
+fn certificates_that_must_not_pass() -> Result<()> {
+    let pki = Pki::generate()?;
+    let ca = file(pki.ca_cert());
+    let verify_full = format!("user=postgres sslmode=verify-full sslrootcert={ca}");
+
+    let expired = tls_server(&pki, ServerCert::Expired, Hba::HostsslTrust)?;
+    let mut t = Table::new(&expired);
+    t.case("expired, verify-full", &verify_full, &[], Expect::Refuse("server certificate has expired")).case(
+        "expired, require (nothing verified)",
+        "user=postgres sslmode=require",
+        &[],
+        Expect::Connect,
+    );
+    t.run()?;
+
+    let untrusted = tls_server(&pki, ServerCert::Untrusted, Hba::HostsslTrust)?;
+    let mut t = Table::new(&untrusted);
+    t.case("untrusted issuer", &verify_full, &[], Expect::Refuse("not trusted")).case(
+        "untrusted issuer in the bundle",
+        &format!("user=postgres sslmode=verify-full sslrootcert={}", file(pki.ca_bundle())),
+        &[],
+        Expect::Connect,
+    );
+    t.run()?;
+
+    let revoked = tls_server(&pki, ServerCert::Revoked, Hba::HostsslTrust)?;
+    let mut t = Table::new(&revoked);
+    t.case("revoked, no CRL", &verify_full, &[], Expect::Connect)
+        .case(
+            "revoked, sslcrl",
+            &format!("{verify_full} sslcrl={}", file(pki.crl_revoking_revoked())),
+            &[],
+            Expect::Refuse("server certificate is revoked"),
+        )
+        .case(
+            "revoked, a CRL that revokes nothing",
+            &format!("{verify_full} sslcrl={}", file(pki.crl_revoking_nothing())),
+            &[],
+            Expect::Connect,
+        );
+    t.run()
+}
+
+#[test]
+fn where_rustls_is_stricter_than_openssl() -> Result<()> {
+    let pki = Pki::generate()?;
+    let ca = file(pki.ca_cert());
+    let no_san = tls_server(&pki, ServerCert::NoSan, Hba::HostsslTrust)?;
+    let mut t = Table::new(&no_san);
+    t.case(
+        "no subjectAltName, verify-full (libpq matches the Common Name)",
+        &format!("user=postgres sslmode=verify-full sslrootcert={ca}"),
+        &[],
+        Expect::OnlyLibpq("it has no subjectAltName, and rustls does not fall back to the Common Name"),
+    )
+    .case(
+        "no subjectAltName, verify-ca",
+        &format!("user=postgres sslmode=verify-ca sslrootcert={ca}"),
+        &[],
+        Expect::Connect,
+    );
+    t.run()?;
+
+    let ca_as_server = tls_server(&pki, ServerCert::Ca, Hba::HostsslTrust)?;
+    let mut t = Table::new(&ca_as_server);
+    t.case(
+        "the CA certificate as the server's, verify-ca",
+        &format!("user=postgres sslmode=verify-ca sslrootcert={ca}"),
+        &[],
+        Expect::OnlyLibpq("rustls refuses a CA certificate used as the server's own certificate"),
+    )
+    .case(
+        "the CA certificate as the server's, require",
+        "user=postgres sslmode=require",
+        &[],
+        Expect::Connect,
+    );
+    t.run()
+}
+
+#[test]
+fn direct_tls_negotiation_with_postgresql_17() -> Result<()> {
+    let pki = Pki::generate()?;
+    let cluster = Cluster::builder()
+        .pg_config(pg17_bindir()?.join("pg_config"))
+        .tls(&pki, ServerCert::Valid)
+        .hba(Hba::HostsslTrust)
+        .start()?;
+    let verify_full = format!("user=postgres sslmode=verify-full sslrootcert={}", file(pki.ca_cert()));
+    let mut t = Table::new(&cluster);
+    t.case("direct, verify-full", &format!("{verify_full} sslnegotiation=direct"), &[], Expect::Connect)
+        .case("direct, require", "user=postgres sslmode=require sslnegotiation=direct", &[], Expect::Connect)
+        .case(
+            "postgres negotiation",
+            &format!("{verify_full} sslnegotiation=postgres"),
+            &[],
+            Expect::Connect,
+        );
+    t.run()?;
+
+    // A server older than 17 does not speak direct TLS.
+    let old = tls_server(&pki, ServerCert::Valid, Hba::HostsslTrust)?;
+    let mut t = Table::new(&old);
+    t.case(
+        "direct against PostgreSQL 15",
+        &format!("{verify_full} sslnegotiation=direct"),
+        &[],
+        Expect::Refuse("TLS"),
+    );
+    t.run()
+}
+
+#[test]
+fn several_hosts_name_each_failed_attempt() -> Result<()> {
+    let pki = Pki::generate()?;
+    let cluster = tls_server(&pki, ServerCert::Valid, Hba::HostsslTrust)?;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let ours = Ours::new()?;
+    let conninfo = format!(
+        "host=127.0.0.1,{SERVER_NAME} hostaddr=127.0.0.1,127.0.0.1 port={closed},{} user=postgres sslmode=disable",
+        cluster.port()
+    );
+    let Outcome::Refused(error) = ours.connect(&conninfo, [("A", "B")])? else {
+        bail!("connected in plaintext")
+    };
+    let first = format!("connection to server at \"127.0.0.1\", port {closed} failed: Connection refused");
+    let second = format!(
+        "connection to server at \"{SERVER_NAME}\" (127.0.0.1), port {} failed: FATAL:  pg_hba.conf rejects connection",
+        cluster.port()
+    );
+    assert!(error.contains(&first) && error.contains(&second), "{error}");
+    Ok(())
+}

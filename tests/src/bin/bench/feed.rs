@@ -8,7 +8,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
+use bytebase_signal_client::connect::ConnectOptions;
 use bytebase_signal_client::{Event, Listener, ListenerHandle, Registry, RunUid, SignalKind};
+use bytebase_signal_tests::cluster::Cluster;
+use bytebase_signal_tests::pki::{Pki, ServerCert, SERVER_NAME};
+use bytebase_signal_tests::tls_cluster::Hba;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -78,6 +82,25 @@ pub async fn caught_up(handle: &ListenerHandle) -> Result<()> {
     }
 }
 
+/// A throwaway cluster that takes TLS and plaintext alike (`host ... trust`), so that the TLS rows
+/// and the plaintext ones of a table measure the same server; and the certificates it uses.
+pub fn cluster_with_tls() -> Result<(Cluster, Pki)> {
+    let pki = Pki::generate()?;
+    let cluster = Cluster::builder().tls(&pki, ServerCert::Valid).hba(Hba::Trust).start()?;
+    Ok((cluster, pki))
+}
+
+/// The settings of a listener reaching `db` on `cluster` over TLS, verifying it fully.
+pub fn tls_options(cluster: &Cluster, pki: &Pki, db: &str) -> Result<ConnectOptions> {
+    let dsn = format!(
+        "host={SERVER_NAME} hostaddr={} port={} user=postgres dbname={db} sslmode=verify-full sslrootcert='{}'",
+        cluster.host(),
+        cluster.port(),
+        pki.ca_cert().display()
+    );
+    Ok(ConnectOptions::parse(&dsn)?)
+}
+
 /// Spawns `command` (stdout as given, stderr piped) and waits until its stderr says "listening";
 /// the rest of its stderr is passed through, prefixed with `name`.
 async fn spawn_listening(
@@ -139,13 +162,13 @@ pub async fn bare(config: &Config, total: u64) -> Result<Consumer> {
 
 /// Ours: a `Listener` handing every signal to a `Registry` that holds `runs` registered runs
 /// (none of them signalled, so each signal is a full miss: lookup, tombstone, counters).
-pub async fn ours(config: &Config, total: u64, runs: i64) -> Result<Consumer> {
+pub async fn ours(options: ConnectOptions, total: u64, runs: i64) -> Result<Consumer> {
     let registry = Registry::new();
     let guards: Vec<_> = (1..=runs)
         .map(|n| registry.register(SignalKind::TaskRun, RunUid::new(1_000_000_000 + n).expect("positive")))
         .collect();
     let stop = CancellationToken::new();
-    let handle = Listener::new(config.clone()).spawn_with_registry(registry.clone(), stop.clone());
+    let handle = Listener::new(options).spawn_with_registry(registry.clone(), stop.clone());
     caught_up(&handle).await?;
     let done = tokio::spawn(async move {
         let _guards = guards;

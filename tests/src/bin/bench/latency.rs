@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use bytebase_signal_client::connect::ConnectOptions;
 use bytebase_signal_client::{Listener, Signal};
 use bytebase_signal_tests::cluster::Cluster;
 use tokio::task::JoinSet;
@@ -19,7 +20,15 @@ const SIGNALS: usize = 3_000;
 const PER_SECOND: u64 = 1_000;
 const DB: &str = "bench";
 const ROUNDS: usize = 3;
-const NAMES: [&str; 2] = ["Listener (ours)", "sqlx PgListener"];
+const NAMES: [&str; 3] = ["Listener (ours)", "Listener (ours), over TLS (verify-full)", "sqlx PgListener"];
+
+/// Which listener a run measures.
+#[derive(Clone, Copy)]
+enum Which {
+    Ours,
+    OursTls,
+    Sqlx,
+}
 
 /// When each uid's call was issued, in nanoseconds after `base` (0: not yet).
 struct Clock {
@@ -41,11 +50,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// One of our listeners: the handler is the application's loop over `Signals`.
 async fn ours(
-    cluster: &Cluster,
+    options: ConnectOptions,
     clock: Arc<Clock>,
     stop: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<Result<Vec<f64>>>> {
-    let (handle, mut signals) = Listener::new(cluster.config(DB)).spawn(stop);
+    let (handle, mut signals) = Listener::new(options).spawn(stop);
     crate::feed::caught_up(&handle).await?;
     Ok(tokio::spawn(async move {
         let _handle = handle;
@@ -77,14 +86,16 @@ async fn sqlx(cluster: &Cluster, clock: Arc<Clock>) -> Result<tokio::task::JoinH
 /// Runs the latency table.
 pub async fn run() -> Result<()> {
     eprintln!("latency: starting a throwaway cluster ...");
-    let cluster = Cluster::start()?;
+    let (cluster, pki) = crate::feed::cluster_with_tls()?;
     cluster.create_database_with_extension(DB).await?;
     let sender = cluster.connect(DB).await?;
-    let mut samples: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let tls = crate::feed::tls_options(&cluster, &pki, DB)?;
+    let mut samples: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..ROUNDS {
         for i in 0..NAMES.len() {
             let which = (i + round) % NAMES.len();
-            let got = one_run(&cluster, &sender, which == 0).await?;
+            let kind = [Which::Ours, Which::OursTls, Which::Sqlx][which];
+            let got = one_run(&cluster, &tls, &sender, kind).await?;
             eprintln!("round {}: {}: {} samples", round + 1, NAMES[which], got.len());
             samples[which].extend(got);
         }
@@ -106,12 +117,13 @@ pub async fn run() -> Result<()> {
     Ok(())
 }
 
-/// One run: `LISTENERS` listeners (ours if `ours`, else sqlx's) while `SIGNALS` cancels are sent at
+/// One run: `LISTENERS` listeners (ours, ours over TLS, or sqlx's) while `SIGNALS` cancels are sent at
 /// `PER_SECOND`; every listener's latency samples.
 async fn one_run(
     cluster: &Cluster,
+    tls: &ConnectOptions,
     sender: &tokio_postgres::Client,
-    ours_not_sqlx: bool,
+    which: Which,
 ) -> Result<Vec<f64>> {
     // An empty log, so that no listener's first catch-up hands it the previous run's uids.
     sender.batch_execute("TRUNCATE bytebase_signal_log").await?;
@@ -120,10 +132,10 @@ async fn one_run(
     let stop = CancellationToken::new();
     let mut handlers = JoinSet::new();
     for _ in 0..LISTENERS {
-        let handler = if ours_not_sqlx {
-            ours(cluster, Arc::clone(&clock), stop.clone()).await?
-        } else {
-            sqlx(cluster, Arc::clone(&clock)).await?
+        let handler = match which {
+            Which::Ours => ours(cluster.config(DB).into(), Arc::clone(&clock), stop.clone()).await?,
+            Which::OursTls => ours(tls.clone(), Arc::clone(&clock), stop.clone()).await?,
+            Which::Sqlx => sqlx(cluster, Arc::clone(&clock)).await?,
         };
         handlers.spawn(async move { handler.await? });
     }

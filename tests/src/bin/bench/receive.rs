@@ -1,11 +1,11 @@
 //! Receive throughput: 1,000,000 notifications committed in batches of 50,000; seconds from the
-//! first commit until the last one is dispatched, per consumer, in interleaved rounds.
+//! first commit until the last one is dispatched, per consumer, in interleaved rounds. The server
+//! takes TLS and plaintext alike, so the TLS row measures the same server as the others.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Result;
-use bytebase_signal_tests::cluster::Cluster;
 use tokio::time::Instant;
 
 use crate::feed::{self, Consumer};
@@ -18,13 +18,14 @@ const DB: &str = "bench";
 
 const BARE: &str = "bare tokio-postgres poll_message loop (floor)";
 const OURS: &str = "Listener + Registry (10,000 runs registered)";
+const OURS_TLS: &str = "Listener + Registry, over TLS (verify-full)";
 const CLI: &str = "bytebase-signal listen > file";
 const SQLX: &str = "sqlx PgListener (Rust peer)";
 const PSYCOPG: &str = "psycopg 3 notifies() (Python peer)";
 
 /// Runs the receive-throughput table.
 pub async fn run() -> Result<()> {
-    let names = [BARE, OURS, CLI, SQLX, PSYCOPG];
+    let names = [BARE, OURS, OURS_TLS, CLI, SQLX, PSYCOPG];
     let (seconds, commit_seconds) = measure(TOTAL, &names, ROUNDS).await?;
     let floor = median(seconds[BARE].clone());
     println!("\n### Receive throughput ({TOTAL} notifications in batches of 50,000; {ROUNDS} interleaved rounds, medians)\n");
@@ -35,6 +36,7 @@ pub async fn run() -> Result<()> {
         let goal = match name {
             BARE => "",
             OURS => "≥ 0.9× the floor, ahead of every peer",
+            OURS_TLS => "reported: what TLS costs (the floor is plaintext)",
             CLI => "at least as fast as psycopg",
             _ => "peer",
         };
@@ -80,10 +82,11 @@ async fn measure<'a>(
     rounds: usize,
 ) -> Result<(BTreeMap<&'a str, Vec<f64>>, Vec<f64>)> {
     eprintln!("receive: starting a throwaway cluster ...");
-    let cluster = Cluster::start()?;
+    let (cluster, pki) = feed::cluster_with_tls()?;
     cluster.create_database_with_extension(DB).await?;
     let producer = cluster.connect(DB).await?;
     let config = cluster.config(DB);
+    let tls = feed::tls_options(&cluster, &pki, DB)?;
     let dir = tempfile::tempdir()?;
     let mut seconds: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut commit_seconds = Vec::new();
@@ -92,7 +95,8 @@ async fn measure<'a>(
             let name = names[(i + round) % names.len()];
             let consumer: Consumer = match name {
                 BARE => feed::bare(&config, total as u64).await?,
-                OURS => feed::ours(&config, total as u64, REGISTERED_RUNS).await?,
+                OURS => feed::ours(config.clone().into(), total as u64, REGISTERED_RUNS).await?,
+                OURS_TLS => feed::ours(tls.clone(), total as u64, REGISTERED_RUNS).await?,
                 CLI => feed::cli(&config, total as u64, dir.path()).await?,
                 SQLX => feed::sqlx(&config, total as u64).await?,
                 _ => feed::psycopg(&config, total as u64).await?,

@@ -509,7 +509,7 @@ async fn run(options: ConnectOptions, config: ListenerConfig, intake: Intake, sh
         };
         let lived = match connected {
             Ok(Established { client, connection, target, tls }) => {
-                debug!(%target, tls, "connected");
+                debug!(%target, tls = ?tls, "connected");
                 let ended = listen(&client, connection, &listen_sql, &config, &intake, &shutdown).await;
                 let lived = started.elapsed();
                 match ended {

@@ -24,6 +24,7 @@ pub mod pgbouncer;
 pub mod pki;
 pub mod proxy;
 pub mod tls_cluster;
+pub mod tls_server;
 pub mod wait;
 
 /// Turns each named `async fn(Install) -> anyhow::Result<()>` into one test per listed install,

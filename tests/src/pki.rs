@@ -129,6 +129,7 @@ pub struct Pki {
     servers: Vec<(ServerCert, CertFiles)>,
     crl_revoking_revoked: PathBuf,
     crl_revoking_nothing: PathBuf,
+    crl_expired: PathBuf,
 }
 
 impl Pki {
@@ -170,6 +171,8 @@ impl Pki {
         let crl_revoking_revoked = write(dir.path(), "revoking-revoked.crl", &revoked, 0o644)?;
         let nothing = crl(&ca, &[], 2)?;
         let crl_revoking_nothing = write(dir.path(), "revoking-nothing.crl", &nothing, 0o644)?;
+        let expired = crl_until(&ca, &[], 3, 2024)?;
+        let crl_expired = write(dir.path(), "expired.crl", &expired, 0o644)?;
 
         Ok(Pki {
             dir,
@@ -180,6 +183,7 @@ impl Pki {
             servers,
             crl_revoking_revoked,
             crl_revoking_nothing,
+            crl_expired,
         })
     }
 
@@ -219,6 +223,12 @@ impl Pki {
     /// certificate of the test CA still passes.
     pub fn crl_revoking_nothing(&self) -> &Path {
         &self.crl_revoking_nothing
+    }
+
+    /// A CRL from the test CA that revokes nothing, but whose next update was due in 2024: OpenSSL
+    /// (and so libpq) refuses a chain checked against it.
+    pub fn crl_expired(&self) -> &Path {
+        &self.crl_expired
     }
 
     /// The environment that makes OpenSSL's default trust store (libpq's `sslrootcert=system`)
@@ -295,9 +305,14 @@ fn server_params(which: ServerCert) -> Result<CertificateParams> {
 
 /// A PEM CRL from `ca` listing the certificates with serial numbers `serials` as revoked.
 fn crl(ca: &Issuer<'_, KeyPair>, serials: &[u8], number: u8) -> Result<String> {
+    crl_until(ca, serials, number, 2100)
+}
+
+/// Like [`crl`], with its next update due in the middle of `year`.
+fn crl_until(ca: &Issuer<'_, KeyPair>, serials: &[u8], number: u8, year: i32) -> Result<String> {
     let params = CertificateRevocationListParams {
         this_update: date_time_ymd(2024, 1, 1),
-        next_update: date_time_ymd(2100, 1, 1),
+        next_update: date_time_ymd(year, 6, 1),
         crl_number: SerialNumber::from_slice(&[number]),
         issuing_distribution_point: None,
         revoked_certs: serials

@@ -20,6 +20,7 @@ use bytebase_signal_tests::libpq::{quote, Outcome, Psql};
 use bytebase_signal_tests::ours::Ours;
 use bytebase_signal_tests::pki::{Pki, ServerCert, SERVER_NAME, WRONG_NAME};
 use bytebase_signal_tests::tls_cluster::{Hba, CERT_ROLE, PASSWORD, PASSWORD_ROLE};
+use bytebase_signal_tests::tls_server::NotPostgres;
 
 /// What a case expects of the two clients.
 #[derive(Clone, Copy, Debug)]
@@ -30,6 +31,8 @@ enum Expect {
     Refuse(&'static str),
     /// libpq connects, we refuse with this in the error: a deliberate difference (rustls).
     OnlyLibpq(&'static str),
+    /// Both refuse after one attempt (no fallback, no further host); our error contains this.
+    RefuseOnce(&'static str),
 }
 
 struct Case {
@@ -108,6 +111,13 @@ fn judge(expect: Expect, reference: &Outcome, got: &Outcome, port: u16) -> Resul
         (Expect::OnlyLibpq(words), Outcome::Connected(_), Outcome::Refused(ours)) => {
             refused_saying(ours, words, port)
         }
+        (Expect::RefuseOnce(words), Outcome::Refused(_), Outcome::Refused(ours)) => {
+            refused_saying(ours, words, port)?;
+            match ours.matches("connection to server ").count() {
+                1 => Ok(()),
+                n => Err(format!("{n} attempts, expected 1")),
+            }
+        }
         _ => Err(format!("expected {expect:?}")),
     }
 }
@@ -119,8 +129,11 @@ fn refused_saying(ours: &str, words: &str, port: u16) -> Result<(), String> {
         return Err(format!("our error does not say {words:?}"));
     }
     let before_connecting = ["may not be used with", "invalid ", "root certificate file"];
-    let names_server = ours.contains("connection to server at \"")
-        && ours.contains(&format!("(127.0.0.1), port {port} failed"));
+    let names_server = (ours.contains("connection to server at \"")
+        && (ours.contains(&format!("(127.0.0.1), port {port} failed"))
+            || ours.contains(&format!("\"127.0.0.1\", port {port} failed"))))
+        || ours.contains("connection to server on socket \"")
+            && ours.contains(&format!(".s.PGSQL.{port}\" failed"));
     if !names_server && !before_connecting.iter().any(|w| words.contains(w)) {
         return Err("our error does not name the server and port".into());
     }
@@ -239,6 +252,32 @@ fn a_tls_only_server_and_each_sslmode() -> Result<()> {
         "user=postgres sslmode=require channel_binding=require",
         &[],
         Expect::Refuse("channel binding required"),
+    )
+    .case(
+        "a HOME that is not a directory: prefer still takes TLS",
+        "user=postgres",
+        &[("HOME", "/dev/null")],
+        Expect::Connect,
+    )
+    .case(
+        "an expired CRL",
+        &format!("user=postgres sslmode=verify-full sslrootcert={ca} sslcrl={}", file(pki.crl_expired())),
+        &[],
+        Expect::Refuse("the certificate revocation list (sslcrl) has expired"),
+    );
+    let socket = cluster.socket_dir().to_string_lossy().into_owned();
+    let port = cluster.port();
+    t.raw(
+        "hostaddr wins over a socket directory in host",
+        format!("host={socket} hostaddr=127.0.0.1 port={port} dbname=postgres user=postgres sslmode=require"),
+        &[],
+        Expect::Connect,
+    )
+    .raw(
+        "allow over a Unix socket never tries TLS after a refusal",
+        format!("host={socket} port={port} dbname=postgres user=nobody sslmode=allow"),
+        &[],
+        Expect::RefuseOnce("user \"nobody\", database \"postgres\", no encryption"),
     );
     t.run()
 }
@@ -250,6 +289,12 @@ fn client_certificates() -> Result<()> {
     let client = pki.client(CERT_ROLE)?;
     let ca = file(pki.ca_cert());
     let (cert, key, open_key) = (file(&client.cert), file(&client.key), file(&client.key_world_readable));
+    // libpq refuses a key others can read whoever owns it (unless root owns it, mode 0640).
+    let foreign = tempfile::tempdir()?;
+    let foreign_key = foreign.path().join("postgres-owned.key");
+    std::fs::copy(&client.key, &foreign_key)?;
+    std::fs::set_permissions(&foreign_key, std::fs::Permissions::from_mode(0o644))?;
+    std::process::Command::new("chown").arg("postgres:").arg(&foreign_key).status()?;
     let mut t = Table::new(&cluster);
     let login = format!("user={CERT_ROLE} sslmode=verify-full sslrootcert={ca} sslcert={cert}");
     t.case("client certificate", &format!("{login} sslkey={key}"), &[], Expect::Connect)
@@ -276,6 +321,12 @@ fn client_certificates() -> Result<()> {
             &format!("{login} sslkey={key} sslcertmode=disable"),
             &[],
             Expect::Refuse("connection requires a valid client certificate"),
+        )
+        .case(
+            "a key file of another user that others can read",
+            &format!("{login} sslkey={}", file(&foreign_key)),
+            &[],
+            Expect::Refuse("has group or world access"),
         )
         .case(
             "a certificate of another role",
@@ -358,6 +409,27 @@ fn servers_that_take_plaintext() -> Result<()> {
             Expect::Connect,
         );
     }
+    // A certificate is required but none is configured: the session over TLS does not count,
+    // and prefer must not fall back to plaintext for it.
+    t.case(
+        "sslcertmode=require without a client certificate",
+        "user=postgres sslcertmode=require",
+        &[],
+        Expect::RefuseOnce("server accepted connection without a valid SSL certificate"),
+    );
+    t.run()?;
+
+    // A read-only server for read-write: the next host, never a second, plaintext login.
+    let read_only = tls_server(&pki, ServerCert::Valid, Hba::Trust)?;
+    read_only.admin_sql("ALTER SYSTEM SET default_transaction_read_only = on")?;
+    read_only.reload()?;
+    let mut t = Table::new(&read_only);
+    t.case(
+        "a read-only server for target_session_attrs=read-write",
+        "user=postgres target_session_attrs=read-write",
+        &[],
+        Expect::RefuseOnce("session is read-only"),
+    );
     t.run()?;
 
     let plaintext_only = tls_server(&pki, ServerCert::Valid, Hba::HostnosslTrust)?;
@@ -505,9 +577,37 @@ fn direct_tls_negotiation_with_postgresql_17() -> Result<()> {
         "direct against PostgreSQL 15",
         &format!("{verify_full} sslnegotiation=direct"),
         &[],
-        Expect::Refuse("TLS"),
+        Expect::RefuseOnce("TLS handshake failed"),
     );
     t.run()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn direct_tls_to_a_server_that_negotiates_no_alpn_is_refused() -> Result<()> {
+    // Any TLS service would complete the handshake; ALPN is what says it speaks PostgreSQL.
+    let pki = Pki::generate()?;
+    let not_postgres = NotPostgres::start(pki.server(ServerCert::Valid)).await?;
+    let conninfo = format!(
+        "host={SERVER_NAME} hostaddr=127.0.0.1 port={} dbname=postgres user=postgres sslmode=verify-full \
+         sslrootcert={} sslnegotiation=direct",
+        not_postgres.port(),
+        file(pki.ca_cert())
+    );
+    let (psql, ours) = (Psql::new(pg_bindir(NEWEST_MAJOR)?.join("psql"))?, Ours::new()?);
+    let (reference, got) = tokio::task::spawn_blocking(move || {
+        Ok::<_, anyhow::Error>((
+            psql.connect(&conninfo, [("A", "B")])?,
+            ours.connect(&conninfo, [("A", "B")])?,
+        ))
+    })
+    .await??;
+    assert!(matches!(reference, Outcome::Refused(ref e) if e.contains("ALPN")), "libpq: {reference:?}");
+    let Outcome::Refused(error) = got else { bail!("connected to a server that is not PostgreSQL") };
+    assert!(
+        error.contains("direct SSL connection was established without ALPN protocol negotiation extension"),
+        "{error}"
+    );
+    Ok(())
 }
 
 #[test]
@@ -529,5 +629,20 @@ fn several_hosts_name_each_failed_attempt() -> Result<()> {
         cluster.port()
     );
     assert!(error.contains(&first) && error.contains(&second), "{error}");
-    Ok(())
+
+    // A server that refuses the login ends the attempt, as in libpq: the next host is not tried
+    // (its password, or a provider's token, would go to it too).
+    let accepting = tls_server(&pki, ServerCert::Valid, Hba::Trust)?;
+    let mut t = Table::new(&cluster);
+    t.raw(
+        "a refused login stops the host list",
+        format!(
+            "host={SERVER_NAME},{SERVER_NAME} hostaddr=127.0.0.1,127.0.0.1 port={},{} dbname=postgres user=postgres sslmode=disable",
+            cluster.port(),
+            accepting.port()
+        ),
+        &[],
+        Expect::RefuseOnce("no encryption"),
+    );
+    t.run()
 }

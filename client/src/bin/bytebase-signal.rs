@@ -16,7 +16,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bytebase_signal_client::connect::{ConnectOptions, Established, Target};
+use bytebase_signal_client::connect::{ConnectOptions, Established, Negotiated, Target};
 use bytebase_signal_client::send::{Cancel, SendMode};
 use bytebase_signal_client::wire::WireFormat;
 use bytebase_signal_client::{Error, Listener, ListenerConfig, RunUid, SignalKind};
@@ -129,7 +129,7 @@ impl Conn {
 }
 
 /// A connection for one command, driven in the background.
-async fn connect(conn: &Conn) -> Result<(tokio_postgres::Client, Target, bool), Error> {
+async fn connect(conn: &Conn) -> Result<(tokio_postgres::Client, Target, Option<Negotiated>), Error> {
     let Established { client, connection, target, tls } = conn.options()?.connect().await?;
     let server = target.clone();
     tokio::spawn(async move {
@@ -206,7 +206,7 @@ async fn send(kind: SignalKind, args: SendArgs) -> Result<(), Error> {
 }
 
 async fn status(conn: Conn) -> Result<(), Error> {
-    let (client, target, _) = connect(&conn).await?;
+    let (client, target, tls) = connect(&conn).await?;
     let row = client
         .query_one(
             "SELECT current_setting('server_version'),
@@ -227,8 +227,13 @@ async fn status(conn: Conn) -> Result<(), Error> {
         )
         .await?;
     let extension_version = row.get::<_, Option<String>>(1);
-    let (tls_version, tls_cipher, tls_bits) =
-        (row.get::<_, Option<String>>(8), row.get::<_, Option<String>>(9), row.get::<_, Option<i32>>(10));
+    // What the server's side of this session says (behind a TLS-terminating pooler, its link).
+    let (server_tls_version, server_tls_cipher) =
+        (row.get::<_, Option<String>>(8), row.get::<_, Option<String>>(9));
+    let server_sees = match (&server_tls_version, &server_tls_cipher, row.get::<_, Option<i32>>(10)) {
+        (Some(version), Some(cipher), Some(bits)) => format!("{version} {cipher} ({bits} bits)"),
+        _ => "not encrypted".to_owned(),
+    };
     // The pure-SQL edition (sql/pure/install.sql) is known by its internal send function.
     let edition = match (&extension_version, row.get::<_, bool>(4)) {
         (Some(_), _) => Some("extension"),
@@ -247,12 +252,11 @@ async fn status(conn: Conn) -> Result<(), Error> {
         "server_address": row.get::<_, Option<String>>(6),
         "server_port": row.get::<_, Option<i32>>(7),
         "user": row.get::<_, String>(5),
-        "encryption": match (&tls_version, &tls_cipher, tls_bits) {
-            (Some(version), Some(cipher), Some(bits)) => format!("{version} {cipher} ({bits} bits)"),
-            _ => "not encrypted".to_owned(),
-        },
-        "tls_version": tls_version,
-        "tls_cipher": tls_cipher,
+        // What this client negotiated.
+        "encryption": tls.as_ref().map_or_else(|| "not encrypted".to_owned(), |t| t.to_string()),
+        "tls_version": tls.as_ref().map(|t| t.version.clone()),
+        "tls_cipher": tls.as_ref().map(|t| t.cipher.clone()),
+        "server_sees": server_sees,
         "server_version_num": row.get::<_, i32>(11),
     });
     println!("{status}");

@@ -1,6 +1,7 @@
 //! Making the connection: every host, every address of it and every TLS step `sslmode` allows, in
-//! libpq's order ([`super::plan`]), each attempt with its own deadline, password and record of
-//! why it failed. tokio-postgres does the protocol; this decides what it is asked to do.
+//! libpq's order and with libpq's rules for what a failure means ([`super::plan`]); each address
+//! with one deadline (`connect_timeout`) over its steps, each attempt with its own password and a
+//! record of why it failed. tokio-postgres does the protocol; this decides what it is asked to do.
 
 use std::future::{poll_fn, Future};
 use std::net::IpAddr;
@@ -11,17 +12,18 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use rand::seq::SliceRandom;
+use tokio::time::Instant;
 use tokio_postgres::{Client, Connection, SimpleQueryMessage, Socket};
 use tracing::{debug, warn};
 
 use super::failure::{classify, AttemptError, Cause, ConnectError, Target, TlsFailure};
-use super::plan::{self, Failure, Step, Wanted};
+use super::plan::{self, Failed, Next, Step, Wanted};
 use super::settings::{
     ChannelBinding, Endpoint, Host, LoadBalanceHosts, Settings, SslCertMode, SslMode, SslNegotiation,
 };
-use super::stream::{MakeTls, TlsStream};
+use super::stream::{MakeTls, Negotiated, TlsStream};
 use super::tls::{self, Tls, TlsSetupError};
-use super::{pgpass, ConnectOptions, PasswordRequest};
+use super::{pgpass, resolve, ConnectOptions, PasswordRequest};
 
 /// A connection that is up, with what it took to get there.
 pub struct Established {
@@ -31,8 +33,8 @@ pub struct Established {
     pub connection: Connection<Socket, TlsStream>,
     /// The server that answered.
     pub target: Target,
-    /// Whether the session is encrypted.
-    pub tls: bool,
+    /// What TLS negotiated, as this client sees it; `None`: not encrypted.
+    pub tls: Option<Negotiated>,
 }
 
 impl std::fmt::Debug for Established {
@@ -56,78 +58,110 @@ enum Connect {
     Unix(PathBuf, u16),
 }
 
+impl Address {
+    fn unix(&self) -> bool {
+        matches!(self.connect, Connect::Unix(..))
+    }
+}
+
+/// What one address came to.
+enum OnAddress {
+    Up(Box<Established>),
+    Failed(Next),
+}
+
 pub(crate) async fn establish(options: &ConnectOptions) -> Result<Established, ConnectError> {
     let settings = &options.settings;
+    // The settings may have been changed since they were resolved: libpq's rules across them
+    // hold for whatever is connected with.
+    resolve::check(settings).map_err(|e| ConnectError { attempts: Vec::new(), settings: Some(e) })?;
     let mut attempts = Vec::new();
     // TLS is configured once per call (files may change between calls: rotated certificates).
     let tls = match settings.sslmode {
         SslMode::Disable => None,
         _ => Some(tls::configure(settings, options.home.as_deref())),
     };
+    if let Some(Err(setup)) = &tls {
+        // `prefer` then goes without TLS, libpq's fallback: say why, once per connection.
+        if settings.sslmode == SslMode::Prefer {
+            warn!(error = %setup, "TLS could not be set up; sslmode=prefer connects without it");
+        }
+    }
     let mut endpoints = settings.endpoints.clone();
     if settings.load_balance_hosts == LoadBalanceHosts::Random {
         endpoints.shuffle(&mut rand::rng());
     }
-    for &wanted in plan::passes(settings.target_session_attrs) {
-        for endpoint in &endpoints {
-            let addresses = match addresses(endpoint, settings.load_balance_hosts).await {
+    'passes: for &wanted in plan::passes(settings.target_session_attrs) {
+        'hosts: for endpoint in &endpoints {
+            let addresses = match addresses(endpoint, settings).await {
                 Ok(addresses) => addresses,
                 Err(failed) => {
+                    // A name that does not resolve: the next host, as libpq.
                     attempts.push(failed);
                     continue;
                 }
             };
             for address in addresses {
                 match on_address(options, &address, tls.as_ref(), wanted, &mut attempts).await {
-                    Some(established) => {
+                    OnAddress::Up(established) => {
                         for failed in &attempts {
                             debug!(%failed, "earlier connection attempt failed");
                         }
-                        return Ok(established);
+                        return Ok(*established);
                     }
-                    None => continue,
+                    OnAddress::Failed(Next::Address | Next::Retry(_)) => continue,
+                    OnAddress::Failed(Next::Host) => continue 'hosts,
+                    OnAddress::Failed(Next::Stop) => break 'passes,
                 }
             }
         }
     }
-    Err(ConnectError { attempts })
+    Err(ConnectError { attempts, settings: None })
 }
 
-/// The addresses of one endpoint: `hostaddr`, an IP literal, a resolved name, or a socket.
-async fn addresses(endpoint: &Endpoint, balance: LoadBalanceHosts) -> Result<Vec<Address>, AttemptError> {
+/// The addresses of one endpoint: `hostaddr` (which wins over any `host`, a socket directory
+/// included, as in libpq), an IP literal, a resolved name (within `connect_timeout`), or a socket.
+async fn addresses(endpoint: &Endpoint, settings: &Settings) -> Result<Vec<Address>, AttemptError> {
     let port = endpoint.port;
     let one = |target, tls_name, connect| Address { target, tls_name, connect, endpoint: endpoint.clone() };
     match (&endpoint.host, endpoint.hostaddr) {
-        (Some(Host::Unix(dir)), _) => {
+        (host, Some(ip)) => {
+            let tcp_name = match host {
+                Some(Host::Tcp(name)) => Some(name.clone()),
+                _ => None,
+            };
+            let shown = tcp_name.clone().unwrap_or_else(|| ip.to_string());
+            Ok(vec![one(Target::Tcp { host: shown, addr: Some(ip), port }, tcp_name, Connect::Tcp(ip, port))])
+        }
+        (Some(Host::Unix(dir)), None) => {
             let socket = dir.join(format!(".s.PGSQL.{port}"));
             Ok(vec![one(Target::Unix { socket }, None, Connect::Unix(dir.clone(), port))])
-        }
-        (host, Some(ip)) => {
-            let name = match host {
-                Some(Host::Tcp(name)) => name.clone(),
-                _ => ip.to_string(),
-            };
-            let tls_name = matches!(host, Some(Host::Tcp(_))).then(|| name.clone());
-            Ok(vec![one(Target::Tcp { host: name, addr: Some(ip), port }, tls_name, Connect::Tcp(ip, port))])
         }
         (Some(Host::Tcp(name)), None) => {
             if let Ok(ip) = name.parse::<IpAddr>() {
                 let target = Target::Tcp { host: name.clone(), addr: Some(ip), port };
                 return Ok(vec![one(target, Some(name.clone()), Connect::Tcp(ip, port))]);
             }
-            let resolved =
-                tokio::net::lookup_host((name.as_str(), port)).await.map_err(|e| AttemptError {
-                    target: Target::Tcp { host: name.clone(), addr: None, port },
-                    tls: false,
-                    cause: Cause::Resolve { host: name.clone(), reason: e.to_string() },
-                })?;
+            let failed = |cause| AttemptError {
+                target: Target::Tcp { host: name.clone(), addr: None, port },
+                tls: false,
+                cause,
+            };
+            let lookup = tokio::net::lookup_host((name.as_str(), port));
+            let resolved = match settings.connect_timeout {
+                Some(limit) => {
+                    tokio::time::timeout(limit, lookup).await.map_err(|_| failed(Cause::Timeout(limit)))?
+                }
+                None => lookup.await,
+            }
+            .map_err(|e| failed(Cause::Resolve { host: name.clone(), reason: e.to_string() }))?;
             let mut ips: Vec<IpAddr> = Vec::new();
             for addr in resolved {
                 if !ips.contains(&addr.ip()) {
                     ips.push(addr.ip());
                 }
             }
-            if balance == LoadBalanceHosts::Random {
+            if settings.load_balance_hosts == LoadBalanceHosts::Random {
                 ips.shuffle(&mut rand::rng());
             }
             Ok(ips
@@ -146,45 +180,56 @@ async fn addresses(endpoint: &Endpoint, balance: LoadBalanceHosts) -> Result<Vec
     }
 }
 
-/// Every step `sslmode` allows on one address; the connection if one was accepted.
+/// Every step `sslmode` allows on one address, within one `connect_timeout` (libpq restarts its
+/// timer per address, not per step).
 async fn on_address(
     options: &ConnectOptions,
     address: &Address,
     tls: Option<&Result<Tls, TlsSetupError>>,
     wanted: Wanted,
     attempts: &mut Vec<AttemptError>,
-) -> Option<Established> {
+) -> OnAddress {
     let settings = &options.settings;
-    let unix = matches!(address.connect, Connect::Unix(..));
+    let deadline = settings.connect_timeout.map(|limit| (Instant::now() + limit, limit));
     let tls_ready = matches!(tls, Some(Ok(_)));
-    let mut step = plan::first_step(settings.sslmode, unix, tls_ready);
+    let mut step = plan::first_step(settings.sslmode, address.unix(), tls_ready);
     loop {
         let started = Arc::new(AtomicBool::new(false));
-        let outcome = attempt(options, address, tls, step, wanted, &started).await;
+        let attempt = attempt(options, address, tls, step, wanted, &started);
+        let outcome = match deadline {
+            Some((at, limit)) => {
+                tokio::time::timeout_at(at, attempt).await.unwrap_or(Err(Cause::Timeout(limit)))
+            }
+            None => attempt.await,
+        };
         let cause = match outcome {
-            Ok(established) => return Some(established),
+            Ok(established) => return OnAddress::Up(Box::new(established)),
             Err(cause) => cause,
         };
-        let failure = Failure {
-            tls_started: started.load(Ordering::Relaxed),
-            refused_by_server: matches!(cause, Cause::Server { .. }),
-            tls_setup_failed: matches!(cause, Cause::TlsSetup(_)),
-        };
-        let failed = AttemptError { target: address.target.clone(), tls: failure.tls_started, cause };
-        warn_once_for_setup(&failed);
-        attempts.push(failed);
-        step = plan::next_step(settings.sslmode, step, failure)?;
+        let tls_used = started.load(Ordering::Relaxed);
+        let failed = failed_as(&cause, tls_used);
+        attempts.push(AttemptError { target: address.target.clone(), tls: tls_used, cause });
+        match plan::next(settings.sslmode, step, address.unix(), failed) {
+            Next::Retry(next) => step = next,
+            other => return OnAddress::Failed(other),
+        }
     }
 }
 
-fn warn_once_for_setup(failed: &AttemptError) {
-    if let Cause::TlsSetup(_) = failed.cause {
-        warn!(%failed, "TLS could not be set up");
+/// libpq's reading of a cause: what it means for the attempts after it.
+fn failed_as(cause: &Cause, tls_used: bool) -> Failed {
+    match cause {
+        Cause::Connect { .. } | Cause::Timeout(_) => Failed::Unreachable,
+        Cause::Tls(_) | Cause::TlsNotSupported(_) | Cause::TlsSetup(_) => Failed::Handshake,
+        Cause::Server { code, .. } if code == "57P03" => Failed::CannotConnectNow,
+        Cause::Server { .. } => Failed::Refused { tls: tls_used },
+        Cause::SessionAttrs(_) => Failed::WrongSession,
+        _ => Failed::Fatal,
     }
 }
 
 /// One connection attempt: a fresh password, tokio-postgres' startup, then the checks libpq makes
-/// once it is in (certificate requested, session attributes).
+/// once it is in (a client certificate sent, the session's attributes).
 async fn attempt(
     options: &ConnectOptions,
     address: &Address,
@@ -194,39 +239,42 @@ async fn attempt(
     started: &Arc<AtomicBool>,
 ) -> Result<Established, Cause> {
     let settings = &options.settings;
+    let direct = settings.sslnegotiation == SslNegotiation::Direct;
     let connector = match (step.may_use_tls(), tls) {
         (true, Some(Err(setup))) => return Err(Cause::TlsSetup(setup.clone())),
         (true, Some(Ok(tls))) => {
             check_verifiable_name(settings, address)?;
             tls.certificate_requested.store(false, Ordering::Relaxed);
-            tls.connector(Arc::clone(started))
+            tls.connector(Arc::clone(started), direct)
         }
         // Plaintext still needs a connector of the same type; it is never asked to connect.
         _ => MakeTls::plaintext(),
     };
+    let negotiated = connector.negotiated();
     let password = password_for(options, address).await?;
     let pg = pg_config(settings, address, step, password);
-    let connect = async {
-        let (client, mut connection) = pg
-            .connect(connector)
-            .await
-            .map_err(|e| classify(&e, settings.sslmode, started.load(Ordering::Relaxed)))?;
-        let tls_used = started.load(Ordering::Relaxed);
-        if let (true, Some(Ok(tls))) = (tls_used, tls) {
-            let sent = tls.has_client_certificate && tls.certificate_requested.load(Ordering::Relaxed);
-            if settings.sslcertmode == SslCertMode::Require && !sent {
-                return Err(Cause::CertificateNotSent);
+    let (client, mut connection) = pg
+        .connect(connector)
+        .await
+        .map_err(|e| classify(&e, settings.sslmode, started.load(Ordering::Relaxed)))?;
+    let tls_info = negotiated.get().cloned();
+    // libpq checks this at the end of authentication whatever the transport: without TLS no
+    // certificate was sent either.
+    if settings.sslcertmode == SslCertMode::Require {
+        let sent = match (&tls_info, tls) {
+            (Some(_), Some(Ok(tls))) => {
+                tls.has_client_certificate && tls.certificate_requested.load(Ordering::Relaxed)
             }
+            _ => false,
+        };
+        if !sent {
+            return Err(Cause::CertificateNotSent);
         }
-        if let Some(mismatch) = check_session(&client, &mut connection, wanted).await? {
-            return Err(Cause::SessionAttrs(mismatch));
-        }
-        Ok(Established { client, connection, target: address.target.clone(), tls: tls_used })
-    };
-    match settings.connect_timeout {
-        Some(limit) => tokio::time::timeout(limit, connect).await.unwrap_or(Err(Cause::Timeout(limit))),
-        None => connect.await,
     }
+    if let Some(mismatch) = check_session(&client, &mut connection, wanted).await? {
+        return Err(Cause::SessionAttrs(mismatch));
+    }
+    Ok(Established { client, connection, target: address.target.clone(), tls: tls_info })
 }
 
 /// verify-full needs a name to check: libpq refuses without `host`, and rustls needs it to be a
@@ -237,9 +285,11 @@ fn check_verifiable_name(settings: &Settings, address: &Address) -> Result<(), C
     }
     match &address.tls_name {
         None => Err(Cause::Tls(TlsFailure::Other("host name must be specified for a verified SSL connection".into()))),
-        Some(name) if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() => Err(Cause::Tls(
-            TlsFailure::Other(format!("host name \"{name}\" is neither a DNS name nor an IP address, so no certificate can be checked against it")),
-        )),
+        Some(name) if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() => {
+            Err(Cause::Tls(TlsFailure::Other(format!(
+                "host name \"{name}\" is neither a DNS name nor an IP address, so no certificate can be checked against it"
+            ))))
+        }
         Some(_) => Ok(()),
     }
 }
@@ -249,12 +299,16 @@ fn check_verifiable_name(settings: &Settings, address: &Address) -> Result<(), C
 async fn password_for(options: &ConnectOptions, address: &Address) -> Result<Option<String>, Cause> {
     let settings = &options.settings;
     if let Some(provider) = &options.password_provider {
-        let (host, port) = match &address.target {
-            Target::Tcp { host, port, .. } => (host.clone(), *port),
-            Target::Unix { socket } => (socket.display().to_string(), address.endpoint.port),
+        let host = match (&address.connect, &address.target) {
+            (Connect::Unix(dir, _), _) => dir.display().to_string(),
+            (Connect::Tcp(..), target) => target.host(),
         };
-        let request =
-            PasswordRequest { host, port, user: settings.user.clone(), dbname: settings.dbname.clone() };
+        let request = PasswordRequest {
+            host,
+            port: address.endpoint.port,
+            user: settings.user.clone(),
+            dbname: settings.dbname.clone(),
+        };
         return provider
             .password(request)
             .await
@@ -270,7 +324,8 @@ async fn password_for(options: &ConnectOptions, address: &Address) -> Result<Opt
         .and_then(|file| pgpass::lookup(file, &address.endpoint, &settings.dbname, &settings.user)))
 }
 
-/// tokio-postgres' configuration for one attempt on one address.
+/// tokio-postgres' configuration for one attempt on one address. (Its own `connect_timeout` is
+/// not set: the address's deadline covers every step.)
 fn pg_config(
     settings: &Settings,
     address: &Address,
@@ -310,9 +365,6 @@ fn pg_config(
     }
     if let Some(timeout) = settings.tcp_user_timeout {
         pg.tcp_user_timeout(timeout);
-    }
-    if let Some(timeout) = settings.connect_timeout {
-        pg.connect_timeout(timeout);
     }
     pg.ssl_mode(match step {
         Step::Plain => config::SslMode::Disable,
@@ -357,7 +409,7 @@ async fn check_session(
 }
 
 /// Runs `work` while driving `connection` (whose asynchronous messages, notices at this point, are
-/// dropped); fails if the connection ends first.
+/// dropped); fails if the connection ends first. The address's deadline bounds it.
 async fn drive<F: Future>(
     connection: &mut Connection<Socket, TlsStream>,
     work: F,

@@ -83,7 +83,15 @@ pub enum Cause {
         /// The resolver's words.
         reason: String,
     },
-    /// The socket could not be connected or broke (refused, unreachable, reset, ...).
+    /// The socket could not be connected (refused, unreachable, ...): the next address is tried.
+    #[error("{message}")]
+    Connect {
+        /// The kind, for callers that react to it.
+        kind: io::ErrorKind,
+        /// The operating system's words (`Connection refused (os error 111)`).
+        message: String,
+    },
+    /// The connection broke during startup (reset, ...).
     #[error("{message}")]
     Io {
         /// The kind, for callers that react to it.
@@ -165,6 +173,9 @@ pub enum TlsFailure {
     /// A CRL revokes the certificate.
     #[error("server certificate is revoked (by sslcrl)")]
     Revoked,
+    /// The CRL is past its next update (OpenSSL, as libpq configures it, refuses it too).
+    #[error("the certificate revocation list (sslcrl) has expired: its issuer's next update is past; fetch a current one")]
+    ExpiredRevocationList,
     /// A CRL could not tell whether the certificate is revoked.
     #[error("revocation status of the server certificate is unknown: sslcrl holds no current list from its issuer")]
     UnknownRevocationStatus,
@@ -216,15 +227,22 @@ pub struct AttemptError {
     pub cause: Cause,
 }
 
-/// Every host (and every address of it) failed: each attempt, in order.
+/// The connection failed: each attempt, in order (libpq's rules decide how many hosts and
+/// addresses that is), or the settings themselves before any attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectError {
     /// The attempts, in the order they were made.
     pub attempts: Vec<AttemptError>,
+    /// Settings changed after they were resolved that break libpq's rules across settings
+    /// (`sslrootcert=system` with a weaker `sslmode`, say): nothing was tried.
+    pub settings: Option<super::ConfigError>,
 }
 
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(settings) = &self.settings {
+            return write!(f, "{settings}");
+        }
         match self.attempts.as_slice() {
             [] => f.write_str("no host to connect to"),
             attempts => {
@@ -243,10 +261,14 @@ impl fmt::Display for ConnectError {
 impl StdError for ConnectError {}
 
 impl ConnectError {
-    /// Whether every attempt failed because the server refused us (authentication, no
-    /// `pg_hba.conf` entry, no such database): retrying soon will not help.
+    /// Whether the server refused the login itself (authentication failed, no `pg_hba.conf`
+    /// entry, no such database: SQLSTATE class 28 or 3D000), so that retrying soon with the same
+    /// settings will not help. Not for transient refusals (starting up, too many connections).
     pub fn is_refused_by_server(&self) -> bool {
-        !self.attempts.is_empty() && self.attempts.iter().all(|a| matches!(a.cause, Cause::Server { .. }))
+        self.attempts.last().is_some_and(|a| match &a.cause {
+            Cause::Server { code, .. } => code.starts_with("28") || code == "3D000",
+            _ => false,
+        })
     }
 }
 
@@ -294,8 +316,8 @@ pub(crate) fn classify(e: &tokio_postgres::Error, sslmode: SslMode, tls: bool) -
         return Cause::Authentication(source);
     }
     if let Some(io) = find::<io::Error>(e) {
-        if io.kind() == io::ErrorKind::TimedOut {
-            return Cause::Other(io.to_string());
+        if text.starts_with("error connecting to server") {
+            return Cause::Connect { kind: io.kind(), message: io.to_string() };
         }
         return Cause::Io { kind: io.kind(), message: io.to_string() };
     }
@@ -358,6 +380,8 @@ fn tls_failure(e: &rustls::Error) -> TlsFailure {
             }
             CertificateError::Revoked => TlsFailure::Revoked,
             CertificateError::UnknownRevocationStatus => TlsFailure::UnknownRevocationStatus,
+            CertificateError::ExpiredRevocationList
+            | CertificateError::ExpiredRevocationListContext { .. } => TlsFailure::ExpiredRevocationList,
             CertificateError::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
                 Some(webpki::Error::CaUsedAsEndEntity) => TlsFailure::CaUsedAsServerCertificate,
                 _ => TlsFailure::Other(e.to_string()),
@@ -409,12 +433,12 @@ mod tests {
         let refused = |port| AttemptError {
             target: Target::Tcp { host: "127.0.0.1".into(), addr: None, port },
             tls: false,
-            cause: Cause::Io {
+            cause: Cause::Connect {
                 kind: io::ErrorKind::ConnectionRefused,
                 message: "Connection refused (os error 111)".into(),
             },
         };
-        let e = ConnectError { attempts: vec![refused(1), refused(2)] };
+        let e = ConnectError { attempts: vec![refused(1), refused(2)], settings: None };
         assert_eq!(
             e.to_string(),
             "connection to server at \"127.0.0.1\", port 1 failed: Connection refused (os error 111); \

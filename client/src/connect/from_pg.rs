@@ -1,6 +1,8 @@
 //! A tokio-postgres `Config` as [`ConnectOptions`], for applications that already build one: its
-//! settings, exactly, and libpq's defaults for the rest (no `PG*` variables, no service file: a
-//! `Config` is explicit, and tokio-postgres reads neither).
+//! settings, exactly, and libpq's defaults for the rest — but no `PG*` variables, no service file
+//! and no password file: a `Config` is explicit, and tokio-postgres reads none of them. The
+//! keepalive idle time tokio-postgres defaults to (2 hours) counts as unset, so that a listener's
+//! own applies. (A password that is not UTF-8 is taken lossily.)
 
 use tokio_postgres::config::{self, Host as PgHost};
 
@@ -10,6 +12,9 @@ use super::settings::{
     TargetSessionAttrs, TlsVersion,
 };
 use super::{ConnectOptions, Settings};
+
+/// What `Config::get_keepalives_idle` answers when nobody set it.
+const TOKIO_POSTGRES_KEEPALIVES_IDLE: std::time::Duration = std::time::Duration::from_secs(2 * 60 * 60);
 
 impl From<tokio_postgres::Config> for ConnectOptions {
     fn from(pg: tokio_postgres::Config) -> Self {
@@ -53,12 +58,13 @@ fn from_pg(pg: &tokio_postgres::Config, env: &dyn Environment) -> ConnectOptions
         endpoints,
         dbname,
         password: pg.get_password().map(|p| String::from_utf8_lossy(p).into_owned()),
-        passfile: env.home_dir().map(|h| h.join(".pgpass")),
+        passfile: None,
         application_name: pg.get_application_name().map(str::to_owned),
         options: pg.get_options().map(str::to_owned),
         connect_timeout: pg.get_connect_timeout().copied(),
         keepalives: pg.get_keepalives(),
-        keepalives_idle: Some(pg.get_keepalives_idle()),
+        keepalives_idle: Some(pg.get_keepalives_idle())
+            .filter(|idle| *idle != TOKIO_POSTGRES_KEEPALIVES_IDLE),
         keepalives_interval: pg.get_keepalives_interval(),
         keepalives_count: pg.get_keepalives_retries(),
         tcp_user_timeout: pg.get_tcp_user_timeout().copied(),

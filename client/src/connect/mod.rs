@@ -64,7 +64,7 @@ pub use error::{ConfigError, Origin};
 pub use establish::Established;
 pub use failure::{AttemptError, Cause, ConnectError, Target, TlsFailure};
 pub use settings::Settings;
-pub use stream::TlsStream;
+pub use stream::{Negotiated, TlsStream};
 pub use tls::TlsSetupError;
 
 /// An error a [`PasswordProvider`] may return.
@@ -184,12 +184,9 @@ impl FromStr for ConnectOptions {
 
 impl fmt::Debug for ConnectOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut settings = self.settings.clone();
-        if settings.password.is_some() {
-            settings.password = Some("<redacted>".into());
-        }
+        // (Settings' Debug redacts the password.)
         f.debug_struct("ConnectOptions")
-            .field("settings", &settings)
+            .field("settings", &self.settings)
             .field("password_provider", &self.password_provider.is_some())
             .finish()
     }

@@ -256,6 +256,26 @@ pub(crate) fn resolve(explicit: &[(String, String)], env: &dyn Environment) -> R
 }
 
 /// The typed settings, with the defaults, checked.
+/// libpq's rules across settings, for settings changed after they were resolved (through
+/// `ConnectOptions::settings_mut`, or built from a tokio-postgres `Config`): a weaker `sslmode`
+/// than `sslrootcert=system` or `sslnegotiation=direct` allow is refused, whoever set it.
+pub(crate) fn check(settings: &Settings) -> Result<(), ConfigError> {
+    let sslmode = || sslmode_name(settings.sslmode).to_string();
+    if settings.sslnegotiation == SslNegotiation::Direct && settings.sslmode < SslMode::Require {
+        return Err(ConfigError::WeakSslModeForDirectNegotiation {
+            sslmode: sslmode(),
+            origin: Origin::Explicit,
+        });
+    }
+    if settings.sslrootcert == Some(RootCert::System) && settings.sslmode != SslMode::VerifyFull {
+        return Err(ConfigError::WeakSslModeForSystemRoots { sslmode: sslmode(), origin: Origin::Explicit });
+    }
+    if settings.ssl_max_protocol_version.is_some_and(|max| max < settings.ssl_min_protocol_version) {
+        return Err(ConfigError::InvalidSslVersionRange);
+    }
+    Ok(())
+}
+
 fn build(values: &Values, env: &dyn Environment) -> Result<Settings, ConfigError> {
     let lists = HostLists::split(values)?;
 
@@ -609,6 +629,7 @@ struct HostLists<'a> {
     hosts: Vec<&'a str>,
     hostaddrs: Vec<&'a str>,
     ports: Vec<&'a str>,
+    host_origin: Origin,
     hostaddr_origin: Origin,
     port_origin: Origin,
 }
@@ -639,6 +660,7 @@ impl<'a> HostLists<'a> {
             hosts,
             hostaddrs: hostaddr.unwrap_or_else(|| vec![""; count]),
             ports,
+            host_origin: origin(values, "host"),
             hostaddr_origin: origin(values, "hostaddr"),
             port_origin: origin(values, "port"),
         })
@@ -674,8 +696,15 @@ impl<'a> HostLists<'a> {
                 let host = match host {
                     "" if hostaddr.is_none() => Some(default_host(env)),
                     "" => None,
-                    path if path.starts_with('/') || path.starts_with('@') => {
-                        Some(Host::Unix(PathBuf::from(path)))
+                    path if path.starts_with('/') => Some(Host::Unix(PathBuf::from(path))),
+                    // Linux's abstract socket namespace: the driver can only reach socket files.
+                    abstract_socket if abstract_socket.starts_with('@') => {
+                        return Err(ConfigError::Unsupported {
+                            keyword: "host",
+                            value: abstract_socket.to_string(),
+                            reason: "abstract Unix-domain sockets (@name) cannot be reached by this client; use a socket directory",
+                            origin: self.host_origin.clone(),
+                        })
                     }
                     name => Some(Host::Tcp(name.to_string())),
                 };
@@ -929,10 +958,15 @@ mod tests {
         assert_eq!(s.endpoints, [socket, tcp("b", 5432)]);
         let s = resolved("postgresql://a:1,b/", &env());
         assert_eq!(s.endpoints, [tcp("a", 1), tcp("b", 5432)]);
-        // Unix sockets: a path, or Linux's abstract namespace.
-        let s = resolved("host=/tmp,@abstract,h", &env());
+        // Unix sockets: a path; Linux's abstract namespace is refused.
+        assert!(
+            message("host=/tmp,@abstract,h", &env())
+                .contains("abstract Unix-domain sockets (@name) cannot be reached"),
+            "an abstract socket is refused, not taken for a file"
+        );
+        let s = resolved("host=/tmp,h", &env());
         let hosts: Vec<_> = s.endpoints.into_iter().map(|e| e.host.unwrap()).collect();
-        assert_eq!(hosts, [Host::Unix("/tmp".into()), Host::Unix("@abstract".into()), Host::Tcp("h".into())]);
+        assert_eq!(hosts, [Host::Unix("/tmp".into()), Host::Tcp("h".into())]);
         // psql: could not match 3 port numbers to 2 hosts
         assert_eq!(message("host=a,b port=1,2,3", &env()), "could not match 3 port numbers to 2 hosts");
         assert_eq!(message("port=1,2", &env()), "could not match 2 port numbers to 1 hosts");

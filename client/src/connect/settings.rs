@@ -132,7 +132,7 @@ pub struct Endpoint {
 
 /// Every setting of one connection, resolved. Built by `resolve.rs`; read by the TLS and
 /// establishing code.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Settings {
     /// The hosts to try, in order (after `load_balance_hosts` shuffling, which happens per
     /// connection attempt).
@@ -191,4 +191,39 @@ pub struct Settings {
     pub ssl_max_protocol_version: Option<TlsVersion>,
     /// `channel_binding`.
     pub channel_binding: ChannelBinding,
+}
+
+impl std::fmt::Debug for Settings {
+    /// Every setting, the password only as `<redacted>`: settings end up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("endpoints", &self.endpoints)
+            .field("user", &self.user)
+            .field("dbname", &self.dbname)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("passfile", &self.passfile)
+            .field("application_name", &self.application_name)
+            .field("options", &self.options)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("keepalives", &self.keepalives)
+            .field("keepalives_idle", &self.keepalives_idle)
+            .field("keepalives_interval", &self.keepalives_interval)
+            .field("keepalives_count", &self.keepalives_count)
+            .field("tcp_user_timeout", &self.tcp_user_timeout)
+            .field("target_session_attrs", &self.target_session_attrs)
+            .field("load_balance_hosts", &self.load_balance_hosts)
+            .field("sslmode", &self.sslmode)
+            .field("sslnegotiation", &self.sslnegotiation)
+            .field("sslrootcert", &self.sslrootcert)
+            .field("sslcert", &self.sslcert)
+            .field("sslkey", &self.sslkey)
+            .field("sslcrl", &self.sslcrl)
+            .field("sslcrldir", &self.sslcrldir)
+            .field("sslsni", &self.sslsni)
+            .field("sslcertmode", &self.sslcertmode)
+            .field("ssl_min_protocol_version", &self.ssl_min_protocol_version)
+            .field("ssl_max_protocol_version", &self.ssl_max_protocol_version)
+            .field("channel_binding", &self.channel_binding)
+            .finish()
+    }
 }

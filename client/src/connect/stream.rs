@@ -10,7 +10,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use rustls::pki_types::ServerName;
@@ -24,11 +24,39 @@ use x509_cert::der::Decode;
 /// The TLS stream of a connection made by [`super::ConnectOptions::connect`].
 pub struct TlsStream(tokio_rustls::client::TlsStream<Socket>);
 
-impl TlsStream {
-    /// The negotiated protocol version (`TLSv1_3`, ...) and cipher suite, for logs.
-    pub fn negotiated(&self) -> (Option<rustls::ProtocolVersion>, Option<rustls::SupportedCipherSuite>) {
-        let (_, session) = self.0.get_ref();
-        (session.protocol_version(), session.negotiated_cipher_suite())
+/// What a TLS handshake negotiated, as this client saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The protocol, as PostgreSQL names it (`TLSv1.3`).
+    pub version: String,
+    /// The cipher suite, as PostgreSQL (OpenSSL) names it (`TLS_AES_256_GCM_SHA384`).
+    pub cipher: String,
+}
+
+impl Negotiated {
+    fn of(session: &rustls::ClientConnection) -> Self {
+        let version = match session.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_owned(),
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_owned(),
+            other => format!("{other:?}"),
+        };
+        let cipher = session
+            .negotiated_cipher_suite()
+            .map(|suite| suite.suite().as_str().unwrap_or("unknown").trim_start_matches("TLS13_").to_owned())
+            .unwrap_or_default();
+        // rustls names the TLS 1.3 suites TLS13_*; OpenSSL (and so pg_stat_ssl) TLS_*.
+        let cipher = if version == "TLSv1.3" && !cipher.starts_with("TLS_") {
+            format!("TLS_{cipher}")
+        } else {
+            cipher
+        };
+        Negotiated { version, cipher }
+    }
+}
+
+impl std::fmt::Display for Negotiated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.version, self.cipher)
     }
 }
 
@@ -44,8 +72,8 @@ impl tokio_postgres::tls::TlsStream for TlsStream {
 
 /// RFC 5929's `tls-server-end-point`: the certificate hashed with its signature's hash function
 /// (SHA-256 for MD5 and SHA-1), as the PostgreSQL server computes it. Signatures that name no
-/// single hash (Ed25519, RSASSA-PSS) give none, and the server offers no channel binding for them
-/// either.
+/// single hash (Ed25519, RSASSA-PSS) give none: the client then does not use channel binding
+/// (and `channel_binding=require` fails), as the server could not compute the binding either.
 fn end_point(der: &[u8]) -> Option<Vec<u8>> {
     use const_oid::db::rfc5912::{
         DSA_WITH_SHA_1, DSA_WITH_SHA_256, ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, ECDSA_WITH_SHA_512,
@@ -93,12 +121,15 @@ impl AsyncWrite for TlsStream {
 }
 
 /// tokio-postgres' TLS factory for one attempt, noting when a handshake starts (which decides
-/// libpq's fallbacks, see `plan`).
+/// libpq's fallbacks, see `plan`) and what it negotiated.
 pub(crate) struct MakeTls {
     /// With SNI and without; `None` for a plaintext step, which tokio-postgres still wants a
     /// connector for, though it never uses it.
     configs: Option<(Arc<ClientConfig>, Arc<ClientConfig>)>,
     started: Arc<AtomicBool>,
+    /// `sslnegotiation=direct`: the server must select ALPN `postgresql`.
+    direct: bool,
+    negotiated: Arc<OnceLock<Negotiated>>,
 }
 
 impl MakeTls {
@@ -106,13 +137,19 @@ impl MakeTls {
         with_sni: Arc<ClientConfig>,
         without_sni: Arc<ClientConfig>,
         started: Arc<AtomicBool>,
+        direct: bool,
     ) -> Self {
-        MakeTls { configs: Some((with_sni, without_sni)), started }
+        MakeTls { configs: Some((with_sni, without_sni)), started, direct, negotiated: Arc::default() }
     }
 
     /// The connector of a plaintext step.
     pub(crate) fn plaintext() -> Self {
-        MakeTls { configs: None, started: Arc::new(AtomicBool::new(false)) }
+        MakeTls { configs: None, started: Arc::default(), direct: false, negotiated: Arc::default() }
+    }
+
+    /// Where the handshake records what it negotiated.
+    pub(crate) fn negotiated(&self) -> Arc<OnceLock<Negotiated>> {
+        Arc::clone(&self.negotiated)
     }
 }
 
@@ -133,7 +170,12 @@ impl MakeTlsConnect<Socket> for MakeTls {
                 }
             }
         });
-        Ok(StartTls { handshake, started: Arc::clone(&self.started) })
+        Ok(StartTls {
+            handshake,
+            started: Arc::clone(&self.started),
+            direct: self.direct,
+            negotiated: Arc::clone(&self.negotiated),
+        })
     }
 }
 
@@ -141,6 +183,8 @@ impl MakeTlsConnect<Socket> for MakeTls {
 pub(crate) struct StartTls {
     handshake: Option<(Arc<ClientConfig>, ServerName<'static>)>,
     started: Arc<AtomicBool>,
+    direct: bool,
+    negotiated: Arc<OnceLock<Negotiated>>,
 }
 
 impl TlsConnect<Socket> for StartTls {
@@ -153,7 +197,28 @@ impl TlsConnect<Socket> for StartTls {
         match self.handshake {
             Some((config, name)) => {
                 let connect = TlsConnector::from(config).connect(name, stream);
-                Box::pin(async move { connect.await.map(TlsStream) })
+                let (direct, negotiated) = (self.direct, self.negotiated);
+                Box::pin(async move {
+                    let stream = connect.await?;
+                    let (_, session) = stream.get_ref();
+                    // Without the SSLRequest exchange, ALPN is what says the server speaks
+                    // PostgreSQL; libpq refuses a direct connection without it.
+                    if direct {
+                        match session.alpn_protocol() {
+                            Some(b"postgresql") => {}
+                            None => {
+                                return Err(io::Error::other(
+                                    "direct SSL connection was established without ALPN protocol negotiation extension",
+                                ))
+                            }
+                            Some(_) => {
+                                return Err(io::Error::other("SSL connection was established with unexpected ALPN protocol"))
+                            }
+                        }
+                    }
+                    let _ = negotiated.set(Negotiated::of(session));
+                    Ok(TlsStream(stream))
+                })
             }
             None => {
                 Box::pin(async { Err(io::Error::other("TLS is not configured for a plaintext attempt")) })

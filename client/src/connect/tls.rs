@@ -169,6 +169,8 @@ pub(crate) fn configure(settings: &Settings, home: Option<&Path>) -> Result<Tls,
             let crls = revocation_lists(settings, default_file(DEFAULT_CRL))?;
             let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
                 .with_crls(crls)
+                // OpenSSL, as libpq configures it, refuses a CRL past its next update.
+                .enforce_revocation_expiration()
                 .build()
                 .map_err(|e| TlsSetupError::Rustls { what: "certificate verifier", reason: e.to_string() })?;
             match verification {
@@ -209,21 +211,19 @@ pub(crate) fn configure(settings: &Settings, home: Option<&Path>) -> Result<Tls,
 impl Tls {
     /// A connector for one attempt; `started` is set when the TLS handshake begins (the server
     /// accepted the SSLRequest, or the negotiation is direct), which decides libpq's fallbacks.
-    pub(crate) fn connector(&self, started: Arc<AtomicBool>) -> MakeTls {
-        MakeTls::new(Arc::clone(&self.config), Arc::clone(&self.config_without_sni), started)
+    pub(crate) fn connector(&self, started: Arc<AtomicBool>, direct: bool) -> MakeTls {
+        MakeTls::new(Arc::clone(&self.config), Arc::clone(&self.config_without_sni), started, direct)
     }
 }
 
-/// The root store from a PEM file; `None` if the file does not exist and nothing demands it.
+/// The root store from a PEM file; `None` if there is no such file and nothing demands one. As in
+/// libpq, a file that cannot even be looked at (a `HOME` that is not a directory, an unreadable
+/// `~/.postgresql`) counts as absent.
 fn root_file(path: &Path, required: bool) -> Result<Option<RootCertStore>, TlsSetupError> {
-    let pem = match fs::read(path) {
-        Ok(pem) => pem,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !required => return Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(TlsSetupError::RootCertMissing(path.to_owned()))
-        }
-        Err(e) => return Err(unreadable("root certificate file", path, &e)),
-    };
+    if fs::metadata(path).is_err() {
+        return if required { Err(TlsSetupError::RootCertMissing(path.to_owned())) } else { Ok(None) };
+    }
+    let pem = fs::read(path).map_err(|e| unreadable("root certificate file", path, &e))?;
     let what = "root certificate file";
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
@@ -357,30 +357,17 @@ fn client_certificate(
     Ok(Some(Arc::new(certified)))
 }
 
-/// libpq's rule: a key owned by the current user must not be accessible to group or others; one
-/// owned by root may be readable by its group (for keys shared through a group).
+/// libpq's rule: a key owned by root may be readable by its group (for keys shared through a
+/// group), any other key must not be accessible to group or others.
 fn check_key_permissions(path: &Path, meta: &fs::Metadata) -> Result<(), TlsSetupError> {
     if !meta.is_file() {
         return Err(TlsSetupError::KeyNotRegular(path.to_owned()));
     }
-    let mode = meta.mode();
-    let too_open = if meta.uid() == 0 {
-        mode & 0o037 != 0
-    } else if meta.uid() == effective_uid(path) {
-        mode & 0o077 != 0
-    } else {
-        false
-    };
-    if too_open {
+    let forbidden = if meta.uid() == 0 { 0o037 } else { 0o077 };
+    if meta.mode() & forbidden != 0 {
         return Err(TlsSetupError::KeyPermissions(path.to_owned()));
     }
     Ok(())
-}
-
-/// The process's effective user id, read from the owner of `/proc/self` (no `unsafe` needed);
-/// where that is unreadable, the key's own owner (so the owner rule applies).
-fn effective_uid(key: &Path) -> u32 {
-    fs::metadata("/proc/self").or_else(|_| fs::metadata(key)).map(|m| m.uid()).unwrap_or(0)
 }
 
 fn unreadable(what: &'static str, path: &Path, e: &io::Error) -> TlsSetupError {

@@ -217,9 +217,14 @@ async fn on_address(
 }
 
 /// libpq's reading of a cause: what it means for the attempts after it.
+///
+/// One deliberate difference: a connection that the other end closes (or breaks) during startup
+/// gives way to the next address, where libpq stops. A load balancer or proxy without a healthy
+/// backend does exactly that, and a listener given several hosts must get past it; nothing was
+/// refused, so no credential goes anywhere it would not have gone anyway.
 fn failed_as(cause: &Cause, tls_used: bool) -> Failed {
     match cause {
-        Cause::Connect { .. } | Cause::Timeout(_) => Failed::Unreachable,
+        Cause::Connect { .. } | Cause::Timeout(_) | Cause::Closed | Cause::Io { .. } => Failed::Unreachable,
         Cause::Tls(_) | Cause::TlsNotSupported(_) | Cause::TlsSetup(_) => Failed::Handshake,
         Cause::Server { code, .. } if code == "57P03" => Failed::CannotConnectNow,
         Cause::Server { .. } => Failed::Refused { tls: tls_used },
@@ -427,4 +432,31 @@ async fn drive<F: Future>(
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(code: &str) -> Cause {
+        Cause::Server { severity: "FATAL".into(), code: code.into(), message: String::new(), detail: None }
+    }
+
+    #[test]
+    fn causes_are_read_as_libpq_reads_them() {
+        let refused = Cause::Connect { kind: std::io::ErrorKind::ConnectionRefused, message: String::new() };
+        assert_eq!(failed_as(&refused, false), Failed::Unreachable);
+        assert_eq!(failed_as(&Cause::Timeout(std::time::Duration::from_secs(1)), true), Failed::Unreachable);
+        assert_eq!(
+            failed_as(&Cause::Closed, false),
+            Failed::Unreachable,
+            "our difference: a proxy without a backend"
+        );
+        assert_eq!(failed_as(&server("57P03"), true), Failed::CannotConnectNow);
+        assert_eq!(failed_as(&server("28000"), true), Failed::Refused { tls: true });
+        assert_eq!(failed_as(&Cause::SessionAttrs("session is read-only"), true), Failed::WrongSession);
+        assert_eq!(failed_as(&Cause::TlsNotSupported("require"), false), Failed::Handshake);
+        assert_eq!(failed_as(&Cause::NoPassword, false), Failed::Fatal);
+        assert_eq!(failed_as(&Cause::CertificateNotSent, true), Failed::Fatal);
+    }
 }

@@ -41,7 +41,8 @@ impl Step {
 /// What a failed attempt means for the attempts after it, as libpq reads its failures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Failed {
-    /// The address could not be reached (the socket did not connect, `connect_timeout`).
+    /// The address could not be reached (the socket did not connect, `connect_timeout`, the
+    /// connection closed or broke during startup).
     Unreachable,
     /// The TLS handshake failed, TLS could not be set up, or the server does not offer it.
     Handshake,

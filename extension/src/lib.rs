@@ -8,12 +8,16 @@
 //! ([`notify`], bytes in [`bytebase_signal_client::wire`], spelled as
 //! `bytebase_signal.wire_format` says: [`settings`]). Both belong to the caller's
 //! transaction: at commit PostgreSQL delivers the notification to every listening replica and the
-//! log row becomes visible to `bytebase_signal_replay`, which listeners read after reconnecting to
-//! recover what they missed. On rollback neither exists.
+//! log row becomes visible to `bytebase_signal_replay_after` (each row records its transaction id,
+//! so a listener asks for exactly what committed since its last read) and `bytebase_signal_replay`
+//! (by time). Listeners read the log at every heartbeat and after reconnecting, so a lost
+//! notification is recovered. On rollback neither exists. When the server-wide notification
+//! queue is nearly full, a logged signal is sent without NOTIFY ([`queue`]), so that the caller's
+//! commit cannot fail with it.
 //!
 //! Every function is `SECURITY DEFINER` with a pinned `search_path` (the log table is not
 //! writable by callers) and EXECUTE is revoked from PUBLIC: an operator grants the send functions
-//! to the application's role and `bytebase_signal_replay` to the listeners' role.
+//! to the application's role and the two replay functions to the listeners' role.
 
 use bytebase_signal_client::validate::{
     validate_approval_input_version, validate_project, validate_uid, validate_uids, RunUid,
@@ -25,6 +29,7 @@ mod compat;
 mod error;
 mod log;
 mod notify;
+mod queue;
 mod settings;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -170,10 +175,15 @@ fn cancel_many_as(
     i32::try_from(uids.len()).expect("array length fits in an integer")
 }
 
-/// Logs (if asked) and queues one signal per uid, all in the caller's transaction.
+/// Logs (if asked) and queues one signal per uid, all in the caller's transaction. A logged
+/// signal goes without NOTIFY when the notification queue is too full ([`queue`]): the listeners
+/// read it from the log, and the caller's commit does not fail with the queue.
 fn send(kind: SignalKind, uids: &[RunUid], context: Context<'_>, logged: bool) {
     if logged {
         log::record(kind, uids, context);
+        if queue::too_full_to_notify(uids.len()) {
+            return;
+        }
     }
     let format = settings::wire_format();
     for &uid in uids {
@@ -204,9 +214,11 @@ CREATE TABLE bytebase_signal_log (
     created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     sent_by name NOT NULL,
     project text CHECK (project <> ''),
-    approval_input_version bigint CHECK (approval_input_version >= 0)
+    approval_input_version bigint CHECK (approval_input_version >= 0),
+    xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
 );
 CREATE INDEX bytebase_signal_log_created_at_idx ON bytebase_signal_log (created_at);
+CREATE INDEX bytebase_signal_log_xid_idx ON bytebase_signal_log (xid);
 REVOKE ALL ON TABLE bytebase_signal_log FROM PUBLIC;
 COMMENT ON TABLE bytebase_signal_log IS
     'Signals sent by bytebase_cancel_* (one row per signal, written in the sender''s transaction), kept for bytebase_signal.retention so that listeners can replay what they missed.';
@@ -221,6 +233,7 @@ CREATE FUNCTION bytebase_signal_replay(since timestamptz)
 RETURNS TABLE (id bigint, type text, uid bigint, created_at timestamptz, project text, approval_input_version bigint)
 LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path TO pg_catalog, @extschema@, pg_temp
+SET lock_timeout TO '2s'
 AS $replay$
 BEGIN
     IF since IS NULL THEN
@@ -235,6 +248,29 @@ BEGIN
 END
 $replay$;
 
+CREATE FUNCTION bytebase_signal_replay_after(after pg_snapshot)
+RETURNS TABLE (id bigint, type text, uid bigint, created_at timestamptz, project text, approval_input_version bigint)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path TO pg_catalog, @extschema@, pg_temp
+SET lock_timeout TO '2s'
+SET plan_cache_mode TO force_custom_plan
+AS $replay$
+BEGIN
+    IF after IS NULL THEN
+        RAISE EXCEPTION 'bytebase_signal_replay_after(after): after must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- What `after` did not see committed: a transaction below its xmin had ended when it was
+    -- taken, so the index condition is exact, and the visibility test keeps the rest.
+    RETURN QUERY
+        SELECT l.id, l.type, l.uid, l.created_at, l.project, l.approval_input_version
+          FROM bytebase_signal_log AS l
+         WHERE l.xid >= pg_catalog.pg_snapshot_xmin(after)
+           AND NOT pg_catalog.pg_visible_in_snapshot(l.xid, after)
+         ORDER BY l.created_at, l.id;
+END
+$replay$;
+
 REVOKE ALL ON FUNCTION bytebase_cancel_task_run(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_run(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION bytebase_cancel_task_runs(bigint[]) FROM PUBLIC;
@@ -245,6 +281,7 @@ REVOKE ALL ON FUNCTION bytebase_cancel_task_runs(bigint[], text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION bytebase_cancel_plan_check_runs(bigint[], text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION bytebase_signal_prune() FROM PUBLIC;
 REVOKE ALL ON FUNCTION bytebase_signal_replay(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION bytebase_signal_replay_after(pg_snapshot) FROM PUBLIC;
 
 COMMENT ON FUNCTION bytebase_cancel_task_run(bigint) IS
     'Logs and sends {"type":"cancel_task_run","uid":<uid>} on channel bytebase_signal when the transaction commits, spelled as bytebase_signal.wire_format says. uid must be positive.';
@@ -266,6 +303,8 @@ COMMENT ON FUNCTION bytebase_signal_prune() IS
     'Deletes bytebase_signal logged signals older than bytebase_signal.retention; returns how many.';
 COMMENT ON FUNCTION bytebase_signal_replay(timestamptz) IS
     'The bytebase_signal signals logged since the given time, oldest first, for listeners recovering what they missed while disconnected.';
+COMMENT ON FUNCTION bytebase_signal_replay_after(pg_snapshot) IS
+    'The bytebase_signal signals whose transactions had not committed in the given snapshot, oldest first: call it with the pg_current_snapshot() of the previous call''s statement, on the same server, and every committed signal is returned exactly once.';
 "#,
     name = "finalize_functions_and_privileges",
     finalize,
@@ -549,6 +588,62 @@ mod tests {
         Spi::run("SET LOCAL bytebase_signal.retention = '90min'").unwrap();
         assert_eq!(show("bytebase_signal.retention").as_deref(), Some("90min"));
         assert_error("SET bytebase_signal.retention = '0'", "22023", "bytebase_signal.retention");
+        assert_eq!(show("bytebase_signal.notify_queue_limit").as_deref(), Some("0.5"));
+        Spi::run("SET LOCAL bytebase_signal.notify_queue_limit = 0.9").unwrap();
+        assert_eq!(show("bytebase_signal.notify_queue_limit").as_deref(), Some("0.9"));
+        assert_error(
+            "SET bytebase_signal.notify_queue_limit = 1.5",
+            "22023",
+            "1.5 is outside the valid range for parameter \"bytebase_signal.notify_queue_limit\" (0 .. 1)",
+        );
+    }
+
+    #[pg_test]
+    fn each_logged_row_records_its_transaction() {
+        Spi::run("SELECT bytebase_cancel_task_runs('{11,12}')").unwrap();
+        let same = Spi::get_one::<bool>(
+            "SELECT bool_and(xid = pg_current_xact_id()) AND count(*) = 2 FROM bytebase_signal_log WHERE uid IN (11, 12)",
+        )
+        .unwrap();
+        assert_eq!(same, Some(true), "the sending transaction's id, not a subtransaction's");
+    }
+
+    #[pg_test]
+    fn replay_after_returns_what_the_snapshot_had_not_seen_committed() {
+        Spi::run("SELECT bytebase_cancel_task_run(21)").unwrap();
+        // This transaction is in progress in a snapshot taken now by anyone else; a snapshot that
+        // lists it in xip (or has it at or above xmax) has not seen it committed.
+        let rows = |snapshot: &str| {
+            Spi::get_one::<Vec<i64>>(&format!(
+                "SELECT coalesce(array_agg(uid ORDER BY created_at, id), '{{}}') FROM bytebase_signal_replay_after({snapshot})"
+            ))
+            .unwrap()
+            .unwrap_or_default()
+        };
+        let in_progress =
+            "(pg_current_xact_id()::text || ':' || pg_current_xact_id()::text || ':')::pg_snapshot";
+        assert_eq!(rows(in_progress), [21], "xmax = our xid: not seen");
+        let after = "((pg_current_xact_id()::text::bigint + 1)::text || ':' || (pg_current_xact_id()::text::bigint + 1)::text || ':')::pg_snapshot";
+        assert_eq!(rows(after), Vec::<i64>::new(), "xmin beyond our xid: seen committed");
+        assert_error(
+            "SELECT * FROM bytebase_signal_replay_after(NULL)",
+            "22004",
+            "bytebase_signal_replay_after(after): after must not be NULL",
+        );
+    }
+
+    #[pg_test]
+    fn at_the_queue_limit_a_send_still_succeeds_with_the_log_on_and_off() {
+        // The queue is empty (usage 0): a limit of 0 is reached by any send. Whether the NOTIFY
+        // went out (and the WARNING) is only seen after commit: the end-to-end tests
+        // (tests/tests/queue.rs, the conformance suite) check that; here, that the sends succeed
+        // and log as they should.
+        Spi::run("SET LOCAL bytebase_signal.notify_queue_limit = 0").unwrap();
+        Spi::run("SELECT bytebase_cancel_task_run(31)").unwrap();
+        assert!(logged().contains(&"cancel_task_run:31".to_owned()), "logged");
+        Spi::run("SET LOCAL bytebase_signal.durable = off").unwrap();
+        Spi::run("SELECT bytebase_cancel_task_run(32)").unwrap();
+        assert!(!logged().contains(&"cancel_task_run:32".to_owned()));
     }
 
     #[pg_test]
@@ -605,10 +700,11 @@ mod tests {
     #[pg_test]
     fn every_function_is_security_definer_pinned_and_not_granted_to_public() {
         Spi::run("CREATE ROLE bytebase_signal_test_sender").unwrap();
-        for sig in SEND_FUNCTIONS
-            .into_iter()
-            .chain(["bytebase_signal_prune()", "bytebase_signal_replay(timestamptz)"])
-        {
+        for sig in SEND_FUNCTIONS.into_iter().chain([
+            "bytebase_signal_prune()",
+            "bytebase_signal_replay(timestamptz)",
+            "bytebase_signal_replay_after(pg_snapshot)",
+        ]) {
             let row = Spi::get_three_with_args::<bool, String, bool>(
                 "SELECT prosecdef, array_to_string(proconfig, ';'),
                         has_function_privilege('bytebase_signal_test_sender', oid, 'EXECUTE')
@@ -618,9 +714,10 @@ mod tests {
             .expect("function exists");
             let (definer, config, granted) = row;
             assert_eq!(definer, Some(true), "{sig} is SECURITY DEFINER");
+            let search_path =
+                config.as_deref().and_then(|c| c.split(';').find(|s| s.starts_with("search_path=")));
             assert!(
-                config
-                    .as_deref()
+                search_path
                     .is_some_and(|c| c.starts_with("search_path=pg_catalog, ") && c.ends_with(", pg_temp")),
                 "{sig} pins search_path: {config:?}"
             );

@@ -8,6 +8,8 @@
 //!   deletes rows that other sessions' listeners may still need.
 //! - `bytebase_signal.wire_format` (`seed` or `protojson`, default `seed`, any role): how the
 //!   send functions spell the payload; `protojson` is what upstream Bytebase's Go replicas parse.
+//! - `bytebase_signal.notify_queue_limit` (real 0..1, default 0.5, any role): at or above this
+//!   `pg_notification_queue_usage()`, a logged signal is sent without NOTIFY (see `queue`).
 
 use bytebase_signal_client::wire::WireFormat;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
@@ -22,6 +24,12 @@ static RETENTION_SECS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_RETENTIO
 /// `bytebase_signal.wire_format`.
 static WIRE_FORMAT: GucSetting<WireFormatSetting> =
     GucSetting::<WireFormatSetting>::new(WireFormatSetting::Seed);
+
+/// `bytebase_signal.notify_queue_limit`.
+static NOTIFY_QUEUE_LIMIT: GucSetting<f64> = GucSetting::<f64>::new(DEFAULT_NOTIFY_QUEUE_LIMIT);
+
+/// Where PostgreSQL starts warning about the queue itself.
+const DEFAULT_NOTIFY_QUEUE_LIMIT: f64 = 0.5;
 
 /// The values of `bytebase_signal.wire_format` (PostgreSQL matches them ignoring case), in the
 /// order of [`WireFormat::ALL`].
@@ -69,6 +77,18 @@ pub(crate) fn register() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_float_guc(
+        c"bytebase_signal.notify_queue_limit",
+        c"Notification queue usage at or above which logged signals are sent without NOTIFY.",
+        c"A nearly full queue (one listening session that does not read holds it for everyone) would \
+          fail every NOTIFYing commit; logged signals reach listeners from the log at their next \
+          heartbeat instead. 0 never NOTIFYs logged signals; 1 always does.",
+        &NOTIFY_QUEUE_LIMIT,
+        0.0,
+        1.0,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     // Reject misspelt settings such as `bytebase_signal.durabel` instead of keeping them as
     // placeholders nobody reads.
     #[cfg(not(any(feature = "pg13", feature = "pg14")))]
@@ -89,6 +109,11 @@ pub(crate) fn wire_format() -> WireFormat {
         WireFormatSetting::Seed => WireFormat::Seed,
         WireFormatSetting::ProtoJson => WireFormat::ProtoJson,
     }
+}
+
+/// The queue usage at which logged signals go without NOTIFY.
+pub(crate) fn notify_queue_limit() -> f64 {
+    NOTIFY_QUEUE_LIMIT.get()
 }
 
 /// How long logged signals are kept, in seconds.

@@ -1,4 +1,4 @@
--- bytebase_signal 0.3.0, pure-SQL edition: the extension's SQL API in plain SQL and PL/pgSQL, for
+-- bytebase_signal 0.4.0, pure-SQL edition: the extension's SQL API in plain SQL and PL/pgSQL, for
 -- servers where a compiled extension cannot be installed (RDS, Cloud SQL, Azure, ...).
 --
 --     psql -v ON_ERROR_STOP=1 -d <database> -f sql/pure/install.sql
@@ -56,15 +56,27 @@ IF pg_catalog.to_regclass(pg_catalog.format('%I.bytebase_signal_log', pg_catalog
         created_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
         sent_by name NOT NULL,
         project text CHECK (project <> ''),
-        approval_input_version bigint CHECK (approval_input_version >= 0)
+        approval_input_version bigint CHECK (approval_input_version >= 0),
+        xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
     );
     CREATE INDEX bytebase_signal_log_created_at_idx ON bytebase_signal_log (created_at);
-ELSIF NOT EXISTS (SELECT FROM pg_attribute
-                   WHERE attrelid = pg_catalog.format('%I.bytebase_signal_log', pg_catalog.current_schema())::regclass
-                     AND attname = 'project' AND NOT attisdropped) THEN
-    ALTER TABLE bytebase_signal_log
-        ADD COLUMN project text CHECK (project <> ''),
-        ADD COLUMN approval_input_version bigint CHECK (approval_input_version >= 0);
+    CREATE INDEX bytebase_signal_log_xid_idx ON bytebase_signal_log (xid);
+ELSE
+    IF NOT EXISTS (SELECT FROM pg_attribute
+                    WHERE attrelid = pg_catalog.format('%I.bytebase_signal_log', pg_catalog.current_schema())::regclass
+                      AND attname = 'project' AND NOT attisdropped) THEN
+        ALTER TABLE bytebase_signal_log
+            ADD COLUMN project text CHECK (project <> ''),
+            ADD COLUMN approval_input_version bigint CHECK (approval_input_version >= 0);
+    END IF;
+    -- Over 0.3.0 and older: each row's transaction id, for exact replays, as the extension's
+    -- update adds it (rows logged before get the installing transaction's id).
+    IF NOT EXISTS (SELECT FROM pg_attribute
+                    WHERE attrelid = pg_catalog.format('%I.bytebase_signal_log', pg_catalog.current_schema())::regclass
+                      AND attname = 'xid' AND NOT attisdropped) THEN
+        ALTER TABLE bytebase_signal_log ADD COLUMN xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id();
+        CREATE INDEX bytebase_signal_log_xid_idx ON bytebase_signal_log (xid);
+    END IF;
 END IF;
 IF (SELECT c.relacl FROM pg_catalog.pg_class c WHERE c.oid = 'bytebase_signal_log'::regclass) IS NULL THEN
     REVOKE ALL ON TABLE bytebase_signal_log FROM PUBLIC;
@@ -146,6 +158,31 @@ BEGIN
 END
 $function$;
 
+-- bytebase_signal.notify_queue_limit, as the extension's real setting reads it: 0 .. 1, default
+-- 0.5 (the usage at which PostgreSQL itself starts warning).
+CREATE OR REPLACE FUNCTION _bytebase_signal_notify_queue_limit() RETURNS double precision
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+AS $function$
+DECLARE
+    setting text := pg_catalog.current_setting('bytebase_signal.notify_queue_limit', true);
+    lim double precision;
+BEGIN
+    IF setting IS NULL OR setting = '' THEN
+        RETURN 0.5;
+    END IF;
+    IF setting !~ '^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$' THEN
+        RAISE EXCEPTION 'invalid value for parameter "bytebase_signal.notify_queue_limit": "%"', setting
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    lim := setting::double precision;
+    IF lim < 0::double precision OR lim > 1::double precision THEN
+        RAISE EXCEPTION '% is outside the valid range for parameter "bytebase_signal.notify_queue_limit" (0 .. 1)', lim
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN lim;
+END
+$function$;
+
 -- 0.2.0's helper, replaced by the one below.
 IF pg_catalog.to_regprocedure(pg_catalog.format('%I._bytebase_signal_send(text, text, bigint[], boolean)', pg_catalog.current_schema())) IS NOT NULL THEN
     DROP FUNCTION _bytebase_signal_send(text, text, bigint[], boolean);
@@ -170,6 +207,10 @@ DECLARE
     distinct_uids bigint[];
     durable_setting text := pg_catalog.lower(pg_catalog.current_setting('bytebase_signal.durable', true));
     wire_format text;
+    queue_limit double precision;
+    queue_usage double precision;
+    warning text;
+    warning_detail text;
     head text;
     tail text := '}';
     sender name;
@@ -223,6 +264,7 @@ BEGIN
     END IF;
     -- Settings are read before anything is written, as the extension's are checked at SET.
     wire_format := _bytebase_signal_wire_format();
+    queue_limit := _bytebase_signal_notify_queue_limit();
 
     IF durable_setting IS NULL OR durable_setting = ''
        OR durable_setting IN ('on', 't', 'tr', 'tru', 'true', 'y', 'ye', 'yes', '1') THEN
@@ -240,6 +282,29 @@ BEGIN
         -- where locking rows another session pruned would fail the caller with 40001.
         IF prunes AND pg_catalog.current_setting('transaction_isolation') NOT IN ('repeatable read', 'serializable') THEN
             PERFORM _bytebase_signal_prune(128::bigint);
+        END IF;
+        -- A nearly full notification queue would fail the caller's commit; logged signals reach
+        -- the listeners from the log instead (the extension's extension/src/queue.rs, same words).
+        queue_usage := pg_catalog.pg_notification_queue_usage();
+        IF queue_usage >= queue_limit THEN
+            SELECT pg_catalog.format('bytebase_signal: the notification queue is %s%% full, at or above bytebase_signal.notify_queue_limit (%s%%): %s logged without NOTIFY; listeners read it from the log at their next heartbeat',
+                       pg_catalog.round((queue_usage * 100::double precision)::numeric, 1),
+                       pg_catalog.round((queue_limit * 100::double precision)::numeric, 1),
+                       CASE WHEN pg_catalog.cardinality(distinct_uids) = 1 THEN 'the signal was'
+                            ELSE pg_catalog.cardinality(distinct_uids)::text || ' signals were' END),
+                   coalesce((SELECT pg_catalog.format('The oldest open transaction you may see, which may be the listening session holding the queue: pid %s (application_name %L, user %L, %s since %s).',
+                                        a.pid, a.application_name, a.usename, a.state, a.xact_start)
+                               FROM pg_catalog.pg_stat_activity AS a
+                              WHERE a.pid <> pg_catalog.pg_backend_pid() AND a.xact_start IS NOT NULL
+                                AND a.backend_type = 'client backend'
+                                AND (pg_catalog.pg_has_role(sender, a.usesysid, 'MEMBER')
+                                     OR pg_catalog.pg_has_role(sender, 'pg_read_all_stats', 'MEMBER'))
+                              ORDER BY a.xact_start LIMIT 1),
+                            'No other open transaction is visible to you.')
+              INTO warning, warning_detail;
+            RAISE WARNING '%', warning USING DETAIL = warning_detail,
+                HINT = 'A session that ran LISTEN and stays in a transaction keeps every notification queued for all listeners: end its transaction, or pg_terminate_backend() it.';
+            RETURN pg_catalog.cardinality(distinct_uids);
         END IF;
     ELSIF durable_setting NOT IN ('off', 'of', 'f', 'fa', 'fal', 'fals', 'false', 'n', 'no', '0') THEN
         RAISE EXCEPTION 'parameter "bytebase_signal.durable" requires a Boolean value'
@@ -368,6 +433,27 @@ BEGIN
 END
 $replay$;
 
+-- Identical to the extension's (the conformance suite compares the definitions).
+CREATE OR REPLACE FUNCTION bytebase_signal_replay_after(after pg_snapshot)
+RETURNS TABLE (id bigint, type text, uid bigint, created_at timestamptz, project text, approval_input_version bigint)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+AS $replay$
+BEGIN
+    IF after IS NULL THEN
+        RAISE EXCEPTION 'bytebase_signal_replay_after(after): after must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- What `after` did not see committed: a transaction below its xmin had ended when it was
+    -- taken, so the index condition is exact, and the visibility test keeps the rest.
+    RETURN QUERY
+        SELECT l.id, l.type, l.uid, l.created_at, l.project, l.approval_input_version
+          FROM bytebase_signal_log AS l
+         WHERE l.xid >= pg_catalog.pg_snapshot_xmin(after)
+           AND NOT pg_catalog.pg_visible_in_snapshot(l.xid, after)
+         ORDER BY l.created_at, l.id;
+END
+$replay$;
+
 -- The API functions resolve names in this schema only (pg_temp last), as the extension's do: a
 -- caller's search_path cannot substitute objects into code that runs as the owner. The helpers
 -- run only from inside them (EXECUTE is the owner's alone), under that pinned path already.
@@ -376,10 +462,15 @@ FOREACH f IN ARRAY ARRAY[
     'bytebase_cancel_task_runs(bigint[])', 'bytebase_cancel_plan_check_runs(bigint[])',
     'bytebase_cancel_task_run(bigint, text)', 'bytebase_cancel_plan_check_run(bigint, text, bigint)',
     'bytebase_cancel_task_runs(bigint[], text)', 'bytebase_cancel_plan_check_runs(bigint[], text, bigint)',
-    'bytebase_signal_prune()', 'bytebase_signal_replay(timestamptz)'
+    'bytebase_signal_prune()', 'bytebase_signal_replay(timestamptz)', 'bytebase_signal_replay_after(pg_snapshot)'
 ]::regprocedure[] LOOP
     EXECUTE pg_catalog.format('ALTER FUNCTION %s SET search_path TO pg_catalog, %I, pg_temp', f, pg_catalog.current_schema());
 END LOOP;
+-- As the extension's: a replay waiting for a lock on the log gives up after 2 s instead of holding
+-- a listener's heartbeat; the exact one is planned for its snapshot every time (the xid index).
+ALTER FUNCTION bytebase_signal_replay(timestamptz) SET lock_timeout TO '2s';
+ALTER FUNCTION bytebase_signal_replay_after(pg_snapshot) SET lock_timeout TO '2s';
+ALTER FUNCTION bytebase_signal_replay_after(pg_snapshot) SET plan_cache_mode TO force_custom_plan;
 
 -- Least privilege, as in the extension: grants are the operator's (README, "Grant"). A function
 -- this run created has no ACL yet (PUBLIC may execute it): revoke that. Functions that existed
@@ -390,9 +481,10 @@ FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
             AND p.proacl IS NULL
             AND p.proname IN ('bytebase_cancel_task_run', 'bytebase_cancel_plan_check_run',
                               'bytebase_cancel_task_runs', 'bytebase_cancel_plan_check_runs',
-                              'bytebase_signal_prune', 'bytebase_signal_replay',
+                              'bytebase_signal_prune', 'bytebase_signal_replay', 'bytebase_signal_replay_after',
                               '_bytebase_signal_send', '_bytebase_signal_prune',
-                              '_bytebase_signal_retention_secs', '_bytebase_signal_wire_format') LOOP
+                              '_bytebase_signal_retention_secs', '_bytebase_signal_wire_format',
+                              '_bytebase_signal_notify_queue_limit') LOOP
     EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
 END LOOP;
 -- The grants the dropped 0.2.0 replay had (a first install has none to restore).
@@ -424,7 +516,9 @@ COMMENT ON FUNCTION bytebase_signal_prune() IS
     'Deletes bytebase_signal logged signals older than bytebase_signal.retention; returns how many.';
 COMMENT ON FUNCTION bytebase_signal_replay(timestamptz) IS
     'The bytebase_signal signals logged since the given time, oldest first, for listeners recovering what they missed while disconnected.';
+COMMENT ON FUNCTION bytebase_signal_replay_after(pg_snapshot) IS
+    'The bytebase_signal signals whose transactions had not committed in the given snapshot, oldest first: call it with the pg_current_snapshot() of the previous call''s statement, on the same server, and every committed signal is returned exactly once.';
 COMMENT ON FUNCTION _bytebase_signal_send(text, text, bigint[], boolean, boolean, text, bigint) IS
-    'bytebase_signal pure-SQL edition 0.3.0: what every bytebase_cancel_* function does. Internal.';
+    'bytebase_signal pure-SQL edition 0.4.0: what every bytebase_cancel_* function does. Internal.';
 END
 $install$;

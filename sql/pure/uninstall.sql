@@ -34,9 +34,10 @@ BEGIN
               WHERE n.nspname = schema
                 AND p.proname IN ('bytebase_cancel_task_run', 'bytebase_cancel_plan_check_run',
                                   'bytebase_cancel_task_runs', 'bytebase_cancel_plan_check_runs',
-                                  'bytebase_signal_prune', 'bytebase_signal_replay',
+                                  'bytebase_signal_prune', 'bytebase_signal_replay', 'bytebase_signal_replay_after',
                                   '_bytebase_signal_send', '_bytebase_signal_prune',
-                                  '_bytebase_signal_retention_secs', '_bytebase_signal_wire_format') LOOP
+                                  '_bytebase_signal_retention_secs', '_bytebase_signal_wire_format',
+                                  '_bytebase_signal_notify_queue_limit') LOOP
         EXECUTE pg_catalog.format('DROP FUNCTION %s', f);
     END LOOP;
     EXECUTE pg_catalog.format('DROP TABLE %I.bytebase_signal_log', schema);

@@ -1,7 +1,7 @@
 -- Part of the move scripts (sql/pure/move-*.sql): gives the new edition the old one's logged
 -- signals (with their ids, so listeners see the same rows) and EXECUTE grants.
-INSERT INTO bytebase_signal_log (id, type, uid, created_at, sent_by, project, approval_input_version) OVERRIDING SYSTEM VALUE
-    SELECT id, type, uid, created_at, sent_by, project, approval_input_version FROM bytebase_signal_moving_rows ORDER BY id;
+INSERT INTO bytebase_signal_log (id, type, uid, created_at, sent_by, project, approval_input_version, xid) OVERRIDING SYSTEM VALUE
+    SELECT id, type, uid, created_at, sent_by, project, approval_input_version, xid FROM bytebase_signal_moving_rows ORDER BY id;
 SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence('bytebase_signal_log', 'id'), pg_catalog.max(id))
   FROM bytebase_signal_log HAVING max(id) IS NOT NULL \g /dev/null
 DO $restore$

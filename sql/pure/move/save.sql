@@ -11,7 +11,7 @@ SET LOCAL search_path TO :"bytebase_signal_schema";
 -- included: the sender sees an error, nothing is lost silently.)
 LOCK TABLE bytebase_signal_log IN EXCLUSIVE MODE;
 CREATE TEMP TABLE bytebase_signal_moving_rows ON COMMIT DROP AS
-    SELECT id, type, uid, created_at, sent_by, project, approval_input_version FROM bytebase_signal_log;
+    SELECT id, type, uid, created_at, sent_by, project, approval_input_version, xid FROM bytebase_signal_log;
 CREATE TEMP TABLE bytebase_signal_moving_grants ON COMMIT DROP AS
     SELECT p.oid::regprocedure::text AS function, a.grantee, a.is_grantable
       FROM pg_catalog.pg_proc p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) AS a

@@ -16,7 +16,7 @@ pub enum Error {
     #[error(transparent)]
     Connect(#[from] ConnectError),
     /// A statement on the connection failed.
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe(.0))]
     Database(#[from] tokio_postgres::Error),
     /// The server answered nothing within the deadline.
     #[error("{what} timed out after {after:?}")]
@@ -27,7 +27,7 @@ pub enum Error {
         after: Duration,
     },
     /// The server is a hot standby (or otherwise refuses LISTEN/NOTIFY): the wrong host for us.
-    #[error("host refuses LISTEN/NOTIFY (a hot standby?): {0}")]
+    #[error("host refuses LISTEN/NOTIFY (a hot standby?): {}", describe(.0))]
     WrongHost(#[source] tokio_postgres::Error),
     /// The connection closed.
     #[error("connection closed by the server")]
@@ -44,4 +44,32 @@ pub enum Error {
     /// A combination of arguments that no SQL function takes.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),
+}
+
+/// A tokio-postgres error in full: its own `Display` says only "db error" for a server's error,
+/// which would hide the message, SQLSTATE and detail from logs and `status().last_error`.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!(" (DETAIL: {detail})"));
+        }
+        return text;
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_side_error_keeps_its_cause() {
+        let parse = "host=a port=x".parse::<tokio_postgres::Config>().unwrap_err();
+        let text = Error::Database(parse).to_string();
+        assert!(text.starts_with("database error: invalid connection string: "), "{text}");
+    }
 }

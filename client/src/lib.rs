@@ -38,8 +38,6 @@ pub mod listener;
 #[cfg(feature = "runtime")]
 pub mod registry;
 #[cfg(feature = "runtime")]
-mod replay;
-#[cfg(feature = "runtime")]
 mod seen;
 #[cfg(feature = "runtime")]
 pub mod send;

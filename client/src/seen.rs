@@ -103,6 +103,9 @@ impl Seen {
                 }
                 // A cancel sent again: handed on again, remembered from now.
                 if !offer() {
+                    // Forgotten, so that its row in the log (replayed because of this refusal)
+                    // is not taken for the copy handed on before.
+                    seen.remove();
                     return Offered::Refused;
                 }
                 entry.at = at;
@@ -295,6 +298,16 @@ mod tests {
         assert_eq!(seen.offer(k.clone(), Instant::now(), false, || false), Offered::Refused);
         assert_eq!(seen.len(), 0);
         assert!(!replayed_is_duplicate(&mut seen, &k), "a replay brings it back");
+    }
+
+    #[test]
+    fn a_refused_resend_is_forgotten_so_that_its_replayed_row_is_handed_on() {
+        let mut seen = Seen::default();
+        let k = key_of(SignalKind::TaskRun, 1);
+        let t0 = Instant::now();
+        assert_eq!(hand(&mut seen, &k, t0, false), Offered::Accepted);
+        assert_eq!(seen.offer(k.clone(), t0, false, || false), Offered::Refused, "sent again, queue full");
+        assert!(!replayed_is_duplicate(&mut seen, &k), "the re-sent cancel's row is handed on");
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct Status {
     pub overflowed: u64,
     /// Signals recovered from the durable log that had not arrived as notifications.
     pub replayed: u64,
+    /// Reads of the durable log that completed (catch-ups and heartbeat replays).
+    pub replays: u64,
     /// Signals skipped because the same cancel was already handed on (a replayed copy, or a
     /// notification for a cancel recovered first by replay).
     pub duplicates: u64,
@@ -33,6 +35,9 @@ pub struct Status {
     pub unconfirmed: u64,
     /// Whether this database's durable log can be replayed (`None` until first connected).
     pub replay_available: Option<bool>,
+    /// Whether notifications reach the listener, as its last probe found (`None` until probed).
+    /// `Some(false)` behind a transaction-pooling proxy: cancels then come from the log alone.
+    pub notifications: Option<bool>,
     /// The last connection error or disconnect reason.
     pub last_error: Option<String>,
 }
@@ -57,10 +62,17 @@ pub enum Event {
     },
     /// The hand-off queue was full and a signal was dropped.
     Overflow,
-    /// The durable log was replayed after LISTEN: the listener has caught up.
+    /// The first replay of the durable log after LISTEN returned: the listener has caught up,
+    /// except for what a full hand-off queue refused (the next replays bring it).
     Replayed {
         /// Signals recovered that had not arrived as notifications.
         signals: u64,
+    },
+    /// A probe found that notifications stopped reaching the listener, or reach it again (or
+    /// the first probe's answer).
+    Notifications {
+        /// Whether they arrive.
+        arriving: bool,
     },
 }
 
@@ -74,6 +86,7 @@ pub(crate) struct Shared {
     pub(crate) malformed: AtomicU64,
     pub(crate) overflowed: AtomicU64,
     pub(crate) replayed: AtomicU64,
+    pub(crate) replays: AtomicU64,
     pub(crate) duplicates: AtomicU64,
     unconfirmed: AtomicU64,
     text: Mutex<Text>,
@@ -84,6 +97,7 @@ struct Text {
     connected_since: Option<SystemTime>,
     last_error: Option<String>,
     replay_available: Option<bool>,
+    notifications: Option<bool>,
 }
 
 impl Shared {
@@ -99,9 +113,11 @@ impl Shared {
             malformed: self.malformed.load(Ordering::Relaxed),
             overflowed: self.overflowed.load(Ordering::Relaxed),
             replayed: self.replayed.load(Ordering::Relaxed),
+            replays: self.replays.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),
             unconfirmed: self.unconfirmed.load(Ordering::Relaxed),
             replay_available: text.replay_available,
+            notifications: text.notifications,
             last_error: text.last_error.clone(),
         }
     }
@@ -125,6 +141,10 @@ impl Shared {
 
     pub(crate) fn set_replay_available(&self, available: bool) {
         self.text.lock().unwrap_or_else(|e| e.into_inner()).replay_available = Some(available);
+    }
+
+    pub(crate) fn set_notifications(&self, arriving: bool) {
+        self.text.lock().unwrap_or_else(|e| e.into_inner()).notifications = Some(arriving);
     }
 
     pub(crate) fn add_unconfirmed(&self, n: u64) {

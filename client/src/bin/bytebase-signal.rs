@@ -89,6 +89,11 @@ struct ListenArgs {
     /// Print only signals the durable log confirms (ignores forged pg_notify payloads).
     #[arg(long)]
     strict: bool,
+    /// Seconds between heartbeats (each one a replay of the log where the database has exact
+    /// replays, so a lost notification is printed within one interval); a probe checks every six
+    /// that notifications arrive at all.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    ping_interval: u64,
     /// Signals buffered between the connection and stdout. A burst beyond it is dropped (counted,
     /// and recovered from the durable log where the senders log); the default absorbs a burst of
     /// a quarter of a million.
@@ -161,6 +166,8 @@ async fn listen(args: ListenArgs) -> Result<(), Error> {
     let listener = Listener::new(args.conn.options()?);
     let config = ListenerConfig {
         replay_grace: Duration::from_secs(args.grace),
+        ping_interval: Duration::from_secs(args.ping_interval),
+        probe_interval: Duration::from_secs(6 * args.ping_interval),
         strict: args.strict,
         replay_function: args.replay_function,
         queue_capacity: args.queue as usize,

@@ -1,0 +1,230 @@
+//! Where everything a listener receives goes: decoded, de-duplicated ([`CatchUp`]), handed to the
+//! application's queue or straight into a registry, and counted. One `Intake` lives as long as
+//! the listener, across its connections.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{broadcast, mpsc, Notify};
+use tokio::time::Instant;
+use tokio_postgres::Notification;
+use tracing::warn;
+
+use crate::listener::catch_up::{CatchUp, Origin};
+use crate::listener::log::Unavailable;
+use crate::listener::probe::{Change, Probe};
+use crate::registry::{Dispatch, Registry};
+use crate::seen::Offered;
+use crate::signal::{shorten, Signal};
+use crate::status::{Event, Shared};
+
+/// Where signals go.
+pub(crate) enum Sink {
+    /// A bounded queue to the application's handler ([`super::Signals`]).
+    Queue(mpsc::Sender<Signal>),
+    /// Straight into a registry, in the reading task.
+    Registry(Registry),
+}
+
+/// What became of a signal offered to the handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Handed {
+    On,
+    Duplicate,
+    Dropped,
+}
+
+pub(crate) struct Intake {
+    sink: Sink,
+    pub(crate) shared: Arc<Shared>,
+    events: broadcast::Sender<Event>,
+    /// The catch-up state: cursor, marks, de-duplication, strict mode's candidates.
+    state: Mutex<CatchUp>,
+    /// Whether notifications arrive.
+    probe: Mutex<Probe>,
+    /// The probe's channel (fixed: compared with every notification's without a lock).
+    probe_channel: String,
+    /// Strict mode: notifications wait for the log to confirm them; the bell for that.
+    pub(crate) strict: bool,
+    pub(crate) confirm: Notify,
+    /// Whether "the log cannot be read" was said (it is said once, not per reconnect).
+    warned_unavailable: AtomicBool,
+    /// Whether "notifications do not arrive" was said.
+    warned_deaf: AtomicBool,
+    /// Whether "the exact replay is not granted" was said.
+    warned_not_exact: AtomicBool,
+}
+
+impl Intake {
+    pub(crate) fn new(
+        sink: Sink,
+        shared: Arc<Shared>,
+        events: broadcast::Sender<Event>,
+        strict: bool,
+        state: CatchUp,
+        probe: Probe,
+    ) -> Self {
+        Intake {
+            sink,
+            shared,
+            events,
+            state: Mutex::new(state),
+            probe_channel: probe.channel().to_owned(),
+            probe: Mutex::new(probe),
+            strict,
+            confirm: Notify::new(),
+            warned_unavailable: AtomicBool::new(false),
+            warned_deaf: AtomicBool::new(false),
+            warned_not_exact: AtomicBool::new(false),
+        }
+    }
+
+    /// The catch-up state, locked.
+    pub(crate) fn state(&self) -> MutexGuard<'_, CatchUp> {
+        lock(&self.state)
+    }
+
+    /// The probe, locked.
+    pub(crate) fn probe(&self) -> MutexGuard<'_, Probe> {
+        lock(&self.probe)
+    }
+
+    /// The channel the probe LISTENs and NOTIFYs on.
+    pub(crate) fn probe_channel(&self) -> &str {
+        &self.probe_channel
+    }
+
+    /// A notification from the socket: a signal, or our probe coming back.
+    pub(crate) fn take(&self, n: &Notification) {
+        if n.channel() == self.probe_channel {
+            let change = self.probe().arrived(n.payload());
+            if let Some(change) = change {
+                self.probe_changed(change, "");
+            }
+            return;
+        }
+        Shared::bump(&self.shared.received);
+        match Signal::decode(n.payload()) {
+            Ok(signal) if self.strict => {
+                self.state().candidate(signal);
+                self.confirm.notify_one();
+            }
+            Ok(signal) => {
+                self.hand_on(signal, Origin::Notification);
+            }
+            Err(e) => {
+                Shared::bump(&self.shared.malformed);
+                warn!(error = %e, payload = %shorten(n.payload(), 200), pid = n.process_id(), "malformed signal ignored");
+            }
+        }
+    }
+
+    /// Offers `signal` to the handler unless it was handed on already.
+    pub(crate) fn hand_on(&self, signal: Signal, origin: Origin) -> Handed {
+        let (now, mut refused) = (Instant::now(), None);
+        let offered = self.state().offer(&signal, origin, now, || match &self.sink {
+            Sink::Queue(tx) => match tx.try_send(signal.clone()) {
+                Ok(()) => true,
+                // Nobody receives any more: nothing is pending either (a refusal would keep the
+                // de-duplication window growing until shutdown).
+                Err(mpsc::error::TrySendError::Closed(_)) => true,
+                Err(e) => {
+                    refused = Some(e);
+                    false
+                }
+            },
+            Sink::Registry(registry) => {
+                Shared::bump(&self.shared.dispatched);
+                if registry.dispatch_at(&signal, now.into_std()) == Dispatch::Unmatched {
+                    Shared::bump(&self.shared.unmatched);
+                }
+                true
+            }
+        });
+        match (offered, refused) {
+            (Offered::Duplicate, _) => {
+                Shared::bump(&self.shared.duplicates);
+                Handed::Duplicate
+            }
+            (Offered::Accepted, _) => {
+                if origin == Origin::Replay {
+                    Shared::bump(&self.shared.replayed);
+                }
+                Handed::On
+            }
+            (Offered::Refused, Some(mpsc::error::TrySendError::Full(signal))) => {
+                Shared::bump(&self.shared.overflowed);
+                let _ = self.events.send(Event::Overflow);
+                warn!(?signal, "handler too slow: hand-off queue full, signal dropped until the next replay");
+                Handed::Dropped
+            }
+            // Only a full queue refuses (see above).
+            (Offered::Refused, _) => Handed::Dropped,
+        }
+    }
+
+    /// Hands on what a replay returned; how many were new.
+    pub(crate) fn hand_on_replayed(&self, signals: Vec<Signal>, origin: Origin) -> u64 {
+        signals.into_iter().filter(|s| self.hand_on(s.clone(), origin) == Handed::On).count() as u64
+    }
+
+    /// Says once per listener that the log cannot be read, and why.
+    pub(crate) fn log_unavailable(&self, why: Unavailable, function: &str) {
+        self.shared.set_replay_available(false);
+        if !self.warned_unavailable.swap(true, Ordering::Relaxed) {
+            warn!("{}", why.explain(function));
+            if self.strict {
+                warn!("strict mode: no notification can be confirmed, so none is acted on");
+            }
+        }
+    }
+
+    /// Says once per listener that the log has an exact replay this role may not execute.
+    pub(crate) fn log_not_exact(&self, function: &str) {
+        if !self.warned_not_exact.swap(true, Ordering::Relaxed) {
+            warn!(
+                "this role may not execute {function}(pg_snapshot) (GRANT EXECUTE ON FUNCTION \
+                 {function}(pg_snapshot) TO <listener role>): the listener replays the log by time \
+                 instead, which misses a cancel whose transaction stays open longer than the replay grace"
+            );
+        }
+    }
+
+    /// What a probe found out; `how` says what delivers cancels meanwhile, for the warning.
+    pub(crate) fn probe_changed(&self, change: Change, how: &str) {
+        match change {
+            Change::Hears => {
+                self.shared.set_notifications(true);
+                if self.warned_deaf.load(Ordering::Relaxed) {
+                    tracing::info!("notifications arrive again on the listener's connection");
+                }
+                self.event(Event::Notifications { arriving: true });
+            }
+            Change::Deaf => {
+                self.shared.set_notifications(false);
+                if !self.warned_deaf.swap(true, Ordering::Relaxed) {
+                    warn!(
+                        channel = %self.probe_channel,
+                        "the listener's connection does not deliver notifications: a probe it sent itself on channel \
+                         {} did not come back. The usual cause is a transaction-pooling proxy (PgBouncer with \
+                         pool_mode = transaction) between the listener and the server, where LISTEN succeeds and \
+                         notifications go to whichever server connection ran it. Connect the listener directly, or \
+                         through a pool in session mode. {how}",
+                        self.probe_channel
+                    );
+                }
+                self.event(Event::Notifications { arriving: false });
+            }
+        }
+    }
+
+    pub(crate) fn event(&self, event: Event) {
+        // No subscriber is fine.
+        let _ = self.events.send(event);
+    }
+}
+
+/// Locks `m`, ignoring poisoning: every critical section leaves its data consistent.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,491 @@
+//! One connection's life: [`setup`] (LISTEN, who the server is, what its log offers), then
+//! [`Session::catch_up`] on what was missed, then reading while the heartbeat runs — each beat an
+//! exact replay of the log where the database has them ([`Session::heartbeat`]), every few beats
+//! a probe of whether notifications arrive at all ([`Session::probe`]) — and, in strict mode,
+//! [`Session::confirm`]ing notifications against the log; until the connection fails or the
+//! listener is told to stop.
+//!
+//! The connection is driven by [`read_messages`] alone, in the same task: every statement's reply
+//! arrives through it, so no statement is awaited outside a `select!` with it.
+
+use std::future::poll_fn;
+use std::pin::pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{AsyncMessage, Client, Connection, Socket};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::connect::TlsStream;
+use crate::error::Error;
+use crate::listener::catch_up::{CatchUp, Origin};
+use crate::listener::intake::{lock, Intake};
+use crate::listener::log::{self, Ask, Log, Unavailable};
+use crate::listener::ListenerConfig;
+use crate::status::{Event, Shared};
+
+/// How a session ended.
+pub(crate) enum Ended {
+    Shutdown,
+    Lost(Error),
+}
+
+/// What [`setup`] found.
+struct Ready {
+    /// `host:port` of the server, for events and logs.
+    server: String,
+    /// Who the server is, for the cursor (its postmaster's start time).
+    identity: String,
+    /// The log, or why it cannot be read.
+    log: Result<Log, Unavailable>,
+}
+
+/// A connection that is listening.
+struct Session<'a> {
+    client: &'a Client,
+    config: &'a ListenerConfig,
+    intake: &'a Intake,
+    /// The log as last detected (`None`: a plain listener). The heartbeat and strict mode's
+    /// confirmations share it; each clones it before awaiting.
+    log: Mutex<Option<Log>>,
+    /// When the log was last detected: it is detected again every `probe_interval`, so an update
+    /// or a GRANT takes effect without a reconnect.
+    detected: Mutex<Instant>,
+}
+
+/// Runs one connection until it is lost or `shutdown` is cancelled.
+pub(crate) async fn run(
+    client: &Client,
+    mut connection: Connection<Socket, TlsStream>,
+    config: &ListenerConfig,
+    intake: &Intake,
+    shutdown: &CancellationToken,
+) -> Ended {
+    let mut reader = pin!(read_messages(&mut connection, intake));
+
+    // A server (or proxy) that accepts the connection and then says nothing must not keep the
+    // listener waiting forever.
+    let ready = tokio::select! {
+        () = shutdown.cancelled() => return Ended::Shutdown,
+        e = &mut reader => return Ended::Lost(e),
+        r = tokio::time::timeout(config.connect_timeout, setup(client, config, intake)) => match r {
+            Ok(Ok(ready)) => ready,
+            Ok(Err(e)) => {
+                let wrong_host = e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION);
+                return Ended::Lost(if wrong_host { Error::WrongHost(e) } else { Error::Database(e) });
+            }
+            Err(_) => return Ended::Lost(Error::Timeout { what: "LISTEN", after: config.connect_timeout }),
+        },
+    };
+    intake.shared.set_connected();
+    info!(server = %ready.server, channel = %config.channel, "listening");
+    intake.event(Event::Connected { server: ready.server });
+    let session =
+        Session { client, config, intake, log: Mutex::new(None), detected: Mutex::new(Instant::now()) };
+    let exact = session.adopt(ready.log);
+    intake.state().connected(&ready.identity, exact);
+
+    // Catch up on what was committed while we were not listening.
+    let caught_up = tokio::select! {
+        () = shutdown.cancelled() => return Ended::Shutdown,
+        e = &mut reader => return Ended::Lost(e),
+        r = session.catch_up() => r,
+    };
+    if let Err(e) = caught_up {
+        return Ended::Lost(e);
+    }
+
+    // Can we hear at all? The answer is judged at the heartbeats; a probe that does not come
+    // back is reported, not fatal.
+    let probed = tokio::select! {
+        () = shutdown.cancelled() => return Ended::Shutdown,
+        e = &mut reader => return Ended::Lost(e),
+        r = session.probe() => r,
+    };
+    if let Err(e) = probed {
+        return Ended::Lost(e);
+    }
+
+    tokio::select! {
+        e = &mut reader => Ended::Lost(e),
+        e = session.heartbeat() => Ended::Lost(e),
+        e = session.confirm() => Ended::Lost(e),
+        () = shutdown.cancelled() => {
+            // Politely stop listening, still driving the connection; a dead server must not
+            // delay shutdown beyond the deadline.
+            let unlisten = async {
+                tokio::select! {
+                    _ = client.batch_execute("UNLISTEN *") => {}
+                    _ = &mut reader => {}
+                }
+            };
+            if tokio::time::timeout(config.unlisten_timeout, unlisten).await.is_err() {
+                debug!("UNLISTEN timed out at shutdown");
+            }
+            Ended::Shutdown
+        }
+    }
+}
+
+/// LISTEN first (on the signals' channel and the probe's), so that nothing committed from here on
+/// can be missed; then who the server is and what its log offers this role.
+async fn setup(
+    client: &Client,
+    config: &ListenerConfig,
+    intake: &Intake,
+) -> Result<Ready, tokio_postgres::Error> {
+    client
+        .batch_execute(&format!(
+            "LISTEN {}; LISTEN {}",
+            quote_ident(&config.channel),
+            quote_ident(intake.probe_channel())
+        ))
+        .await?;
+    let server = server_name(client).await;
+    let identity = log::server_identity(client).await?;
+    let log = detect(client, config).await?;
+    Ok(Ready { server, identity, log })
+}
+
+/// What the log offers; its absence is not the connection's failure (the listener then works
+/// without it).
+async fn detect(
+    client: &Client,
+    config: &ListenerConfig,
+) -> Result<Result<Log, Unavailable>, tokio_postgres::Error> {
+    match Log::detect(client, &config.replay_function).await {
+        Ok(found) => Ok(found),
+        Err(e) => Ok(Err(Unavailable::of(&e).ok_or(e)?)),
+    }
+}
+
+/// What a failed read of the log means for the session.
+enum Failed {
+    /// The log is locked (a `VACUUM FULL`, an update under way): this read is skipped, the next
+    /// one tries again. The error reply proves the connection alive.
+    Locked,
+    /// The log cannot be read any more (revoked, dropped): a plain listener from now on.
+    Unavailable(Unavailable),
+    /// The connection failed or timed out: the session ends.
+    Lost(Error),
+}
+
+impl From<Error> for Failed {
+    fn from(e: Error) -> Self {
+        match &e {
+            Error::Database(db) if db.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Failed::Locked,
+            Error::Database(db) => Unavailable::of(db).map_or(Failed::Lost(e), Failed::Unavailable),
+            _ => Failed::Lost(e),
+        }
+    }
+}
+
+impl Session<'_> {
+    /// The log as last detected.
+    fn log(&self) -> Option<Log> {
+        lock(&self.log).clone()
+    }
+
+    /// Takes what detection found as this session's log; whether it has exact replays.
+    fn adopt(&self, found: Result<Log, Unavailable>) -> bool {
+        let log = match found {
+            Ok(log) => {
+                self.intake.shared.set_replay_available(true);
+                if log.after_not_granted() {
+                    self.intake.log_not_exact(&log.after_name());
+                }
+                Some(log)
+            }
+            Err(why) => {
+                self.intake.log_unavailable(why, &self.config.replay_function);
+                None
+            }
+        };
+        let exact = log.as_ref().is_some_and(Log::exact);
+        *lock(&self.log) = log;
+        *lock(&self.detected) = Instant::now();
+        exact
+    }
+
+    /// A read of the log failed: `Ok` if the session goes on.
+    fn failed(&self, failed: Failed) -> Result<(), Error> {
+        match failed {
+            Failed::Locked => {
+                debug!("the signal log is locked; this read is skipped");
+                Ok(())
+            }
+            Failed::Unavailable(why) => {
+                // Granted at detection, revoked or dropped since.
+                self.intake.log_unavailable(why, &self.config.replay_function);
+                *lock(&self.log) = None;
+                self.intake.state().set_exact(false);
+                Ok(())
+            }
+            Failed::Lost(e) => Err(e),
+        }
+    }
+
+    /// The replay after (re)connecting: exact from the cursor on the server that issued it,
+    /// joined with a time-based one (see `catch_up`). If the log is locked, the heartbeats
+    /// complete it.
+    async fn catch_up(&self) -> Result<(), Error> {
+        match self.replay().await {
+            Ok(()) => Ok(()),
+            Err(failed) => self.failed(failed),
+        }
+    }
+
+    /// One replay, as the catch-up state plans it. Its deadline is a ping's for a heartbeat's
+    /// exact replay (a few rows), a replay's for anything with a time window.
+    async fn replay(&self) -> Result<(), Failed> {
+        let Some(log) = self.log() else { return Ok(()) };
+        let sent = Instant::now();
+        let ask = self.intake.state().start_replay(sent);
+        let after = match ask {
+            Ask::After { since: None, .. } => self.config.ping_timeout,
+            _ => self.config.replay_timeout,
+        };
+        let replay = log.replay(self.client, &ask, &self.config.channel, None);
+        match within("replay", after, replay).await {
+            Ok(mut replayed) => {
+                let signals = std::mem::take(&mut replayed.signals);
+                let recovered = self.intake.hand_on_replayed(signals, Origin::Replay);
+                let first = self.intake.state().replayed(&replayed, sent);
+                Shared::bump(&self.intake.shared.replays);
+                if !replayed.listening {
+                    self.not_listening();
+                }
+                if recovered > 0 {
+                    info!(
+                        recovered,
+                        exact = log.exact(),
+                        "replayed signals the notifications did not deliver"
+                    );
+                }
+                if first {
+                    self.intake.event(Event::Replayed { signals: recovered });
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.intake.state().replay_failed();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The heartbeat: a read with a hard deadline, so that a connection that went silent without
+    /// closing (half-open, a frozen proxy) is given up after `ping_interval + ping_timeout`.
+    /// Where there is a log every beat is a replay of it — exact where the log has exact replays,
+    /// by time elsewhere — so a notification lost for any reason (a pooler, a dropped hand-off)
+    /// arrives within one interval. Without one it reads the clock.
+    async fn heartbeat(&self) -> Error {
+        let mut tick = tokio::time::interval(self.config.ping_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.beat().await {
+                return e;
+            }
+            self.judge_probe();
+            let due = {
+                let probe = self.intake.probe();
+                !probe.awaited() && probe.due(Instant::now(), self.config.probe_interval)
+            };
+            if due {
+                if let Err(e) = self.probe().await {
+                    return e;
+                }
+            }
+        }
+    }
+
+    /// One heartbeat: the log detected again if due, then a replay or a read of the clock.
+    async fn beat(&self) -> Result<(), Error> {
+        let redetect = lock(&self.detected).elapsed() >= self.config.probe_interval;
+        if redetect {
+            let found =
+                within("log detection", self.config.ping_timeout, detect(self.client, self.config)).await?;
+            let exact = self.adopt(found);
+            self.intake.state().set_exact(exact);
+        }
+        if self.log().is_some() {
+            return self.replay().await.or_else(|failed| self.failed(failed));
+        }
+        let sent = Instant::now();
+        let now = within("heartbeat", self.config.ping_timeout, log::clock(self.client)).await?;
+        self.intake.state().heartbeat(now, sent);
+        Ok(())
+    }
+
+    /// Sends the listener a probe on its own channel, one notification per statement (so one
+    /// transaction each: a pool would route them apart). A session receives its own notifications
+    /// at commit; [`Session::judge_probe`] later finds out whether they all came back. A server
+    /// that refuses the NOTIFY (a full notification queue) is a deaf verdict, not a lost session.
+    async fn probe(&self) -> Result<(), Error> {
+        let payloads = self.intake.probe().send(Instant::now());
+        let channel = self.intake.probe_channel();
+        for payload in &payloads {
+            let params: [(&(dyn ToSql + Sync), Type); 2] = [(&channel, Type::TEXT), (payload, Type::TEXT)];
+            let notify = self.client.query_typed("SELECT pg_catalog.pg_notify($1, $2)", &params);
+            match within("probe", self.config.ping_timeout, notify).await {
+                Ok(_) => {}
+                Err(Error::Database(e)) if e.code().is_some() => {
+                    warn!(error = %e, "the server refused the listener's probe notification");
+                    if let Some(change) = self.intake.probe().refused() {
+                        self.intake.probe_changed(change, &self.meanwhile());
+                    }
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// A probe still missing `ping_timeout` after it was sent means notifications do not reach
+    /// this listener: said once, loudly. (Checked at each heartbeat, so that waiting for it never
+    /// delays the heartbeat's replay.)
+    fn judge_probe(&self) {
+        let Some(change) = self.intake.probe().expire(Instant::now(), self.config.ping_timeout) else {
+            return;
+        };
+        debug!(channel = self.intake.probe_channel(), "the probe did not come back");
+        if let Some(change) = change {
+            self.intake.probe_changed(change, &self.meanwhile());
+        }
+    }
+
+    /// A replay ran on a session that does not LISTEN on the channel (a transaction pool handed
+    /// the statement to another server connection): notifications cannot arrive here.
+    fn not_listening(&self) {
+        debug!(channel = %self.config.channel, "a replay ran on a session that does not listen");
+        if let Some(change) = self.intake.probe().not_listening() {
+            self.intake.probe_changed(change, &self.meanwhile());
+        }
+    }
+
+    /// What delivers cancels while notifications do not arrive, for the warning.
+    fn meanwhile(&self) -> String {
+        match self.log() {
+            Some(log) if log.exact() => format!(
+                "Until then cancels still arrive, from the durable log at every heartbeat (every {:?}).",
+                self.config.ping_interval
+            ),
+            Some(_) => format!(
+                "Until then cancels still arrive, from the durable log at every heartbeat (every {:?}), \
+                 unless their transaction stays open longer than the replay grace ({:?}): update the \
+                 database to 0.4.0 for exact replays.",
+                self.config.ping_interval, self.config.replay_grace
+            ),
+            None => "This database has no signal log this role may read: cancels sent meanwhile are not \
+                     delivered."
+                .to_owned(),
+        }
+    }
+
+    /// Strict mode: confirms notifications against the log, in batches, by a replay restricted
+    /// to their uids.
+    async fn confirm(&self) -> Error {
+        if !self.intake.strict {
+            return std::future::pending().await;
+        }
+        loop {
+            self.intake.confirm.notified().await;
+            let candidates = self.intake.state().take_candidates();
+            if candidates.is_empty() {
+                continue;
+            }
+            let Some(log) = self.log() else {
+                self.intake.shared.add_unconfirmed(candidates.len() as u64);
+                continue;
+            };
+            let uids: Vec<i64> = candidates.iter().map(|s| s.uid.get()).collect();
+            let ask = self.intake.state().confirming(Instant::now());
+            let replay = log.replay(self.client, &ask, &self.config.channel, Some(&uids));
+            let found = match within("confirming replay", self.config.replay_timeout, replay).await {
+                Ok(replayed) => replayed.signals,
+                Err(e) => {
+                    // Not lost: put back, confirmed at the next try (the next notification, or
+                    // the next heartbeat replay hands them on from the log anyway).
+                    for signal in candidates {
+                        self.intake.state().candidate(signal);
+                    }
+                    match self.failed(e.into()) {
+                        Ok(()) => continue,
+                        Err(e) => return e,
+                    }
+                }
+            };
+            let (confirmed, unconfirmed) = CatchUp::confirm(candidates, found);
+            for signal in confirmed {
+                self.intake.hand_on(signal, Origin::Confirmed);
+            }
+            for signal in unconfirmed {
+                self.intake.shared.add_unconfirmed(1);
+                warn!(?signal, "strict mode: notification not confirmed by the signal log, ignored");
+            }
+        }
+    }
+}
+
+/// Reads the connection until it fails, feeding every notification to `intake`.
+async fn read_messages(connection: &mut Connection<Socket, TlsStream>, intake: &Intake) -> Error {
+    loop {
+        match poll_fn(|cx| connection.poll_message(cx)).await {
+            Some(Ok(AsyncMessage::Notification(n))) => intake.take(&n),
+            Some(Ok(AsyncMessage::Notice(notice))) => debug!(notice = %notice.message(), "server notice"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Error::Database(e),
+            None => return Error::Closed,
+        }
+    }
+}
+
+/// Runs `query` with a deadline; a late answer is a [`Error::Timeout`] naming `what`.
+async fn within<T>(
+    what: &'static str,
+    after: Duration,
+    query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(after, query).await {
+        Ok(result) => result.map_err(Error::Database),
+        Err(_) => Err(Error::Timeout { what, after }),
+    }
+}
+
+/// `host:port` of the server, for events and logs.
+async fn server_name(client: &Client) -> String {
+    let row = client
+        .query_typed_opt(
+            "SELECT coalesce(pg_catalog.host(pg_catalog.inet_server_addr()), 'local') || ':' \
+             || coalesce(pg_catalog.inet_server_port(), 0)",
+            &[],
+        )
+        .await;
+    match row {
+        Ok(Some(row)) => row.try_get::<_, String>(0).unwrap_or_default(),
+        _ => String::from("unknown"),
+    }
+}
+
+/// Quotes a channel name as a SQL identifier.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_are_quoted_as_identifiers() {
+        assert_eq!(quote_ident("bytebase_signal"), "\"bytebase_signal\"");
+        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
+    }
+}

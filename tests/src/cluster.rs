@@ -57,18 +57,23 @@ pub enum Install {
     UpgradedFrom010,
     /// Version 0.2.0 first, used once, then `ALTER EXTENSION bytebase_signal UPDATE`.
     UpgradedFrom020,
+    /// Version 0.3.0 first, used once, then `ALTER EXTENSION bytebase_signal UPDATE`.
+    UpgradedFrom030,
     /// No extension: the pure-SQL edition, `psql -f sql/pure/install.sql`, run twice (the second
     /// run must be harmless).
     PureSql,
     /// The pure-SQL edition 0.2.0 (`tests/fixtures`), used once, then the current
     /// `sql/pure/install.sql` over it.
     PureSqlUpgradedFrom020,
+    /// The pure-SQL edition 0.3.0 (`tests/fixtures`), used once, then the current
+    /// `sql/pure/install.sql` over it.
+    PureSqlUpgradedFrom030,
 }
 
 impl Install {
     /// Whether this is the pure-SQL edition rather than the extension.
     pub fn is_pure_sql(self) -> bool {
-        matches!(self, Install::PureSql | Install::PureSqlUpgradedFrom020)
+        matches!(self, Install::PureSql | Install::PureSqlUpgradedFrom020 | Install::PureSqlUpgradedFrom030)
     }
 }
 
@@ -76,6 +81,8 @@ impl Install {
 pub const PURE_INSTALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sql/pure/install.sql");
 /// The pure-SQL edition 0.2.0's installer, as released.
 pub const PURE_INSTALL_0_2_0: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pure-install-0.2.0.sql");
+/// The pure-SQL edition 0.3.0's installer, as released.
+pub const PURE_INSTALL_0_3_0: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pure-install-0.3.0.sql");
 /// The pure-SQL edition's uninstaller.
 pub const PURE_UNINSTALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sql/pure/uninstall.sql");
 
@@ -214,7 +221,13 @@ impl Cluster {
     /// Creates and starts a hot standby of this (running) cluster, streaming from it
     /// (`pg_basebackup -R`). It refuses writes, NOTIFY and LISTEN until promoted.
     pub fn start_standby(&self) -> Result<Cluster> {
-        let mut standby = Self::unstarted()?;
+        self.start_standby_through(self.port)
+    }
+
+    /// Like [`Cluster::start_standby`], streaming through `port` (a proxy in front of this
+    /// cluster, so that a test can cut the replication off while both servers run on).
+    pub fn start_standby_through(&self, port: u16) -> Result<Cluster> {
+        let mut standby = Self::unstarted_in(self.bindir.clone())?;
         let mut cmd = standby.command("pg_basebackup");
         cmd.arg("-D").arg(standby.data_dir());
         cmd.args(["-h", self.host(), "-p", &self.port.to_string(), "-U", SUPERUSER, "-R", "-X", "stream"]);
@@ -223,16 +236,28 @@ impl Cluster {
         // The copied configuration points the socket at the primary's directory; use our own.
         let mut conf = OpenOptions::new().append(true).open(standby.data_dir().join("postgresql.conf"))?;
         writeln!(conf, "unix_socket_directories = '{}'", standby.root.path().display())?;
+        if port != self.port {
+            // -R wrote primary_conninfo with the primary's port; a later line wins.
+            let auto = standby.data_dir().join("postgresql.auto.conf");
+            let conninfo = fs::read_to_string(&auto)?
+                .lines()
+                .rev()
+                .find_map(|l| {
+                    l.strip_prefix("primary_conninfo = '")
+                        .and_then(|v| v.strip_suffix('\''))
+                        .map(str::to_owned)
+                })
+                .context("pg_basebackup -R wrote no primary_conninfo")?;
+            let through = conninfo.replace(&format!("port={}", self.port), &format!("port={port}"));
+            let mut auto = OpenOptions::new().append(true).open(auto)?;
+            writeln!(auto, "primary_conninfo = '{through}'")?;
+        }
         standby.start_on_free_port()?;
         Ok(standby)
     }
 
-    /// A cluster directory owned by the right OS user, with nothing in it yet.
-    fn unstarted() -> Result<Self> {
-        Self::unstarted_in(bindir()?)
-    }
-
-    /// Like [`Cluster::unstarted`], for the PostgreSQL programs in `bindir`.
+    /// A cluster directory owned by the right OS user, with nothing in it yet, for the
+    /// PostgreSQL programs in `bindir`.
     fn unstarted_in(bindir: PathBuf) -> Result<Self> {
         let root = tempfile::Builder::new()
             .prefix("bytebase-signal-pg-")
@@ -421,9 +446,14 @@ impl Cluster {
                 }
                 return Ok(());
             }
-            Install::PureSqlUpgradedFrom020 => {
-                self.run_sql_file(dbname, SUPERUSER, PURE_INSTALL_0_2_0, &[])?;
-                self.connect(dbname).await?.batch_execute("SELECT bytebase_cancel_task_run(1)").await?;
+            Install::PureSqlUpgradedFrom020 | Install::PureSqlUpgradedFrom030 => {
+                let old = if install == Install::PureSqlUpgradedFrom020 {
+                    PURE_INSTALL_0_2_0
+                } else {
+                    PURE_INSTALL_0_3_0
+                };
+                self.run_sql_file(dbname, SUPERUSER, old, &[])?;
+                self.admin_on(dbname).await?.batch_execute("SELECT bytebase_cancel_task_run(1)").await?;
                 self.run_sql_file(dbname, SUPERUSER, PURE_INSTALL, &[])?;
                 return Ok(());
             }
@@ -431,7 +461,9 @@ impl Cluster {
         }
         let db = self.admin_on(dbname).await?;
         let sql = match install {
-            Install::PureSql | Install::PureSqlUpgradedFrom020 => unreachable!("installed above"),
+            Install::PureSql | Install::PureSqlUpgradedFrom020 | Install::PureSqlUpgradedFrom030 => {
+                unreachable!("installed above")
+            }
             Install::Fresh => "CREATE EXTENSION bytebase_signal",
             Install::UpgradedFrom010 => {
                 "CREATE EXTENSION bytebase_signal VERSION '0.1.0';
@@ -440,6 +472,11 @@ impl Cluster {
             }
             Install::UpgradedFrom020 => {
                 "CREATE EXTENSION bytebase_signal VERSION '0.2.0';
+                 SELECT bytebase_cancel_task_run(1);
+                 ALTER EXTENSION bytebase_signal UPDATE"
+            }
+            Install::UpgradedFrom030 => {
+                "CREATE EXTENSION bytebase_signal VERSION '0.3.0';
                  SELECT bytebase_cancel_task_run(1);
                  ALTER EXTENSION bytebase_signal UPDATE"
             }

@@ -33,6 +33,9 @@ pub fn quick() -> ListenerConfig {
         ping_timeout: Duration::from_millis(300),
         connect_timeout: Duration::from_secs(1),
         replay_timeout: Duration::from_secs(2),
+        // Probes, and looks at what the log offers, every second: an update or a GRANT under a
+        // running listener takes effect within a test's patience.
+        probe_interval: Duration::from_secs(1),
         backoff: Backoff {
             initial: Duration::from_millis(50),
             max: Duration::from_millis(500),
@@ -118,6 +121,7 @@ pub struct Running {
 
 /// Spawns `listener` and waits for its first connection.
 pub async fn start(listener: Listener) -> Result<Running> {
+    log_to_test_output();
     let shutdown = CancellationToken::new();
     let (handle, signals) = listener.spawn(shutdown.clone());
     let mut events = handle.events();
@@ -141,5 +145,16 @@ impl Running {
     pub async fn stop(self) -> Result<Signals> {
         stop(&self.shutdown, self.handle).await?;
         Ok(self.signals)
+    }
+}
+
+/// Sends the client's log to the test's captured output (shown when it fails), filtered by
+/// `TEST_LOG` (`bytebase_signal_client=debug`); nothing without it.
+pub fn log_to_test_output() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
     }
 }

@@ -15,6 +15,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use tempfile::TempDir;
 
+use tokio_postgres::NoTls;
+use tokio_util::sync::CancellationToken;
+
 use crate::cluster::{Cluster, SUPERUSER};
 use crate::wait;
 
@@ -124,4 +127,39 @@ impl Drop for PgBouncer {
 
 fn running_as_root() -> bool {
     fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+/// Clients that keep the pool busy, so that server connections change hands as in production.
+pub struct Neighbours {
+    stop: CancellationToken,
+}
+
+impl Neighbours {
+    /// `n` clients of database `dbname` through `port` (the pooler's), each running `SELECT 1`
+    /// every few milliseconds until dropped.
+    pub fn start(cluster: &Cluster, dbname: &str, port: u16, n: usize) -> Self {
+        let stop = CancellationToken::new();
+        for _ in 0..n {
+            let mut pg = cluster.config_via(dbname, port);
+            pg.application_name("pool-neighbour");
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let Ok((client, connection)) = pg.connect(NoTls).await else { return };
+                tokio::spawn(connection);
+                while !stop.is_cancelled() {
+                    if client.simple_query("SELECT 1").await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await; // their own pace
+                }
+            });
+        }
+        Neighbours { stop }
+    }
+}
+
+impl Drop for Neighbours {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }

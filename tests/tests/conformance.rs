@@ -29,6 +29,7 @@ const SCRIPTS: &[&str] = &[
             p.proisstrict, p.prosecdef, p.proconfig, p.proacl, obj_description(p.oid, 'pg_proc')
        FROM pg_proc p WHERE p.proname LIKE 'bytebase\_%' ORDER BY p.oid::regprocedure::text",
     "SELECT prosrc FROM pg_proc WHERE proname = 'bytebase_signal_replay'",
+    "SELECT prosrc FROM pg_proc WHERE proname = 'bytebase_signal_replay_after'",
     "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity,
             pg_get_expr(d.adbin, d.adrelid)
        FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -118,6 +119,15 @@ const SCRIPTS: &[&str] = &[
     "RESET bytebase_signal.durable",
     "SET bytebase_signal.retention = '90min'; SELECT bytebase_signal_prune()",
     "RESET bytebase_signal.retention; SELECT bytebase_signal_prune()",
+    // The queue limit: at or above it a logged signal goes without NOTIFY (the queue is empty
+    // here, so a limit of 0 is reached); without the log the NOTIFY goes anyway.
+    "SET bytebase_signal.notify_queue_limit = 0; SELECT bytebase_cancel_task_run(600); SELECT bytebase_cancel_task_runs('{601,602}')",
+    "SET bytebase_signal.notify_queue_limit = 0; SET bytebase_signal.durable = off; SELECT bytebase_cancel_task_run(603)",
+    "RESET bytebase_signal.durable; SET bytebase_signal.notify_queue_limit = 1; SELECT bytebase_cancel_task_run(604)",
+    "SET bytebase_signal.notify_queue_limit = 1.5; SELECT bytebase_cancel_task_run(605)",
+    "RESET bytebase_signal.notify_queue_limit; SET bytebase_signal.notify_queue_limit = 'abc'; SELECT bytebase_cancel_task_run(606)",
+    "RESET bytebase_signal.notify_queue_limit; SET bytebase_signal.notify_queue_limit = -0.5; SELECT bytebase_cancel_task_run(607)",
+    "RESET bytebase_signal.notify_queue_limit; SELECT bytebase_cancel_task_run(608)",
     // A caller's search_path cannot redirect the functions.
     "CREATE SCHEMA evil; CREATE TABLE evil.bytebase_signal_log (LIKE public.bytebase_signal_log)",
     "SET search_path = evil, public; SELECT bytebase_cancel_task_run(400)",
@@ -126,6 +136,7 @@ const SCRIPTS: &[&str] = &[
     "SET ROLE conformance_app; SELECT bytebase_cancel_task_run(1)",
     "SET ROLE conformance_app; SELECT bytebase_cancel_task_run(1, 'p')",
     "SET ROLE conformance_app; SELECT * FROM bytebase_signal_replay(now())",
+    "SET ROLE conformance_app; SELECT * FROM bytebase_signal_replay_after(pg_current_snapshot())",
     "SET ROLE conformance_app; SELECT count(*) FROM bytebase_signal_log",
     "SET ROLE conformance_app; SELECT bytebase_signal_prune()",
     "GRANT EXECUTE ON FUNCTION bytebase_cancel_task_run(bigint), bytebase_cancel_plan_check_run(bigint),
@@ -133,7 +144,8 @@ const SCRIPTS: &[&str] = &[
          bytebase_cancel_task_run(bigint, text), bytebase_cancel_plan_check_run(bigint, text, bigint),
          bytebase_cancel_task_runs(bigint[], text), bytebase_cancel_plan_check_runs(bigint[], text, bigint)
          TO conformance_app;
-     GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz) TO conformance_app",
+     GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz), bytebase_signal_replay_after(pg_snapshot)
+         TO conformance_app",
     "SET ROLE conformance_app; SELECT bytebase_cancel_task_runs('{300,301}'); SELECT bytebase_cancel_plan_check_run(302)",
     "SET ROLE conformance_app; SELECT bytebase_cancel_task_run(303, 'p'); SELECT bytebase_cancel_plan_check_runs('{304}', 'p', 1)",
     "SET ROLE conformance_app; SELECT bytebase_signal_prune()",
@@ -147,6 +159,12 @@ const SCRIPTS: &[&str] = &[
     "SELECT count(*) FROM bytebase_signal_replay('infinity')",
     "SELECT * FROM bytebase_signal_replay(NULL)",
     "SET ROLE conformance_app; SELECT id, type, uid FROM bytebase_signal_replay(now() - interval '10 minutes')",
+    // The exact replay: everything a snapshot taken before any of it had not seen, nothing that
+    // the current one has seen committed, and its own rejection.
+    "SELECT id, type, uid, project, approval_input_version FROM bytebase_signal_replay_after('1:1:')",
+    "SELECT count(*) FROM bytebase_signal_replay_after(pg_current_snapshot())",
+    "SELECT * FROM bytebase_signal_replay_after(NULL)",
+    "SET ROLE conformance_app; SELECT count(*) FROM bytebase_signal_replay_after('1:1:')",
 ];
 
 /// One edition under test: a session that runs the scripts, and a bare listener on its database.
@@ -421,6 +439,17 @@ CREATE FUNCTION public.now() RETURNS timestamptz LANGUAGE plpgsql
     AS $$ BEGIN PERFORM public.shadowed('now'); RETURN pg_catalog.now(); END $$;
 CREATE FUNCTION public.pg_notify(c text, p text) RETURNS void LANGUAGE plpgsql
     AS $$ BEGIN PERFORM public.shadowed('pg_notify'); PERFORM pg_catalog.pg_notify(c, p); END $$;
+CREATE FUNCTION public.pg_notification_queue_usage() RETURNS double precision LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('pg_notification_queue_usage'); RETURN 0; END $$;
+CREATE FUNCTION public.pg_snapshot_xmin(s pg_snapshot) RETURNS xid8 LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('pg_snapshot_xmin'); RETURN pg_catalog.pg_snapshot_xmin(s); END $$;
+CREATE FUNCTION public.pg_visible_in_snapshot(x xid8, s pg_snapshot) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('pg_visible_in_snapshot'); RETURN pg_catalog.pg_visible_in_snapshot(x, s); END $$;
+CREATE FUNCTION public.pg_backend_pid() RETURNS integer LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('pg_backend_pid'); RETURN pg_catalog.pg_backend_pid(); END $$;
+CREATE FUNCTION public.shadow_mul_di(a double precision, b integer) RETURNS double precision LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM public.shadowed('double precision * integer'); RETURN a OPERATOR(pg_catalog.*) b::double precision; END $$;
+CREATE OPERATOR public.* (LEFTARG = double precision, RIGHTARG = integer, FUNCTION = public.shadow_mul_di);
 CREATE FUNCTION public.pg_get_userbyid(o oid) RETURNS name LANGUAGE plpgsql
     AS $$ BEGIN PERFORM public.shadowed('pg_get_userbyid'); RETURN pg_catalog.pg_get_userbyid(o); END $$;
 CREATE FUNCTION public._bytebase_signal_prune(l integer) RETURNS bigint LANGUAGE plpgsql
@@ -492,6 +521,12 @@ const EVERY_PATH: &[&str] = &[
     "SELECT bytebase_cancel_task_run(1, '')",
     "SELECT bytebase_cancel_task_run(1, repeat('p', 1025))",
     "SELECT bytebase_cancel_plan_check_run(1, 'p', -1)",
+    "SET bytebase_signal.notify_queue_limit = 0",
+    "SELECT bytebase_cancel_task_run(700)",
+    "SELECT bytebase_cancel_task_runs('{701,702}', 'p')",
+    "RESET bytebase_signal.notify_queue_limit",
+    "SELECT count(*) FROM bytebase_signal_replay_after('1:1:')",
+    "SELECT count(*) FROM bytebase_signal_replay_after(pg_current_snapshot())",
     "SET bytebase_signal.retention = '5 weeks'",
     "SELECT bytebase_signal_prune()",
     "SET bytebase_signal.retention = '40d'",
@@ -519,7 +554,8 @@ async fn nothing_a_schema_user_creates_runs_as_the_owner(install: Install) -> Re
                  bytebase_cancel_task_runs(bigint[]), bytebase_cancel_plan_check_runs(bigint[]),
                  bytebase_cancel_task_run(bigint, text), bytebase_cancel_plan_check_run(bigint, text, bigint),
                  bytebase_cancel_task_runs(bigint[], text), bytebase_cancel_plan_check_runs(bigint[], text, bigint),
-                 bytebase_signal_prune(), bytebase_signal_replay(timestamptz) TO tester",
+                 bytebase_signal_prune(), bytebase_signal_replay(timestamptz),
+                 bytebase_signal_replay_after(pg_snapshot) TO tester",
         )
         .await?;
     cluster

@@ -17,15 +17,18 @@ use tokio_postgres::Client;
 
 const DB: &str = "app";
 
-// Every install must behave the same: a fresh install of the current version, 0.1.0 and 0.2.0
-// upgraded with `ALTER EXTENSION ... UPDATE`, and the pure-SQL edition, fresh and over 0.2.0's.
+// Every install must behave the same: a fresh install of the current version, each older version
+// upgraded with `ALTER EXTENSION ... UPDATE`, and the pure-SQL edition, fresh and over each older
+// one.
 bytebase_signal_tests::on_installs!(
     [
         fresh: Fresh,
         upgraded_from_0_1_0: UpgradedFrom010,
         upgraded_from_0_2_0: UpgradedFrom020,
+        upgraded_from_0_3_0: UpgradedFrom030,
         pure_sql: PureSql,
         pure_sql_upgraded_from_0_2_0: PureSqlUpgradedFrom020,
+        pure_sql_upgraded_from_0_3_0: PureSqlUpgradedFrom030,
     ];
     commit_delivers_the_exact_seed_bytes,
     nothing_arrives_before_commit,

@@ -16,7 +16,8 @@ const SENDER_GRANT: &str =
     bytebase_cancel_task_runs(bigint[], text), bytebase_cancel_plan_check_runs(bigint[], text, bigint)
     TO bytebase_app;";
 const LISTENER_GRANT: &str =
-    "GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz) TO bytebase_listener;";
+    "GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz), bytebase_signal_replay_after(pg_snapshot)
+    TO bytebase_listener;";
 
 fn denied(e: tokio_postgres::Error, what: &str) -> Result<String> {
     let db = e.as_db_error().with_context(|| format!("{what}: not a server error: {e}"))?;

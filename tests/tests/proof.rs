@@ -2,13 +2,20 @@
 //! listener's connection — and how many are lost without it (`bytebase_signal.durable = off`,
 //! NOTIFY alone, as the original Go plan had it).
 //!
-//! Three fault scenarios, each run with the log on and off:
+//! Six fault scenarios, each run with the log on and off:
 //!
 //! - **kills + restart**: 4 concurrent senders commit 10,000 cancels while the listener's backend
 //!   is terminated at random moments 30–130 ms apart (at least 50 times) and the server is
 //!   restarted once;
 //! - **cut off**: the listener cannot reach the server for 3 s while 50 cancels are sent;
-//! - **half-open**: the listener's stream freezes without closing while 20 cancels are sent.
+//! - **half-open**: the listener's stream freezes without closing while 20 cancels are sent;
+//! - **long transaction**: a cancel transaction stays open 15 s, across many heartbeats and three
+//!   times the listener's grace period, and commits while the listener is cut off (a time-based
+//!   catch-up starts after its rows' stamps: only the exact one finds them);
+//! - **transaction pooler**: the listener connects through PgBouncer in `pool_mode = transaction`,
+//!   shared with other clients, while 50 cancels are sent: notifications never reach it;
+//! - **full queue**: a listening session elsewhere stays in a transaction and the senders' queue
+//!   limit is reached (lowered to 0 for them), so sends log without NOTIFY.
 //!
 //! A cancel is *sent* when its autocommit call returned (a call cut off by a fault is retried, so
 //! some are sent twice; that is fine, handlers are idempotent). When the faults are over, one more
@@ -25,6 +32,7 @@ use anyhow::{ensure, Context, Result};
 use bytebase_signal_client::{Backoff, Event, ListenerConfig, ListenerHandle};
 use bytebase_signal_tests::cluster::{terminate_backends, Cluster};
 use bytebase_signal_tests::listening::*;
+use bytebase_signal_tests::pgbouncer::{Neighbours, PgBouncer, PoolMode};
 use bytebase_signal_tests::proxy::{Mode, Proxy};
 use bytebase_signal_tests::wait;
 use tokio::sync::broadcast;
@@ -88,17 +96,27 @@ impl Collector {
         Ok(Collector { handle, events, shutdown, uids })
     }
 
-    /// Waits until the listener is connected and has caught up from the log after the last fault.
+    /// Waits until the listener is connected and has caught up from the log after the last fault:
+    /// its last connection event is a catch-up (other events, a probe's verdict say, do not
+    /// count either way).
     async fn caught_up(&mut self) -> Result<()> {
-        let mut last = None;
+        let mut caught_up = None;
+        let note = |e: &Event, caught_up: &mut Option<bool>| match e {
+            Event::Replayed { .. } => *caught_up = Some(true),
+            Event::Disconnected { .. } | Event::ConnectFailed { .. } | Event::Connected { .. } => {
+                *caught_up = Some(false)
+            }
+            _ => {}
+        };
         loop {
             match self.events.try_recv() {
-                Ok(e) => last = Some(e),
-                Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Ok(e) => note(&e, &mut caught_up),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => caught_up = Some(false),
                 Err(_) => break,
             }
         }
-        if matches!(last, Some(Event::Replayed { .. })) && self.handle.status().connected {
+        // Nothing since the first catch-up (which `start` waited for): still caught up.
+        if caught_up.unwrap_or(true) && self.handle.status().connected {
             return Ok(());
         }
         tokio::time::timeout(PATIENCE, async {
@@ -111,11 +129,11 @@ impl Collector {
             }
         })
         .await
-        .context("no catch-up after the faults")?
+        .with_context(|| format!("no catch-up after the faults: {:?}", self.handle.status()))?
     }
 
-    /// Once the listener has caught up, sends the marker and waits for it; then counts what of
-    /// `sent` never arrived.
+    /// Once the listener has caught up, waits as `until` says; then counts what of `sent` never
+    /// arrived.
     async fn finish(
         mut self,
         cluster: &Cluster,
@@ -123,14 +141,28 @@ impl Collector {
         durable: bool,
         sent: Vec<i64>,
         faults: String,
+        until: Until,
     ) -> Result<Outcome> {
         self.caught_up().await?;
-        let marker = connect(cluster, true).await?;
-        marker.execute("SELECT bytebase_cancel_task_run($1)", &[&MARKER]).await?;
-        wait::until("the marker", Duration::from_secs(60), || async {
-            self.uids.lock().unwrap().contains(&MARKER).then_some(())
-        })
-        .await?;
+        match until {
+            Until::Marker { setup } => {
+                let marker = connect(cluster, true).await?;
+                marker.batch_execute(setup).await?;
+                marker.execute("SELECT bytebase_cancel_task_run($1)", &[&MARKER]).await?;
+                wait::until("the marker", Duration::from_secs(60), || async {
+                    self.uids.lock().unwrap().contains(&MARKER).then_some(())
+                })
+                .await?;
+            }
+            // Nothing arrives but through the log: once the listener knows it cannot hear, what
+            // the log did not deliver is lost.
+            Until::Deaf => {
+                wait::until("the probe's verdict", Duration::from_secs(60), || async {
+                    (self.handle.status().notifications == Some(false)).then_some(())
+                })
+                .await?;
+            }
+        }
         let got = self.uids.lock().unwrap().clone();
         let status = self.handle.status();
         stop(&self.shutdown, self.handle).await?;
@@ -147,6 +179,18 @@ impl Collector {
         })
     }
 }
+
+/// When a scenario's deliveries are over.
+enum Until {
+    /// Once a last cancel sent after the faults (run `setup` first on its connection) arrived:
+    /// PostgreSQL delivers in commit order, and a replay returns rows in it too.
+    Marker { setup: &'static str },
+    /// Once the listener found that notifications do not reach it (only the log delivers).
+    Deaf,
+}
+
+/// The marker as the other cancels are sent.
+const PLAIN: Until = Until::Marker { setup: "" };
 
 /// A sender connection with the log switched on or off for its session.
 async fn connect(cluster: &Cluster, durable: bool) -> Result<Client> {
@@ -271,7 +315,7 @@ async fn kills_and_a_restart(durable: bool) -> Result<Outcome> {
     let kills = kills.load(Ordering::Relaxed);
     ensure!(restarted, "the server was not restarted");
     let faults = format!("{kills} backend kills, 1 restart");
-    collector.finish(&cluster, "kills + restart", durable, sent, faults).await
+    collector.finish(&cluster, "kills + restart", durable, sent, faults, PLAIN).await
 }
 
 async fn cut_off(durable: bool) -> Result<Outcome> {
@@ -290,7 +334,7 @@ async fn cut_off(durable: bool) -> Result<Outcome> {
     // The outage itself: the server stays unreachable for 3 s in all.
     tokio::time::sleep(Duration::from_secs(3).saturating_sub(started.elapsed())).await;
     proxy.set_mode(Mode::Forward);
-    collector.finish(&cluster, "cut off", durable, sent, "unreachable for 3 s".into()).await
+    collector.finish(&cluster, "cut off", durable, sent, "unreachable for 3 s".into(), PLAIN).await
 }
 
 async fn half_open(durable: bool) -> Result<Outcome> {
@@ -309,7 +353,87 @@ async fn half_open(durable: bool) -> Result<Outcome> {
     let detected = frozen.elapsed();
     proxy.set_mode(Mode::Forward);
     let faults = format!("frozen stream, detected after {} ms", detected.as_millis());
-    collector.finish(&cluster, "half-open", durable, sent, faults).await
+    collector.finish(&cluster, "half-open", durable, sent, faults, PLAIN).await
+}
+
+/// How long the long transaction stays open: three times the proof's grace period.
+const HOLD: Duration = Duration::from_secs(15);
+
+async fn long_transaction(durable: bool) -> Result<Outcome> {
+    let (cluster, _) = cluster_with_extension().await?;
+    let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
+    let mut collector = Collector::start(&cluster, proxy.port()).await?;
+    let sender = connect(&cluster, durable).await?;
+    let sent: Vec<i64> = (8001..=8010).collect();
+    sender.batch_execute("BEGIN").await?;
+    sender.execute("SELECT bytebase_cancel_task_runs($1)", &[&sent]).await?;
+    // The scenario itself: the transaction stays open (its UPDATE waits on a row lock, say) while
+    // the listener's heartbeats move its "known alive" mark past the rows' stamps.
+    tokio::time::sleep(HOLD).await;
+    proxy.set_mode(Mode::Refuse);
+    next_event(&mut collector.events, disconnected).await?;
+    sender.batch_execute("COMMIT").await?;
+    proxy.set_mode(Mode::Forward);
+    let faults = format!(
+        "open {} s, committed while cut off (grace {} s)",
+        HOLD.as_secs(),
+        config().replay_grace.as_secs()
+    );
+    collector.finish(&cluster, "long transaction", durable, sent, faults, PLAIN).await
+}
+
+async fn through_a_transaction_pooler(durable: bool) -> Result<Outcome> {
+    let (cluster, _) = cluster_with_extension().await?;
+    let bouncer = PgBouncer::start(&cluster, DB, PoolMode::Transaction, 4)?;
+    // Other clients share the pool, as in production: server connections change hands.
+    let neighbours = Neighbours::start(&cluster, DB, bouncer.port(), 3);
+    let collector = Collector::start(&cluster, bouncer.port()).await?;
+    let sender = connect(&cluster, durable).await?;
+    let mut sent = Vec::new();
+    for uid in 1..=50 {
+        sender.execute("SELECT bytebase_cancel_task_run($1)", &[&uid]).await?;
+        sent.push(uid);
+        tokio::time::sleep(Duration::from_millis(20)).await; // spread over a few heartbeats
+    }
+    // With the log the marker arrives from it (after the others, in commit order); without it
+    // nothing does, and the probe says so.
+    let until = if durable { PLAIN } else { Until::Deaf };
+    let outcome = collector
+        .finish(
+            &cluster,
+            "transaction pooler",
+            durable,
+            sent,
+            "PgBouncer pool_mode = transaction, 3 other clients".into(),
+            until,
+        )
+        .await;
+    drop(neighbours);
+    outcome
+}
+
+async fn a_full_queue(durable: bool) -> Result<Outcome> {
+    let (cluster, _) = cluster_with_extension().await?;
+    let collector = Collector::start(&cluster, cluster.port()).await?;
+    // A listening session that stopped reading: it holds the queue for everyone.
+    let stuck = cluster.connect(DB).await?;
+    // LISTEN on its own first: inside the transaction it would only take effect at commit.
+    stuck.batch_execute("LISTEN bytebase_signal").await?;
+    stuck.batch_execute("BEGIN; SELECT 1").await?;
+    let sender = connect(&cluster, durable).await?;
+    const AT_LIMIT: &str = "SET bytebase_signal.notify_queue_limit = 0";
+    sender.batch_execute(AT_LIMIT).await?;
+    let mut sent = Vec::new();
+    for uid in 1..=50 {
+        sender.execute("SELECT bytebase_cancel_task_run($1)", &[&uid]).await?;
+        sent.push(uid);
+    }
+    let faults = "a listening session idle in transaction; queue limit reached (lowered to 0)".into();
+    let outcome = collector
+        .finish(&cluster, "full queue", durable, sent, faults, Until::Marker { setup: AT_LIMIT })
+        .await;
+    drop(stuck);
+    outcome
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -319,6 +443,9 @@ async fn no_cancel_is_lost_with_the_durable_log() -> Result<()> {
         outcomes.push(kills_and_a_restart(durable).await?);
         outcomes.push(cut_off(durable).await?);
         outcomes.push(half_open(durable).await?);
+        outcomes.push(long_transaction(durable).await?);
+        outcomes.push(through_a_transaction_pooler(durable).await?);
+        outcomes.push(a_full_queue(durable).await?);
     }
     let mut table = String::from(
         "| scenario | durable log | cancels sent | faults | lost | recovered by replay | duplicates skipped |\n\

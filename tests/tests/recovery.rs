@@ -19,6 +19,8 @@ bytebase_signal_tests::on_installs!(
     [extension: Fresh, pure_sql: PureSql];
     strict_mode_acts_only_on_signals_the_log_confirms,
     after_failover_missed_cancels_are_replayed_from_the_promoted_standby,
+    after_a_failover_that_reuses_transaction_ids_nothing_committed_on_the_new_primary_is_skipped,
+    after_a_crash_restart_missed_cancels_are_replayed,
     a_cancel_sent_again_is_handed_on_again_but_a_replayed_copy_is_not,
     a_catch_up_bigger_than_the_queue_loses_nothing,
     the_same_uid_in_two_projects_is_two_cancels_and_protojson_is_confirmed,
@@ -132,6 +134,156 @@ async fn after_failover_missed_cancels_are_replayed_from_the_promoted_standby(
     assert_eq!(receive_distinct(&mut l, 5).await?, (21..=25).collect());
     assert!(l.handle.status().replayed >= 20, "{:?}", l.handle.status());
     l.stop().await.map(drop)
+}
+
+/// An asynchronous standby that stopped receiving before the primary went on: once promoted it
+/// hands out again transaction ids the old primary used. A snapshot taken on the old primary
+/// then sees the new primary's fresh transactions as committed long ago — an exact replay from
+/// it would skip them. The listener notices the other server and catches up by time once.
+async fn after_a_failover_that_reuses_transaction_ids_nothing_committed_on_the_new_primary_is_skipped(
+    install: Install,
+) -> Result<()> {
+    let (mut primary, sender) = cluster_with(install).await?;
+    let replication = Proxy::start(([127, 0, 0, 1], primary.port()).into()).await?;
+    let standby = primary.start_standby_through(replication.port())?;
+    let dsn = format!(
+        "host={h},{h} port={},{} user={SUPERUSER} dbname={DB} application_name={APP}",
+        primary.port(),
+        standby.port(),
+        h = primary.host()
+    );
+    let mut l = start(Listener::from_dsn(&dsn)?.with_config(quick())).await?;
+    next_event(&mut l.events, replayed).await?;
+    l.delivers(&sender, 1).await?;
+    let on_standby = standby.connect(DB).await?;
+    wait::until("the first cancel replicated", PATIENCE, || async {
+        let n: i64 = on_standby.query_one("SELECT count(*) FROM bytebase_signal_log", &[]).await.ok()?.get(0);
+        (n >= 1).then_some(())
+    })
+    .await?;
+
+    // A transaction stays open on the primary; the standby stops receiving; the primary goes on,
+    // spending transaction ids, and the listener reads its log (its cursor moves on there).
+    let open = primary.connect(DB).await?;
+    open.batch_execute("BEGIN; SELECT bytebase_cancel_task_run(2)").await?;
+    replication.set_mode(Mode::Refuse);
+    for _ in 0..50 {
+        sender.batch_execute("SELECT pg_current_xact_id()").await?;
+    }
+    sender.batch_execute("SELECT bytebase_cancel_task_run(3)").await?;
+    assert_eq!(recv(&mut l.signals).await?.uid, uid(3), "3 arrives from the old primary");
+    // A heartbeat's replay after 3: the cursor is a snapshot of the old primary from here on.
+    next_replay_after(&l).await?;
+    let old_snapshot: String = sender.query_one("SELECT pg_current_snapshot()::text", &[]).await?.get(0);
+
+    // Promoted, the standby commits a cancel while the listener still hears the old primary.
+    standby.promote()?;
+    let new_sender = standby.connect(DB).await?;
+    // (A few ids first: the standby may not have seen the open transaction's id, and would hand
+    // that very id out next; past it, its ids are ones the old primary had finished with.)
+    for _ in 0..5 {
+        new_sender.batch_execute("SELECT pg_current_xact_id()").await?;
+    }
+    new_sender.batch_execute("SELECT bytebase_cancel_task_run(4)").await?;
+    let reused: bool = new_sender
+        .query_one(
+            "SELECT pg_visible_in_snapshot(xid, $1::text::pg_snapshot) FROM bytebase_signal_log WHERE uid = 4",
+            &[&old_snapshot],
+        )
+        .await?
+        .get(0);
+    assert!(
+        reused,
+        "the scenario must reuse transaction ids: the old snapshot already sees 4's as committed"
+    );
+    tokio::task::spawn_blocking(move || primary.crash().map(|()| primary)).await??;
+    drop(open);
+
+    let server = loop {
+        if let Event::Connected { server } = next_event(&mut l.events, connected).await? {
+            break server;
+        }
+    };
+    assert_eq!(server, format!("{}:{}", standby.host(), standby.port()), "moved to the promoted standby");
+    assert_eq!(recv(&mut l.signals).await?.uid, uid(4), "the new primary's cancel, from its log");
+    l.delivers(&new_sender, 5).await?;
+    l.stop().await.map(drop)
+}
+
+/// A backend killed with SIGKILL makes the postmaster end every session and recover (a crash
+/// restart), while its start time — the listener's idea of which server it reads — stays the
+/// same. Transactions committed with `synchronous_commit = off` whose WAL was not written yet are
+/// gone, and their transaction ids are handed out again: the listener's last snapshot sees the
+/// new transactions under those ids as committed long ago, so an exact replay alone would skip
+/// their cancels. The catch-up after a reconnect also reads by time, and finds them.
+async fn after_a_crash_restart_missed_cancels_are_replayed(install: Install) -> Result<()> {
+    // Nothing writes the WAL of asynchronous commits before the crash.
+    let cluster = Cluster::builder()
+        .settings(&[("wal_writer_delay", "10s"), ("autovacuum", "off"), ("checkpoint_timeout", "1h")])
+        .start()?;
+    cluster.create_database_with(DB, install).await?;
+    let sender = cluster.connect(DB).await?;
+    let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
+    let mut l = start(listener_on(&cluster, proxy.port(), quick())).await?;
+    next_event(&mut l.events, replayed).await?;
+    l.delivers(&sender, 1).await?;
+    let started: String = sender.query_one("SELECT pg_postmaster_start_time()::text", &[]).await?.get(0);
+
+    // Transaction ids spent by commits the crash will lose; the listener's cursor moves past them.
+    sender.batch_execute("SET synchronous_commit = off").await?;
+    for _ in 0..50 {
+        sender.batch_execute("SELECT pg_current_xact_id()").await?;
+    }
+    let lost: i64 = sender.query_one("SELECT pg_current_xact_id()::text::bigint", &[]).await?.get(0);
+    next_replay_after(&l).await?;
+    let old_snapshot: String = sender.query_one("SELECT pg_current_snapshot()::text", &[]).await?.get(0);
+    proxy.set_mode(Mode::Refuse);
+    next_event(&mut l.events, disconnected).await?;
+
+    let pid: i32 = sender.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+    let killed = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status()?;
+    anyhow::ensure!(killed.success(), "kill -KILL {pid} failed");
+    let sender = wait::until("the server back from crash recovery", PATIENCE, || async {
+        let client = cluster.connect(DB).await.ok()?;
+        client.query_one("SELECT 1", &[]).await.ok().map(|_| client)
+    })
+    .await?;
+    let after: String = sender.query_one("SELECT pg_postmaster_start_time()::text", &[]).await?.get(0);
+    assert_eq!(after, started, "the scenario needs a crash restart, which keeps the start time");
+    let next: i64 = sender.query_one("SELECT pg_current_xact_id()::text::bigint", &[]).await?.get(0);
+    assert!(next < lost, "the scenario needs transaction ids handed out again: {next} after {lost}");
+
+    // Cancels under reused ids, then enough transactions that the ids are past the cursor's again.
+    send_range(&sender, 2..=4).await?;
+    let reused: bool = sender
+        .query_one(
+            "SELECT pg_visible_in_snapshot(xid, $1::text::pg_snapshot) FROM bytebase_signal_log WHERE uid = 2",
+            &[&old_snapshot],
+        )
+        .await?
+        .get(0);
+    assert!(
+        reused,
+        "the scenario must reuse transaction ids: the old snapshot already sees 2's as committed"
+    );
+    for _ in 0..60 {
+        sender.batch_execute("SELECT pg_current_xact_id()").await?;
+    }
+
+    proxy.set_mode(Mode::Forward);
+    assert_eq!(receive_distinct(&mut l, 3).await?, BTreeSet::from([2, 3, 4]));
+    l.delivers(&sender, 5).await?;
+    l.stop().await.map(drop)
+}
+
+/// Waits until the listener has completed a replay of the log that started after now (its next
+/// heartbeat's): two completions from now, the second one started after now.
+async fn next_replay_after(l: &Running) -> Result<()> {
+    let before = l.handle.status().replays;
+    wait::until("a heartbeat's replay", PATIENCE, || async {
+        (l.handle.status().replays >= before + 2).then_some(())
+    })
+    .await
 }
 
 async fn a_cancel_sent_again_is_handed_on_again_but_a_replayed_copy_is_not(install: Install) -> Result<()> {

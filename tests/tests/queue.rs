@@ -1,0 +1,123 @@
+//! A nearly full notification queue must not fail the cancel's transaction: one listening session
+//! that stays in a transaction holds the server-wide queue for every listener, and at 100 % every
+//! NOTIFYing commit fails. At or above `bytebase_signal.notify_queue_limit` a logged signal is
+//! sent without NOTIFY, with a WARNING that names the usage and the likely holder; the caller
+//! commits, and the listeners get the cancel from the log at their next heartbeat.
+
+use anyhow::{ensure, Result};
+use bytebase_signal_client::{Signal, SignalKind};
+use bytebase_signal_tests::cluster::Install;
+use bytebase_signal_tests::listen::RawListener;
+use bytebase_signal_tests::listening::*;
+use bytebase_signal_tests::wait;
+
+bytebase_signal_tests::on_installs!(
+    [extension: Fresh, pure_sql: PureSql];
+    at_the_queue_limit_the_cancel_commits_warns_and_arrives_from_the_log,
+);
+
+async fn at_the_queue_limit_the_cancel_commits_warns_and_arrives_from_the_log(
+    install: Install,
+) -> Result<()> {
+    let (cluster, sender) = cluster_with(install).await?;
+    let mut l = start(listener_on(&cluster, cluster.port(), quick())).await?;
+    next_event(&mut l.events, replayed).await?;
+    // A listening session elsewhere that stopped reading.
+    let stuck = cluster.connect(DB).await?;
+    // LISTEN on its own first: inside the transaction it would only take effect at commit.
+    stuck.batch_execute("LISTEN bytebase_signal").await?;
+    stuck.batch_execute("BEGIN; SELECT 1").await?;
+    let stuck_pid: i32 = stuck.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+    let mut raw = RawListener::connect(&cluster.config(DB), "bytebase_signal").await?;
+
+    // The queue is empty, so a limit of 0 is reached by any send. psql shows the warning.
+    let out = cluster
+        .psql(DB)
+        .args([
+            "-c",
+            "SET bytebase_signal.notify_queue_limit = 0",
+            "-c",
+            "BEGIN",
+            "-c",
+            "SELECT bytebase_cancel_task_run(42)",
+            "-c",
+            "COMMIT",
+        ])
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "the cancel transaction failed: {stderr}");
+    for part in [
+        "WARNING:  bytebase_signal: the notification queue is 0.0% full, at or above bytebase_signal.notify_queue_limit (0.0%): the signal was logged without NOTIFY; listeners read it from the log at their next heartbeat",
+        &format!("DETAIL:  The oldest open transaction you may see, which may be the listening session holding the queue: pid {stuck_pid} "),
+        "idle in transaction since",
+        "HINT:  A session that ran LISTEN and stays in a transaction keeps every notification queued for all listeners",
+    ] {
+        assert!(stderr.contains(part), "the warning lacks {part:?}:\n{stderr}");
+    }
+
+    // No NOTIFY went out (a bare listener sees nothing), the log has it, the listener delivers it.
+    assert_eq!(raw.drain(&sender).await?, Vec::<String>::new());
+    let logged: i64 =
+        sender.query_one("SELECT count(*) FROM bytebase_signal_log WHERE uid = 42", &[]).await?.get(0);
+    assert_eq!(logged, 1);
+    assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(42)));
+    // (Counted just after the hand-off.)
+    wait::until("counted as recovered from the log", PATIENCE, || async {
+        (l.handle.status().replayed == 1).then_some(())
+    })
+    .await?;
+
+    // A sender that may not see the superuser's sessions is not shown them.
+    sender
+        .batch_execute(
+            "CREATE ROLE bytebase_app; GRANT EXECUTE ON FUNCTION bytebase_cancel_task_run(bigint) TO bytebase_app",
+        )
+        .await?;
+    let out = cluster
+        .psql(DB)
+        .args([
+            "-c",
+            "SET ROLE bytebase_app",
+            "-c",
+            "SET bytebase_signal.notify_queue_limit = 0",
+            "-c",
+            "SELECT bytebase_cancel_task_run(44)",
+        ])
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "the cancel failed: {stderr}");
+    assert!(stderr.contains("DETAIL:  No other open transaction is visible to you."), "{stderr}");
+    assert!(!stderr.contains(&stuck_pid.to_string()), "{stderr}");
+    assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(44)));
+
+    // Below the limit (the default 0.5) the NOTIFY goes as before.
+    l.delivers(&sender, 43).await?;
+    drop(stuck);
+    l.stop().await.map(drop)
+}
+
+/// A database still at 0.3.0 under this release's library keeps its NOTIFY at the limit: its
+/// listeners (of 0.3.0 perhaps) read the log only after a reconnect.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_0_3_0_database_keeps_its_notify_at_the_limit() -> Result<()> {
+    let cluster = bytebase_signal_tests::cluster::Cluster::start()?;
+    let admin = cluster.connect("postgres").await?;
+    admin.batch_execute(&format!("CREATE DATABASE {DB}")).await?;
+    let db = cluster.connect(DB).await?;
+    db.batch_execute("CREATE EXTENSION bytebase_signal VERSION '0.3.0'").await?;
+    let mut raw = RawListener::connect(&cluster.config(DB), "bytebase_signal").await?;
+    let out = cluster
+        .psql(DB)
+        .args([
+            "-c",
+            "SET bytebase_signal.notify_queue_limit = 0",
+            "-c",
+            "SELECT bytebase_cancel_task_run(42)",
+        ])
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "the cancel failed: {stderr}");
+    assert!(!stderr.contains("WARNING"), "{stderr}");
+    assert_eq!(raw.drain(&db).await?, [r#"{"type":"cancel_task_run","uid":42}"#]);
+    Ok(())
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: benchmarks on throwaway clusters, in release mode; prints markdown tables.
-# Arguments select sections (send, receive, cli-vs-psycopg, latency, recovery, memory, fanout);
+# Arguments select sections (send, receive, cli-vs-psycopg, latency, recovery, heartbeat, memory, fanout);
 # default all.
 set -euo pipefail
 cd "$(dirname "$0")/.."

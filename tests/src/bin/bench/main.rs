@@ -3,8 +3,8 @@
 //! the same run (interleaved rounds, medians, ratios); absolute numbers alone mean little.
 //!
 //! ```text
-//! bytebase-signal-bench [send] [receive] [cli-vs-psycopg] [latency] [recovery] [memory] [fanout]
-//!                                                                               (default: all)
+//! bytebase-signal-bench [send] [receive] [cli-vs-psycopg] [latency] [recovery] [heartbeat]
+//!                       [memory] [fanout]                                       (default: all)
 //! ```
 //!
 //! Needs the extension installed in release mode and the `bytebase-signal` CLI built in release
@@ -17,6 +17,7 @@ use bytebase_signal_tests::cluster::DEFAULT_PG_CONFIG;
 
 mod fanout;
 mod feed;
+mod heartbeat;
 mod latency;
 mod memory;
 mod receive;
@@ -31,11 +32,11 @@ async fn bench(sections: &[String]) -> Result<()> {
     let all = sections.is_empty();
     let wants = |name: &str| all || sections.iter().any(|s| s == name);
     for s in sections {
-        if !["send", "receive", "cli-vs-psycopg", "latency", "recovery", "memory", "fanout"]
+        if !["send", "receive", "cli-vs-psycopg", "latency", "recovery", "heartbeat", "memory", "fanout"]
             .contains(&s.as_str())
         {
             bail!(
-                "unknown section {s:?}: expected send, receive, cli-vs-psycopg, latency, recovery, memory or fanout"
+                "unknown section {s:?}: expected send, receive, cli-vs-psycopg, latency, recovery, heartbeat, memory or fanout"
             );
         }
     }
@@ -56,6 +57,9 @@ async fn bench(sections: &[String]) -> Result<()> {
     }
     if wants("recovery") {
         recovery::run().await?;
+    }
+    if wants("heartbeat") {
+        heartbeat::run().await?;
     }
     if wants("memory") {
         memory::run().await?;

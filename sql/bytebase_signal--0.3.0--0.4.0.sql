@@ -5,8 +5,9 @@
 -- Hand-written; the upgrade test checks that the result equals a fresh 0.4.0 install.
 \echo Use "ALTER EXTENSION bytebase_signal UPDATE TO '0.4.0'" to load this file. \quit
 
--- Rows logged before the update get the updating transaction's id. (This rewrites the table once,
--- holding sends for as long as that takes: the rows within the retention.)
+-- Rows logged before the update get the updating transaction's id: pg_current_xact_id() is
+-- STABLE, so the column is added without rewriting the table; building the index reads the rows
+-- within the retention, holding sends for that long.
 ALTER TABLE bytebase_signal_log ADD COLUMN xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id();
 CREATE INDEX bytebase_signal_log_xid_idx ON bytebase_signal_log (xid);
 

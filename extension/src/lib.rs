@@ -22,7 +22,7 @@
 use bytebase_signal_client::validate::{
     validate_approval_input_version, validate_project, validate_uid, validate_uids, RunUid,
 };
-use bytebase_signal_client::wire::SignalKind;
+use bytebase_signal_client::wire::{SignalKind, WireFormat};
 use pgrx::prelude::*;
 
 mod compat;
@@ -179,13 +179,14 @@ fn cancel_many_as(
 /// signal goes without NOTIFY when the notification queue is too full ([`queue`]): the listeners
 /// read it from the log, and the caller's commit does not fail with the queue.
 fn send(kind: SignalKind, uids: &[RunUid], context: Context<'_>, logged: bool) {
+    let format = settings::wire_format();
     if logged {
         log::record(kind, uids, context);
-        if queue::too_full_to_notify(uids.len()) {
+        // protojson is for upstream Go replicas, which do not read the log: they keep their NOTIFY.
+        if format == WireFormat::Seed && queue::too_full_to_notify(uids.len()) {
             return;
         }
     }
-    let format = settings::wire_format();
     for &uid in uids {
         notify::send(format, kind, uid, context);
     }

@@ -8,7 +8,9 @@
 //! `bytebase_signal.notify_queue_limit` a send that logs, in a database at 0.4.0, skips the NOTIFY
 //! and warns, naming the usage and the oldest open transaction the caller may see (the likely
 //! holder), and the caller's transaction commits. A database still at an older version keeps its
-//! NOTIFY: its listeners would only read the log after a reconnect.
+//! NOTIFY: its listeners would only read the log after a reconnect. So does a send in the
+//! `protojson` wire format (the caller decides, in `send`): it is for upstream Go replicas, which
+//! never read the log.
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;

@@ -115,6 +115,11 @@ BEGIN
         WHEN 's' THEN 1::double precision WHEN 'min' THEN 60::double precision
         WHEN 'h' THEN 3600::double precision ELSE 86400::double precision END);
     IF secs < 1::double precision OR secs > 2592000::double precision THEN
+        -- PostgreSQL 17 and later name the unit in the range too.
+        IF pg_catalog.current_setting('server_version_num')::integer >= 170000 THEN
+            RAISE EXCEPTION '% s is outside the valid range for parameter "bytebase_signal.retention" (1 s .. 2592000 s)', secs
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
         RAISE EXCEPTION '% s is outside the valid range for parameter "bytebase_signal.retention" (1 .. 2592000)', secs
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -285,8 +290,9 @@ BEGIN
         END IF;
         -- A nearly full notification queue would fail the caller's commit; logged signals reach
         -- the listeners from the log instead (the extension's extension/src/queue.rs, same words).
+        -- protojson is for upstream Go replicas, which do not read the log: they keep their NOTIFY.
         queue_usage := pg_catalog.pg_notification_queue_usage();
-        IF queue_usage >= queue_limit THEN
+        IF wire_format = 'seed' AND queue_usage >= queue_limit THEN
             SELECT pg_catalog.format('bytebase_signal: the notification queue is %s%% full, at or above bytebase_signal.notify_queue_limit (%s%%): %s logged without NOTIFY; listeners read it from the log at their next heartbeat',
                        pg_catalog.round((queue_usage * 100::double precision)::numeric, 1),
                        pg_catalog.round((queue_limit * 100::double precision)::numeric, 1),

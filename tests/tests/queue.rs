@@ -90,6 +90,25 @@ async fn at_the_queue_limit_the_cancel_commits_warns_and_arrives_from_the_log(
     assert!(!stderr.contains(&stuck_pid.to_string()), "{stderr}");
     assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(44)));
 
+    // protojson senders are upstream Go replicas' kind, which never read the log: their NOTIFY
+    // goes even at the limit, without a warning.
+    let out = cluster
+        .psql(DB)
+        .args([
+            "-c",
+            "SET bytebase_signal.notify_queue_limit = 0",
+            "-c",
+            "SET bytebase_signal.wire_format = 'protojson'",
+            "-c",
+            "SELECT bytebase_cancel_task_run(45)",
+        ])
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "the cancel failed: {stderr}");
+    assert!(!stderr.contains("WARNING"), "{stderr}");
+    assert_eq!(raw.drain(&sender).await?, [r#"{"type":"CANCEL_TASK_RUN","uid":"45"}"#]);
+    assert_eq!(recv(&mut l.signals).await?, Signal::new(SignalKind::TaskRun, uid(45)));
+
     // Below the limit (the default 0.5) the NOTIFY goes as before.
     l.delivers(&sender, 43).await?;
     drop(stuck);

@@ -16,8 +16,9 @@
 //! - **Falling behind.** A signal the hand-off queue refuses (the handler is too slow) is not lost:
 //!   a replay that dropped anything does not move the cursor (or, time-based, the mark it started
 //!   from), so the next one returns the same rows again, until one hands everything on. A refused
-//!   notification needs nothing when the next replay is exact on this server (its row has not
-//!   been replayed yet); otherwise the following replays reach back to the mark before it.
+//!   notification needs nothing when the listener holds a cursor of this server (the next exact
+//!   replay returns its row); otherwise the following replays reach back by time to the mark
+//!   before it, joined with the exact one once there is a cursor.
 //! - **De-duplication** ([`Seen`]): a cancel reaches the handler once however it arrived; the
 //!   window is only trimmed while nothing is pending.
 //! - **Strict mode's candidates**: notifications wait here until a replay confirms them.
@@ -141,12 +142,11 @@ impl CatchUp {
         }
     }
 
-    /// Whether the next replay can be exact: a cursor of this very server, nothing pending.
-    fn exact_next(&self) -> Option<&Cursor> {
+    /// The cursor, if the next replay can be exact: one of this very server, whose log has exact
+    /// replays.
+    fn exact_cursor(&self) -> Option<&Cursor> {
         match (&self.server, &self.cursor) {
-            (Some((identity, true)), Some(cursor)) if cursor.server == *identity && self.behind.is_none() => {
-                Some(cursor)
-            }
+            (Some((identity, true)), Some(cursor)) if cursor.server == *identity => Some(cursor),
             _ => None,
         }
     }
@@ -168,10 +168,12 @@ impl CatchUp {
 
     /// Begins a replay at `now`: which one to run.
     pub(crate) fn start_replay(&mut self, now: Instant) -> Ask {
-        let (from, ask) = match self.exact_next() {
+        let (from, ask) = match self.exact_cursor() {
+            // Exact from the cursor; joined with the time window after a reconnect, and while a
+            // dropped hand-off is pending (its row may be older than the cursor).
             Some(cursor) => {
-                let since =
-                    self.catching_up.then(|| self.since(Mark::Alive(cursor.at).earlier(self.alive), now));
+                let window = self.catching_up || self.behind.is_some();
+                let since = window.then(|| self.since(self.time_mark(), now));
                 (None, Ask::After { snapshot: cursor.snapshot.clone(), since })
             }
             None => {
@@ -214,7 +216,7 @@ impl CatchUp {
                 // The next replay, if exact on this server, has its row; if not, the following
                 // ones must reach back to before it.
                 (Origin::Notification | Origin::Confirmed, _) => {
-                    if self.exact_next().is_none() {
+                    if self.exact_cursor().is_none() {
                         self.drops += 1;
                         let mark = self.time_mark();
                         self.fall_behind(mark);
@@ -306,7 +308,7 @@ impl CatchUp {
     /// from the last mark (rows the cursor already saw).
     pub(crate) fn confirming(&self, now: Instant) -> Ask {
         let since = self.since(self.alive, now);
-        match self.exact_next() {
+        match self.exact_cursor() {
             Some(cursor) => Ask::After { snapshot: cursor.snapshot.clone(), since: Some(since) },
             None => Ask::Since(since),
         }
@@ -554,6 +556,27 @@ mod tests {
         assert_eq!(c.start_replay(t0), Ask::Since(since(t(100))));
         c.replayed(&replayed("A", "12:12:", t(120)), t0);
         assert!(!c.behind());
+    }
+
+    #[test]
+    fn a_notification_dropped_during_the_first_catch_up_is_read_exactly_and_by_time() {
+        let t0 = Instant::now();
+        let mut c = CatchUp::new(GRACE, t0);
+        c.heartbeat(t(100), t0);
+        c.connected("A", true);
+        assert_eq!(c.start_replay(t0), Ask::Since(since(t(100))));
+        // Refused while that replay runs: its snapshot may predate the commit.
+        offer(&mut c, &task(1), Origin::Notification, false);
+        c.replayed(&replayed("A", "10:10:", t(110)), t0);
+        assert!(c.behind());
+        assert_eq!(
+            c.start_replay(t0),
+            Ask::After { snapshot: "10:10:".into(), since: Some(since(t(100))) },
+            "exact from the new cursor (a long transaction's row), and by time from before the drop"
+        );
+        c.replayed(&replayed("A", "11:11:", t(120)), t0);
+        assert!(!c.behind());
+        assert_eq!(c.start_replay(t0), after("11:11:"));
     }
 
     #[test]

@@ -61,7 +61,10 @@ impl Unavailable {
     /// connection, a timeout) and should end the session instead.
     pub(crate) fn of(e: &tokio_postgres::Error) -> Option<Unavailable> {
         match e.code() {
-            Some(c) if *c == SqlState::UNDEFINED_FUNCTION => Some(Unavailable::Missing),
+            // A name that is no function name at all (`replay_function` misspelt) is as missing.
+            Some(c) if *c == SqlState::UNDEFINED_FUNCTION || *c == SqlState::INVALID_NAME => {
+                Some(Unavailable::Missing)
+            }
             Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => Some(Unavailable::NotGranted),
             _ => None,
         }
@@ -128,7 +131,7 @@ impl Log {
         client: &Client,
         since: &str,
     ) -> Result<Result<Log, Unavailable>, tokio_postgres::Error> {
-        let after = format!("{since}{AFTER_SUFFIX}");
+        let after = after_name(since);
         let row = client
             .query_typed_one(
                 "SELECT f.since IS NOT NULL, \
@@ -177,7 +180,7 @@ impl Log {
 
     /// The exact replay function's name, for messages.
     pub(crate) fn after_name(&self) -> String {
-        format!("{}{AFTER_SUFFIX}", self.since)
+        after_name(&self.since)
     }
 
     /// Runs `ask`, restricted to `only` these uids if given (strict mode's confirmations), on a
@@ -246,6 +249,16 @@ impl Log {
     }
 }
 
+/// The exact replay function's name beside the time-based one named `since`, which may be
+/// schema-qualified and quoted (`"Signals"."bytebase_signal_replay"`): the suffix goes inside a
+/// closing quote, or `to_regprocedure` would reject the name's syntax.
+fn after_name(since: &str) -> String {
+    match since.strip_suffix('"') {
+        Some(quoted) => format!("{quoted}{AFTER_SUFFIX}\""),
+        None => format!("{since}{AFTER_SUFFIX}"),
+    }
+}
+
 /// The columns both replay functions return (0.3.0 and later), for a UNION of the two.
 const COLUMNS: &str = "id, type, uid, created_at, project, approval_input_version";
 
@@ -295,4 +308,19 @@ fn decode(rows: Vec<Row>) -> Result<Replayed, tokio_postgres::Error> {
         }
     }
     Ok(replayed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exact_replay_is_named_beside_the_time_based_one_inside_its_quotes() {
+        assert_eq!(after_name("bytebase_signal_replay"), "bytebase_signal_replay_after");
+        assert_eq!(after_name("meta.bytebase_signal_replay"), "meta.bytebase_signal_replay_after");
+        assert_eq!(
+            after_name(r#""Sig"."bytebase_signal_replay""#),
+            r#""Sig"."bytebase_signal_replay_after""#
+        );
+    }
 }

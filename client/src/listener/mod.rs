@@ -95,7 +95,8 @@ pub const MAX_QUEUE_CAPACITY: usize = 1 << 24;
 /// The extension's replay function (0.2.0 and later).
 pub const DEFAULT_REPLAY_FUNCTION: &str = "bytebase_signal_replay";
 
-/// Tunables of a [`Listener`]. The defaults detect a half-open connection within 15 s.
+/// Tunables of a [`Listener`]. The defaults detect a half-open connection within 15 s (25 s where
+/// a heartbeat reads the log by time: see `replay_timeout`).
 #[derive(Clone, Debug)]
 pub struct ListenerConfig {
     /// The channel to LISTEN on (default [`CHANNEL`]).
@@ -123,9 +124,11 @@ pub struct ListenerConfig {
     /// transaction that sends a cancel (its log row is stamped when the function is called, but
     /// becomes visible only at commit).
     pub replay_grace: Duration,
-    /// Deadline for one replay of the log (after LISTEN, after an overflow, or confirming in
-    /// strict mode): longer than a ping's, since it may return a grace period's worth of rows,
-    /// and no longer than the half-open detection bound (`ping_interval + ping_timeout`).
+    /// Deadline for a replay that reads the log by time (a reconnect's catch-up, the heartbeats
+    /// of a 0.2.0 or 0.3.0 database or while a dropped hand-off is pending) and for strict mode's
+    /// confirmations: longer than a ping's, since it may return a grace period's worth of rows.
+    /// A heartbeat's exact replay has `ping_timeout`. Half-open detection takes up to
+    /// `ping_interval + replay_timeout` where heartbeats read by time.
     pub replay_timeout: Duration,
     /// The replay function, schema-qualified if the extension's schema is not on the listener's
     /// `search_path` (default [`DEFAULT_REPLAY_FUNCTION`]).

@@ -212,17 +212,21 @@ impl Session<'_> {
     }
 
     /// A read of the log failed: `Ok` if the session goes on.
-    fn failed(&self, failed: Failed) -> Result<(), Error> {
+    async fn failed(&self, failed: Failed) -> Result<(), Error> {
         match failed {
             Failed::Locked => {
                 debug!("the signal log is locked; this read is skipped");
                 Ok(())
             }
             Failed::Unavailable(why) => {
-                // Granted at detection, revoked or dropped since.
-                self.intake.log_unavailable(why, &self.config.replay_function);
-                *lock(&self.log) = None;
-                self.intake.state().set_exact(false);
+                // Granted at detection, revoked or dropped since: perhaps only the exact replay,
+                // and the time-based one still works. Detect again.
+                debug!(?why, "a replay of the log was refused; looking again at what the log offers");
+                let found =
+                    within("log detection", self.config.ping_timeout, detect(self.client, self.config))
+                        .await?;
+                let exact = self.adopt(found);
+                self.intake.state().set_exact(exact);
                 Ok(())
             }
             Failed::Lost(e) => Err(e),
@@ -235,7 +239,7 @@ impl Session<'_> {
     async fn catch_up(&self) -> Result<(), Error> {
         match self.replay().await {
             Ok(()) => Ok(()),
-            Err(failed) => self.failed(failed),
+            Err(failed) => self.failed(failed).await,
         }
     }
 
@@ -279,7 +283,8 @@ impl Session<'_> {
     }
 
     /// The heartbeat: a read with a hard deadline, so that a connection that went silent without
-    /// closing (half-open, a frozen proxy) is given up after `ping_interval + ping_timeout`.
+    /// closing (half-open, a frozen proxy) is given up after `ping_interval + ping_timeout`
+    /// (`+ replay_timeout` for a beat that reads the log by time).
     /// Where there is a log every beat is a replay of it — exact where the log has exact replays,
     /// by time elsewhere — so a notification lost for any reason (a pooler, a dropped hand-off)
     /// arrives within one interval. Without one it reads the clock.
@@ -315,7 +320,10 @@ impl Session<'_> {
             self.intake.state().set_exact(exact);
         }
         if self.log().is_some() {
-            return self.replay().await.or_else(|failed| self.failed(failed));
+            return match self.replay().await {
+                Ok(()) => Ok(()),
+                Err(failed) => self.failed(failed).await,
+            };
         }
         let sent = Instant::now();
         let now = within("heartbeat", self.config.ping_timeout, log::clock(self.client)).await?;
@@ -416,7 +424,7 @@ impl Session<'_> {
                     for signal in candidates {
                         self.intake.state().candidate(signal);
                     }
-                    match self.failed(e.into()) {
+                    match self.failed(e.into()).await {
                         Ok(()) => continue,
                         Err(e) => return e,
                     }

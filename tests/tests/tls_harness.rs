@@ -9,7 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::{ensure, Context, Result};
-use bytebase_signal_tests::cluster::{Cluster, SUPERUSER};
+use bytebase_signal_tests::cluster::{hba_encryption, Cluster, SUPERUSER};
 use bytebase_signal_tests::installs::{pg15_bindir, pg17_bindir};
 use bytebase_signal_tests::libpq::{quote, Outcome, Psql, Session};
 use bytebase_signal_tests::pki::{Pki, ServerCert, CA_NAME, SERVER_NAME, WRONG_NAME};
@@ -169,7 +169,10 @@ fn hostssl_trust_accepts_verify_full_and_rejects_plaintext() -> Result<()> {
             "hostssl-only server, sslmode=disable",
             &disable,
             &[],
-            r#"pg_hba.conf rejects connection for host "127.0.0.1", user "postgres", database "postgres", no encryption"#,
+            &format!(
+                r#"pg_hba.conf rejects connection for host "127.0.0.1", user "postgres", database "postgres", {}"#,
+                hba_encryption(cluster.major()?, false)
+            ),
         )?;
         // The empty HOME: no ~/.postgresql/root.crt of the machine can make verify-ca pass.
         let no_root = format!("{} sslmode=verify-ca", cluster.tls_conninfo(SUPERUSER));
@@ -258,7 +261,8 @@ fn scram_over_tls_with_and_without_channel_binding() -> Result<()> {
             r#"password authentication failed for user "scram_user""#,
         )?;
         let disable = format!("{} sslmode=disable", cluster.tls_conninfo(PASSWORD_ROLE));
-        refused_with(&psql, "hostssl scram server, sslmode=disable", &disable, &password, "no encryption")?;
+        let no_tls = hba_encryption(cluster.major()?, false);
+        refused_with(&psql, "hostssl scram server, sslmode=disable", &disable, &password, no_tls)?;
     }
     Ok(())
 }
@@ -330,14 +334,20 @@ fn hostnossl_only_prefer_falls_back_and_require_is_refused() -> Result<()> {
             "hostnossl only, verify-full",
             &verify_full(&cluster, &pki, SUPERUSER),
             &[],
-            r#"pg_hba.conf rejects connection for host "127.0.0.1", user "postgres", database "postgres", SSL encryption"#,
+            &format!(
+                r#"pg_hba.conf rejects connection for host "127.0.0.1", user "postgres", database "postgres", {}"#,
+                hba_encryption(cluster.major()?, true)
+            ),
         )?;
         refused_with(
             &psql,
             "hostnossl only, sslmode=require",
             &mode("require"),
             &[],
-            r#"pg_hba.conf rejects connection for host "127.0.0.1", user "postgres", database "postgres", SSL encryption"#,
+            &format!(
+                r#"pg_hba.conf rejects connection for host "127.0.0.1", user "postgres", database "postgres", {}"#,
+                hba_encryption(cluster.major()?, true)
+            ),
         )?;
     }
     Ok(())
@@ -564,7 +574,12 @@ fn direct_tls_negotiation_with_a_postgresql_17_server() -> Result<()> {
         .tls(&pki, ServerCert::Valid)
         .hba(Hba::HostsslTrust)
         .start()?;
-    let pg15 = tls_cluster(&pki, ServerCert::Valid, Hba::HostsslTrust)?;
+    // 15 explicitly: the default server may be any major (`make test PG=18`).
+    let pg15 = Cluster::builder()
+        .bindir(pg15_bindir())
+        .tls(&pki, ServerCert::Valid)
+        .hba(Hba::HostsslTrust)
+        .start()?;
     let direct =
         |cluster: &Cluster| format!("{} sslnegotiation=direct", verify_full(cluster, &pki, SUPERUSER));
     let psql17 = psql17()?;

@@ -1,9 +1,16 @@
 # Every target bootstraps what it needs first (Debian packages, cargo-pgrx, `cargo pgrx init`),
-# idempotently. PG_CONFIG selects the PostgreSQL (default: the system PostgreSQL 15).
+# idempotently. PG_CONFIG selects the PostgreSQL (default: the system PostgreSQL 15); PG=16
+# selects a major from scripts/postgres.sh instead (fetched and cached on first use).
+ifdef PG
+PG_CONFIG := $(shell bash scripts/postgres.sh pg-config $(PG))
+ifeq ($(PG_CONFIG),)
+$(error no PostgreSQL $(PG): scripts/postgres.sh pg-config $(PG) failed)
+endif
+endif
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 export PG_CONFIG
 
-.PHONY: all bootstrap postgres test demo bench install package clean
+.PHONY: all bootstrap postgres test test-matrix demo bench install package package-matrix clean
 
 all: test
 
@@ -19,6 +26,11 @@ postgres:
 ## test: every test: unit, #[pg_test] inside PostgreSQL, end-to-end on throwaway clusters
 test: bootstrap
 	@bash scripts/test.sh
+
+## test-matrix: the #[pg_test]s and every end-to-end suite on each PostgreSQL major, 13 to 18
+## (MATRIX_MAJORS="14 16" for fewer), then one table of major x suite (scripts/matrix.sh)
+test-matrix: bootstrap
+	@bash scripts/matrix.sh
 
 ## demo: the main job end to end on a throwaway cluster
 demo: bootstrap
@@ -36,6 +48,13 @@ install: bootstrap
 ## installing each into a pristine copy of that PostgreSQL
 package: bootstrap
 	@bash scripts/package.sh
+
+## package-matrix: make package for each PostgreSQL major, 13 to 18 (MATRIX_MAJORS for fewer)
+package-matrix: bootstrap
+	@for major in $${MATRIX_MAJORS:-13 14 15 16 17 18}; do \
+		PG_CONFIG=$$(bash scripts/postgres.sh pg-config $$major) && export PG_CONFIG && \
+		bash scripts/bootstrap.sh && bash scripts/package.sh || exit 1; \
+	done
 
 clean:
 	cargo clean

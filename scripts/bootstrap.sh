@@ -17,15 +17,15 @@ as_root() {
 }
 
 # --- Debian packages --------------------------------------------------------------------------
-# The major version of the server we build against decides which server/dev packages we need;
-# before they are installed, Debian's path (/usr/lib/postgresql/NN/bin/pg_config) tells it.
-if [ -x "$PG_CONFIG" ]; then
-    major=$(pg_major)
-else
-    major=$(printf '%s' "$PG_CONFIG" | sed -nE 's|.*/postgresql/([0-9]+)/bin/pg_config$|\1|p')
-    major=${major:-15}
+# The system PostgreSQL 15 always (the default server, its `postgres` user runs every test
+# cluster). Another major's server/dev packages only where PG_CONFIG is Debian's path for it
+# (/usr/lib/postgresql/NN/bin/pg_config, from a repository that has them); the majors of
+# scripts/postgres.sh (`make test PG=16`) are not Debian packages.
+debian_major=$(printf '%s' "$PG_CONFIG" | sed -nE 's|^/usr/lib/postgresql/([0-9]+)/bin/pg_config$|\1|p')
+packages=(sudo clang libclang-dev pkg-config make pgbouncer postgresql-15 postgresql-server-dev-15)
+if [ -n "$debian_major" ] && [ "$debian_major" != 15 ]; then
+    packages+=("postgresql-$debian_major" "postgresql-server-dev-$debian_major")
 fi
-packages=(sudo clang libclang-dev pkg-config make pgbouncer "postgresql-$major" "postgresql-server-dev-$major")
 missing=()
 for p in "${packages[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
@@ -58,7 +58,7 @@ fi
 # --- cargo pgrx init --------------------------------------------------------------------------
 # Always against an existing pg_config: the download form of `cargo pgrx init` needs the internet.
 pgrx_home=${PGRX_HOME:-$HOME/.pgrx}
-key="pg$major"
+key="pg$(pg_major)"
 if ! grep -qsE "^$key = \"$PG_CONFIG\"" "$pgrx_home/config.toml"; then
     step "cargo pgrx init --$key $PG_CONFIG"
     cargo pgrx init "--$key" "$PG_CONFIG"

@@ -35,14 +35,19 @@ cp LICENSE CHANGELOG.md "$stage/"
 tar -C "$out" -czf "$out/$name.tar.gz" "$name"
 artifacts=("$out/$name.tar.gz")
 
+# The .deb installs where Debian's (and apt.postgresql.org's) postgresql-NN packages keep their
+# files, whichever installation it was built against: a major from scripts/postgres.sh lives
+# elsewhere, but its ABI is the same major's.
+deb_pkglibdir=/usr/lib/postgresql/$major/lib
+deb_sharedir=/usr/share/postgresql/$major
 if command -v dpkg-deb >/dev/null 2>&1; then
     deb_name="postgresql-$major-bytebase-signal_${version}_$arch"
     deb_root="$out/$deb_name"
     step "building $deb_name.deb"
-    rm -rf "$deb_root" && mkdir -p "$deb_root/DEBIAN" "$deb_root$pkglibdir" "$deb_root$sharedir/extension" \
+    rm -rf "$deb_root" && mkdir -p "$deb_root/DEBIAN" "$deb_root$deb_pkglibdir" "$deb_root$deb_sharedir/extension" \
         "$deb_root/usr/share/doc/postgresql-$major-bytebase-signal"
-    cp "$stage/lib/bytebase_signal.so" "$deb_root$pkglibdir/"
-    cp "$stage"/extension/* "$deb_root$sharedir/extension/"
+    cp "$stage/lib/bytebase_signal.so" "$deb_root$deb_pkglibdir/"
+    cp "$stage"/extension/* "$deb_root$deb_sharedir/extension/"
     cp -r "$stage/pure" "$stage/INSTALL.md" "$stage/CHANGELOG.md" "$stage/LICENSE" \
         "$deb_root/usr/share/doc/postgresql-$major-bytebase-signal/"
     cat >"$deb_root/DEBIAN/control" <<EOF
@@ -60,7 +65,7 @@ EOF
     # Modes independent of the builder's umask.
     find "$deb_root" -type d -exec chmod 755 {} +
     find "$deb_root" -type f -exec chmod 644 {} +
-    chmod 755 "$deb_root$pkglibdir/bytebase_signal.so"
+    chmod 755 "$deb_root$deb_pkglibdir/bytebase_signal.so"
     dpkg-deb --root-owner-group --build "$deb_root" "$out/$deb_name.deb" >/dev/null
     rm -rf "$deb_root"
     artifacts+=("$out/$deb_name.deb")
@@ -136,7 +141,16 @@ check_install "$check_root/tar" "$name.tar.gz"
 if [ -n "${deb_name:-}" ]; then
     step "checking the .deb in a pristine copy of PostgreSQL $major"
     pristine_copy "$check_root/deb"
-    dpkg-deb -x "$out/$deb_name.deb" "$check_root/deb"
+    if [ "$pkglibdir" = "$deb_pkglibdir" ] && [ "$sharedir" = "$deb_sharedir" ]; then
+        dpkg-deb -x "$out/$deb_name.deb" "$check_root/deb"
+    else
+        # Not a Debian layout: its files go where this installation keeps them.
+        dpkg-deb -x "$out/$deb_name.deb" "$check_root/deb-files"
+        cp "$check_root/deb-files$deb_pkglibdir"/* "$check_root/deb$pkglibdir/"
+        cp "$check_root/deb-files$deb_sharedir"/extension/* "$check_root/deb$sharedir/extension/"
+        echo "note: $deb_name.deb installs into $deb_pkglibdir and $deb_sharedir (Debian's layout);" \
+            "checked with its files placed in a copy of $("$PG_CONFIG" --version) at $pkglibdir" >&2
+    fi
     check_install "$check_root/deb" "$deb_name.deb"
 fi
 

@@ -24,6 +24,19 @@
 //! let uid = RunUid::new(42).unwrap();
 //! assert_eq!(encode_seed(SignalKind::TaskRun, uid), r#"{"type":"cancel_task_run","uid":42}"#);
 //! ```
+//!
+//! With the `serde` feature (default), the public values ([`Signal`], [`SignalKind`], [`RunUid`],
+//! and with `runtime` `RunKey`, `Status`, `Event`) implement `Serialize` and `Deserialize`; a
+//! signal in the JSON shape of the seed wire format:
+//!
+//! ```
+//! # #[cfg(feature = "serde")] {
+//! use bytebase_signal_client::{RunUid, Signal, SignalKind};
+//!
+//! let signal = Signal::new(SignalKind::TaskRun, RunUid::new(42).unwrap());
+//! assert_eq!(serde_json::to_string(&signal).unwrap(), r#"{"type":"cancel_task_run","uid":42}"#);
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
@@ -41,6 +54,8 @@ pub mod registry;
 mod seen;
 #[cfg(feature = "runtime")]
 pub mod send;
+#[cfg(feature = "serde")]
+mod serialize;
 pub mod signal;
 #[cfg(feature = "runtime")]
 pub mod status;

@@ -5,7 +5,11 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 /// A point-in-time view of a listener, from [`crate::listener::ListenerHandle::status`].
+///
+/// With the `serde` feature it serializes with these field names (`connected_since` as serde
+/// writes a `SystemTime`: seconds and nanoseconds since the Unix epoch).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Status {
     /// Whether the listener holds a connection on which LISTEN is in effect.
     pub connected: bool,
@@ -43,7 +47,12 @@ pub struct Status {
 }
 
 /// Something that happened to the listener's connection.
+///
+/// With the `serde` feature it serializes tagged by `event`, in snake case:
+/// `{"event":"connected","server":"db:5432"}`, `{"event":"overflow"}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(tag = "event", rename_all = "snake_case"))]
 pub enum Event {
     /// LISTEN is in effect on a new connection.
     Connected {

@@ -251,6 +251,12 @@ mod tests {
                 approval_input_version: if zero_omitted { None } else { version },
             };
             assert_eq!(decoded, expected, "{payload}");
+            #[cfg(feature = "serde")]
+            assert_eq!(
+                serde_json::from_str::<crate::signal::Signal>(payload).unwrap(),
+                expected,
+                "{payload}"
+            );
             assert_eq!(
                 decoded.encode(format),
                 if zero_omitted { encode(format, kind, uid, project, None) } else { payload.to_owned() }

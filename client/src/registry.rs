@@ -1,4 +1,4 @@
-//! The in-process table from running jobs to their cancel handles (DESIGN §5, §6).
+//! The in-process table from running jobs to their cancel handles.
 //!
 //! Code that starts a task run or plan check run [registers](Registry::register) it and keeps the
 //! returned [`RunGuard`] for as long as the run lives; the guard's [`CancellationToken`] is what the

@@ -1,4 +1,4 @@
-//! One cancel signal as a value: its lenient decoder and its encoder (DESIGN §3).
+//! One cancel signal as a value: its lenient decoder and its encoder (the bytes are [`wire`]'s).
 //!
 //! Senders of this project emit the seed encoding of [`wire`]. Listeners must also understand
 //! today's upstream Go replicas, which send protobuf-JSON such as

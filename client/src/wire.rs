@@ -1,10 +1,10 @@
-//! The payload contract on the `bytebase_signal` channel (DESIGN §3).
+//! The payload contract on the `bytebase_signal` channel.
 //!
 //! Senders emit one of two encodings, chosen by [`WireFormat`]:
 //!
-//! - *seed* (the default), byte-exact with the Go plan's `json.Marshal(&Signal{Type, UID})`:
-//!   `{"type":"cancel_task_run","uid":42}` — no spaces, `type` first, `uid` a JSON number. Listeners
-//!   written against the Go plan compare these bytes. A project and an approval input version,
+//! - *seed* (the default), byte-exact with Go's `json.Marshal(&Signal{Type, UID})` of the first Go
+//!   design of this signal: `{"type":"cancel_task_run","uid":42}` — no spaces, `type` first, `uid`
+//!   a JSON number. Listeners written to that design compare these bytes. A project and an approval input version,
 //!   when given, follow in the same style: `,"project":"proj-a","approvalInputVersion":2`.
 //! - *protojson*, what today's upstream Go replicas send and parse:
 //!   `{"type":"CANCEL_TASK_RUN","uid":"123","project":"proj-a"}` — upper-case enum names, 64-bit
@@ -37,7 +37,7 @@ pub enum SignalKind {
 /// How a sender spells a signal (see the module docs). Listeners of this crate read both.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum WireFormat {
-    /// `{"type":"cancel_task_run","uid":42}`: the Go plan's bytes, and the default.
+    /// `{"type":"cancel_task_run","uid":42}`: the first Go design's bytes, and the default.
     #[default]
     Seed,
     /// `{"type":"CANCEL_TASK_RUN","uid":"42"}`: upstream Bytebase's protobuf-JSON.

@@ -70,7 +70,7 @@ pub(crate) fn register() {
     GucRegistry::define_enum_guc(
         c"bytebase_signal.wire_format",
         c"How bytebase_cancel_* functions spell the payload: seed or protojson.",
-        c"seed: {\"type\":\"cancel_task_run\",\"uid\":42} (the default, the Go plan's bytes). \
+        c"seed: {\"type\":\"cancel_task_run\",\"uid\":42} (the default, Go's json.Marshal bytes of the first design). \
           protojson: {\"type\":\"CANCEL_TASK_RUN\",\"uid\":\"42\"}, what upstream Bytebase's Go \
           replicas parse. Listeners of bytebase-signal-client read both.",
         &WIRE_FORMAT,

@@ -323,7 +323,7 @@ impl Cluster {
     }
 
     /// Connects to `dbname` and drives the connection on a background task. Use this for senders;
-    /// a listener needs its connection driven by hand (see [`crate::listen`]).
+    /// a listener needs its connection driven by hand (see [`crate::raw_listener`]).
     pub async fn connect(&self, dbname: &str) -> Result<Client> {
         self.connect_as(dbname, SUPERUSER).await
     }

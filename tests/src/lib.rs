@@ -2,8 +2,9 @@
 //!
 //! [`cluster`] starts throwaway clusters from the system PostgreSQL binaries (as the `postgres` OS
 //! user when we are root, since PostgreSQL refuses to run as root) and removes them again, even
-//! when a test panics. [`listen`] is a deliberately bare LISTEN connection — plain tokio-postgres,
-//! none of the client crate's logic — that observes exactly what the server delivers.
+//! when a test panics. [`raw_listener`] is a deliberately bare LISTEN connection — plain
+//! tokio-postgres, none of the client crate's logic — that observes exactly what the server
+//! delivers; [`client_listener`] drives the client crate's own `Listener` with quick settings.
 //!
 //! [`proxy`] is a TCP proxy that can freeze or cut a connection on command, for fault tests, and
 //! [`wait`] polls a condition with a deadline (never a bare sleep).
@@ -14,15 +15,15 @@
 //!
 //! The end-to-end tests in `tests/tests/` and the `bytebase-signal-demo` binary build on both.
 
+pub mod client_listener;
 pub mod cluster;
 pub mod installs;
 pub mod libpq;
-pub mod listen;
-pub mod listening;
 pub mod ours;
 pub mod pgbouncer;
 pub mod pki;
 pub mod proxy;
+pub mod raw_listener;
 pub mod tls_cluster;
 pub mod tls_server;
 pub mod wait;

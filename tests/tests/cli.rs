@@ -9,9 +9,9 @@ use anyhow::{bail, ensure, Context, Result};
 use std::collections::BTreeSet;
 
 use bytebase_signal_tests::cluster::{terminate_backends, Cluster, Install, SUPERUSER};
-use bytebase_signal_tests::listen::RawListener;
 use bytebase_signal_tests::ours::cli_binary;
 use bytebase_signal_tests::proxy::{Mode, Proxy};
+use bytebase_signal_tests::raw_listener::RawListener;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 

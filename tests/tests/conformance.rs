@@ -14,7 +14,7 @@ use bytebase_signal_tests::cluster::{Cluster, Install, PURE_INSTALL, PURE_UNINST
 /// The scripts that move a database between editions.
 const MOVE_FROM_EXTENSION: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sql/pure/move-from-extension.sql");
 const MOVE_TO_EXTENSION: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sql/pure/move-to-extension.sql");
-use bytebase_signal_tests::listen::RawListener;
+use bytebase_signal_tests::raw_listener::RawListener;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// The role the privilege scripts act as (roles are cluster-wide, so both databases share it).

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use bytebase_signal_client::validate::RunUid;
 use bytebase_signal_client::wire::{encode_seed, SignalKind, CHANNEL};
 use bytebase_signal_tests::cluster::{Cluster, Install, PURE_INSTALL, SUPERUSER};
-use bytebase_signal_tests::listen::RawListener;
+use bytebase_signal_tests::raw_listener::RawListener;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 

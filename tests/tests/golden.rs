@@ -9,7 +9,7 @@ use bytebase_signal_client::send::{Cancel, SendMode};
 use bytebase_signal_client::wire::{SignalKind, WireFormat};
 use bytebase_signal_client::RunUid;
 use bytebase_signal_tests::cluster::{Cluster, Install};
-use bytebase_signal_tests::listen::RawListener;
+use bytebase_signal_tests::raw_listener::RawListener;
 use serde_json::Value;
 
 const GOLDEN: &str = include_str!("../../client/golden/payloads.json");

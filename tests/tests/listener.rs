@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 use anyhow::{ensure, Context, Result};
 use bytebase_signal_client::send::{self, SendMode};
 use bytebase_signal_client::{Event, Listener, ListenerConfig, Registry, RunUid, Signal, SignalKind};
+use bytebase_signal_tests::client_listener::*;
 use bytebase_signal_tests::cluster::{terminate_backends, SUPERUSER};
-use bytebase_signal_tests::listen::RawListener;
-use bytebase_signal_tests::listening::*;
 use bytebase_signal_tests::proxy::{Mode, Proxy};
+use bytebase_signal_tests::raw_listener::RawListener;
 use bytebase_signal_tests::wait;
 use tokio_util::sync::CancellationToken;
 

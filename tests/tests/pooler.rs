@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use bytebase_signal_client::{send, Listener};
+use bytebase_signal_tests::client_listener::*;
 use bytebase_signal_tests::cluster::terminate_backends;
-use bytebase_signal_tests::listening::*;
 use bytebase_signal_tests::ours::cli_binary;
 use bytebase_signal_tests::pgbouncer::{Neighbours, PgBouncer, PoolMode};
 use bytebase_signal_tests::wait;

@@ -3,8 +3,8 @@
 
 use anyhow::{Context, Result};
 use bytebase_signal_client::{Listener, Signal, SignalKind};
+use bytebase_signal_tests::client_listener::*;
 use bytebase_signal_tests::cluster::Install;
-use bytebase_signal_tests::listening::*;
 use bytebase_signal_tests::wait;
 use tokio_postgres::error::SqlState;
 

@@ -1,6 +1,6 @@
 //! The proof, with numbers: no cancel is lost with the durable log, whatever happens to the
 //! listener's connection — and how many are lost without it (`bytebase_signal.durable = off`,
-//! NOTIFY alone, as the original Go plan had it).
+//! NOTIFY alone, as the first Go design of this signal had it).
 //!
 //! Six fault scenarios, each run with the log on and off:
 //!
@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use bytebase_signal_client::{Backoff, Event, ListenerConfig, ListenerHandle};
+use bytebase_signal_tests::client_listener::*;
 use bytebase_signal_tests::cluster::{terminate_backends, Cluster};
-use bytebase_signal_tests::listening::*;
 use bytebase_signal_tests::pgbouncer::{Neighbours, PgBouncer, PoolMode};
 use bytebase_signal_tests::proxy::{Mode, Proxy};
 use bytebase_signal_tests::wait;

@@ -6,9 +6,9 @@
 
 use anyhow::{ensure, Result};
 use bytebase_signal_client::{Signal, SignalKind};
+use bytebase_signal_tests::client_listener::*;
 use bytebase_signal_tests::cluster::Install;
-use bytebase_signal_tests::listen::RawListener;
-use bytebase_signal_tests::listening::*;
+use bytebase_signal_tests::raw_listener::RawListener;
 use bytebase_signal_tests::wait;
 
 bytebase_signal_tests::on_installs!(

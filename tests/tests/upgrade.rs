@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytebase_signal_client::{Listener, ListenerConfig};
+use bytebase_signal_tests::client_listener::{
+    disconnected, next_event, quick, recv, replayed, start, APP, PATIENCE,
+};
 use bytebase_signal_tests::cluster::{
     terminate_backends, Cluster, Install, PURE_INSTALL, PURE_INSTALL_0_2_0, PURE_INSTALL_0_3_0, SUPERUSER,
 };
-use bytebase_signal_tests::listen::RawListener;
-use bytebase_signal_tests::listening::{
-    disconnected, next_event, quick, recv, replayed, start, APP, PATIENCE,
-};
 use bytebase_signal_tests::proxy::{Mode, Proxy};
+use bytebase_signal_tests::raw_listener::RawListener;
 use bytebase_signal_tests::wait;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};

@@ -17,8 +17,8 @@ use anyhow::{ensure, Context, Result};
 use bytebase_signal_client::wire::CHANNEL;
 use bytebase_signal_client::{Event, Listener, ListenerHandle, Registry, RunUid, SignalKind};
 use bytebase_signal_tests::cluster::Cluster;
-use bytebase_signal_tests::listen::RawListener;
 use bytebase_signal_tests::proxy::{Mode, Proxy};
+use bytebase_signal_tests::raw_listener::RawListener;
 use bytebase_signal_tests::wait;
 use tokio_util::sync::CancellationToken;
 

@@ -9,16 +9,7 @@ cd "$(dirname "$0")/.."
 step "installing the extension (release build) into $("$PG_CONFIG" --pkglibdir)"
 install_extension --release
 # psycopg 3, the Python peer, from PyPI into a virtualenv of Debian's python3.
-missing=()
-for p in python3 python3-venv; do
-    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" = "install ok installed" ] || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    step "installing Debian packages: ${missing[*]}"
-    as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+ensure_debian_packages python3 python3-venv
 venv=target/bench-venv
 if ! "$venv/bin/python" -c 'import psycopg' 2>/dev/null; then
     step "psycopg 3 into $venv (PyPI)"

@@ -12,10 +12,6 @@ cd "$(dirname "$0")/.."
 
 PGRX_VERSION=0.18.1
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
 # --- Debian packages --------------------------------------------------------------------------
 # The system PostgreSQL 15 always (the default server, its `postgres` user runs every test
 # cluster). Another major's server/dev packages only where PG_CONFIG is Debian's path for it
@@ -26,18 +22,9 @@ packages=(sudo clang libclang-dev pkg-config make pgbouncer postgresql-15 postgr
 if [ -n "$debian_major" ] && [ "$debian_major" != 15 ]; then
     packages+=("postgresql-$debian_major" "postgresql-server-dev-$debian_major")
 fi
-missing=()
-for p in "${packages[@]}"; do
-    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-    [ "$status" = "install ok installed" ] || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    step "installing Debian packages: ${missing[*]}"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    # Debian's postgresql package creates and starts a default cluster; our tests start their
-    # own throwaway clusters and must not compete with it for memory or the default port.
-fi
+# Debian's postgresql package may create and start a default cluster (15/main, port 5432): the
+# tests start their own on free ports and leave it alone.
+ensure_debian_packages "${packages[@]}"
 
 if [ ! -x "$PG_CONFIG" ]; then
     echo "error: PG_CONFIG=$PG_CONFIG is not an executable pg_config" >&2

@@ -3,8 +3,11 @@
 # selects a major from scripts/postgres.sh instead (fetched and cached on first use).
 ifdef PG
 PG_CONFIG := $(shell bash scripts/postgres.sh pg-config $(PG))
-ifeq ($(PG_CONFIG),)
-$(error no PostgreSQL $(PG): scripts/postgres.sh pg-config $(PG) failed)
+ifneq ($(.SHELLSTATUS),0)
+$(error no PostgreSQL $(PG): scripts/postgres.sh pg-config $(PG) failed (its messages are above))
+endif
+ifeq ($(wildcard $(PG_CONFIG)),)
+$(error no PostgreSQL $(PG): scripts/postgres.sh pg-config $(PG) answered "$(PG_CONFIG)", not a pg_config)
 endif
 endif
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config

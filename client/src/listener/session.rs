@@ -10,6 +10,7 @@
 
 use std::future::poll_fn;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -55,6 +56,10 @@ struct Session<'a> {
     /// When the log was last detected: it is detected again every `probe_interval`, so an update
     /// or a GRANT takes effect without a reconnect.
     detected: Mutex<Instant>,
+    /// A read of the log was refused and detection, asked again, still found it: a second refusal
+    /// before a read succeeds means something detection cannot see (an error raised inside the
+    /// function), and the log is given up until the next detection.
+    refused: AtomicBool,
 }
 
 /// Runs one connection until it is lost or `shutdown` is cancelled.
@@ -84,8 +89,14 @@ pub(crate) async fn run(
     intake.shared.set_connected();
     info!(server = %ready.server, channel = %config.channel, "listening");
     intake.event(Event::Connected { server: ready.server });
-    let session =
-        Session { client, config, intake, log: Mutex::new(None), detected: Mutex::new(Instant::now()) };
+    let session = Session {
+        client,
+        config,
+        intake,
+        log: Mutex::new(None),
+        detected: Mutex::new(Instant::now()),
+        refused: AtomicBool::new(false),
+    };
     let exact = session.adopt(ready.log);
     intake.state().connected(&ready.identity, exact);
 
@@ -168,7 +179,8 @@ enum Failed {
     /// The log is locked (a `VACUUM FULL`, an update under way): this read is skipped, the next
     /// one tries again. The error reply proves the connection alive.
     Locked,
-    /// The log cannot be read any more (revoked, dropped): a plain listener from now on.
+    /// The log cannot be read any more (revoked, dropped): detected again, and a plain listener
+    /// until the next detection if it is refused again before a read succeeds.
     Unavailable(Unavailable),
     /// The connection failed or timed out: the session ends.
     Lost(Error),
@@ -218,6 +230,14 @@ impl Session<'_> {
                 debug!("the signal log is locked; this read is skipped");
                 Ok(())
             }
+            Failed::Unavailable(why) if self.refused.swap(true, Ordering::Relaxed) => {
+                // Refused again although detection found the log: without it (a plain listener,
+                // with the one warning) until the next detection, every `probe_interval`.
+                self.intake.log_unavailable(why, &self.config.replay_function);
+                *lock(&self.log) = None;
+                self.intake.state().set_exact(false);
+                Ok(())
+            }
             Failed::Unavailable(why) => {
                 // Granted at detection, revoked or dropped since: perhaps only the exact replay,
                 // and the time-based one still works. Detect again.
@@ -256,6 +276,7 @@ impl Session<'_> {
         let replay = log.replay(self.client, &ask, &self.config.channel, None);
         match within("replay", after, replay).await {
             Ok(mut replayed) => {
+                self.refused.store(false, Ordering::Relaxed);
                 let signals = std::mem::take(&mut replayed.signals);
                 let recovered = self.intake.hand_on_replayed(signals, Origin::Replay);
                 let first = self.intake.state().replayed(&replayed, sent);
@@ -417,7 +438,10 @@ impl Session<'_> {
             let ask = self.intake.state().confirming(Instant::now());
             let replay = log.replay(self.client, &ask, &self.config.channel, Some(&uids));
             let found = match within("confirming replay", self.config.replay_timeout, replay).await {
-                Ok(replayed) => replayed.signals,
+                Ok(replayed) => {
+                    self.refused.store(false, Ordering::Relaxed);
+                    replayed.signals
+                }
                 Err(e) => {
                     // Not lost: put back, confirmed at the next try (the next notification, or
                     // the next heartbeat replay hands them on from the log anyway).

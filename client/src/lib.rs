@@ -87,3 +87,8 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/connecting.md")]
 pub struct ConnectingDoctests;
+
+/// docs/rust.md's Rust example, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/rust.md")]
+pub struct RustDocDoctests;

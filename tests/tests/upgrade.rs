@@ -163,8 +163,8 @@ async fn a_0_1_0_database_keeps_working_with_the_new_library_until_updated() -> 
 }
 
 /// A 0.2.0 database with the new library: its functions keep 0.2.0's behaviour (and its log
-/// table) until it is updated, and a listener replays its log; then the README's recipe updates it
-/// in one transaction without the listeners losing their grant.
+/// table) until it is updated, and a listener replays its log; then docs/upgrading.md's recipe
+/// updates it in one transaction without the listeners losing their grant.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_0_2_0_database_keeps_working_and_updates_with_the_readme_recipe() -> Result<()> {
     let cluster = Cluster::start()?;
@@ -197,9 +197,9 @@ async fn a_0_2_0_database_keeps_working_and_updates_with_the_readme_recipe() -> 
     assert_eq!(got, [1, 2, 3]);
     assert_eq!(listener.handle.status().replay_available, Some(true));
 
-    // The README's recipe: update and re-grant the listeners in one transaction.
-    let readme = include_str!("../../README.md");
-    assert!(readme.contains(UPDATE_RECIPE), "README lost the update recipe");
+    // docs/upgrading.md's recipe: update and re-grant the listeners in one transaction.
+    let upgrading = include_str!("../../docs/upgrading.md");
+    assert!(upgrading.contains(UPDATE_RECIPE), "docs/upgrading.md lost the update recipe");
     db.batch_execute(UPDATE_RECIPE).await?;
     let version: String = db
         .query_one("SELECT extversion FROM pg_extension WHERE extname = 'bytebase_signal'", &[])
@@ -218,7 +218,7 @@ async fn a_0_2_0_database_keeps_working_and_updates_with_the_readme_recipe() -> 
     listener.stop().await.map(drop)
 }
 
-/// The README's update recipe from 0.2.0, verbatim.
+/// docs/upgrading.md's update recipe from 0.2.0, verbatim.
 const UPDATE_RECIPE: &str = "BEGIN;
 ALTER EXTENSION bytebase_signal UPDATE;
 GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz), bytebase_signal_replay_after(pg_snapshot)

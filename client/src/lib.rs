@@ -46,6 +46,7 @@ mod backoff;
 pub mod connect;
 #[cfg(feature = "runtime")]
 pub mod error;
+pub mod limits;
 #[cfg(feature = "runtime")]
 pub mod listener;
 #[cfg(feature = "runtime")]

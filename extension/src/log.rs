@@ -22,6 +22,7 @@
 use std::cell::OnceCell;
 use std::thread::LocalKey;
 
+use bytebase_signal_client::limits::{PRUNE_EVERY, PRUNE_LIMIT};
 use bytebase_signal_client::validate::RunUid;
 use bytebase_signal_client::wire::SignalKind;
 use pgrx::datum::DatumWithOid;
@@ -30,12 +31,6 @@ use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult, SpiTupleTable};
 use pgrx::{PgBuiltInOids, PgOid};
 
 use crate::{settings, Context};
-
-/// One send in this many logged rows prunes.
-const PRUNE_EVERY: i64 = 64;
-/// Expired rows such a send deletes at most: twice [`PRUNE_EVERY`], so that pruning outpaces
-/// logging, and few enough that a send after a long quiet period stays cheap.
-const PRUNE_LIMIT: i64 = 2 * PRUNE_EVERY;
 
 /// Logs the rows; returns whether this send is the one that prunes.
 /// (It names only 0.2.0's columns: a database still at 0.2.0 runs it too, with this library.)

@@ -11,6 +11,9 @@
 //! - `bytebase_signal.notify_queue_limit` (real 0..1, default 0.5, any role): at or above this
 //!   `pg_notification_queue_usage()`, a logged signal is sent without NOTIFY (see `queue`).
 
+use bytebase_signal_client::limits::{
+    DEFAULT_NOTIFY_QUEUE_LIMIT, DEFAULT_RETENTION_SECS, MAX_RETENTION_SECS, MIN_RETENTION_SECS,
+};
 use bytebase_signal_client::wire::WireFormat;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::PostgresGucEnum;
@@ -28,9 +31,6 @@ static WIRE_FORMAT: GucSetting<WireFormatSetting> =
 /// `bytebase_signal.notify_queue_limit`.
 static NOTIFY_QUEUE_LIMIT: GucSetting<f64> = GucSetting::<f64>::new(DEFAULT_NOTIFY_QUEUE_LIMIT);
 
-/// Where PostgreSQL starts warning about the queue itself.
-const DEFAULT_NOTIFY_QUEUE_LIMIT: f64 = 0.5;
-
 /// The values of `bytebase_signal.wire_format` (PostgreSQL matches them ignoring case), in the
 /// order of [`WireFormat::ALL`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PostgresGucEnum)]
@@ -40,10 +40,6 @@ enum WireFormatSetting {
     #[name = c"protojson"]
     ProtoJson,
 }
-
-const DEFAULT_RETENTION_SECS: i32 = 3600;
-/// Thirty days; a longer log is an archive, not a replay buffer.
-const MAX_RETENTION_SECS: i32 = 30 * 24 * 3600;
 
 /// Registers the settings; called once per backend from `_PG_init`.
 pub(crate) fn register() {
@@ -62,7 +58,7 @@ pub(crate) fn register() {
         c"Older rows are pruned as part of sending and by bytebase_signal_prune(). Keep it well \
           above the listeners' replay grace period and their longest expected outage.",
         &RETENTION_SECS,
-        1,
+        MIN_RETENTION_SECS,
         MAX_RETENTION_SECS,
         GucContext::Suset,
         GucFlags::UNIT_S,

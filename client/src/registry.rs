@@ -128,26 +128,47 @@ impl RunKey {
     /// Whether `signal` cancels this run (the rules are in the module docs).
     pub fn is_cancelled_by(&self, signal: &Signal) -> bool {
         self.kind == signal.kind && self.uid == signal.uid && {
-            let (project, version) = signal.scope();
-            scope_matches(self.project.as_deref(), self.approval_input_version, project, version)
+            SignalScope::of(signal).reaches(self.scope())
         }
+    }
+
+    fn scope(&self) -> RunScope<'_> {
+        RunScope { project: self.project.as_deref(), version: self.approval_input_version }
     }
 }
 
-/// Whether a signal whose [scope](Signal::scope) is `signal_project` and `signal_version`
-/// reaches a run registered with `run_project` and `run_version` (kind and uid already agree).
-fn scope_matches(
-    run_project: Option<&str>,
-    run_version: Option<i64>,
-    signal_project: Option<&str>,
-    signal_version: Option<NonZeroI64>,
-) -> bool {
-    let project_ok = run_project.is_none() || signal_project == run_project;
-    let version_ok = match (run_version, signal_version) {
-        (Some(v), Some(s)) => v == s.get(),
-        _ => true,
-    };
-    project_ok && version_ok
+/// Where a registered run belongs besides its kind and uid: its project and approval input
+/// version, `None` for any.
+#[derive(Clone, Copy)]
+struct RunScope<'a> {
+    project: Option<&'a str>,
+    version: Option<i64>,
+}
+
+/// What a signal names besides kind and uid ([`Signal::scope`]: an empty project and a version
+/// of 0 already count as none).
+#[derive(Clone, Copy)]
+struct SignalScope<'a> {
+    project: Option<&'a str>,
+    version: Option<NonZeroI64>,
+}
+
+impl<'a> SignalScope<'a> {
+    fn of(signal: &'a Signal) -> Self {
+        let (project, version) = signal.scope();
+        SignalScope { project, version }
+    }
+
+    /// Whether a signal of this scope reaches a run registered with `run` (kind and uid already
+    /// agree; the rules are in the module docs).
+    fn reaches(self, run: RunScope<'_>) -> bool {
+        let project_ok = run.project.is_none() || self.project == run.project;
+        let version_ok = match (run.version, self.version) {
+            (Some(run), Some(signal)) => run == signal.get(),
+            _ => true,
+        };
+        project_ok && version_ok
+    }
 }
 
 /// One live registration of a run.
@@ -167,6 +188,11 @@ struct Tombstone {
 }
 
 impl Tombstone {
+    /// The scope of the signal that left it.
+    fn scope(&self) -> SignalScope<'_> {
+        SignalScope { project: self.project.as_deref(), version: self.approval_input_version }
+    }
+
     fn is(&self, project: &Option<Arc<str>>, version: Option<NonZeroI64>) -> bool {
         self.project == *project && self.approval_input_version == version
     }
@@ -323,17 +349,10 @@ impl Registry {
         let (id, tombstoned) = {
             let mut state = self.inner.lock();
             state.purge(now);
-            let tombstoned = state.tombstones.get(&key).is_some_and(|tombs| {
-                tombs.iter().any(|t| {
-                    now < t.expiry
-                        && scope_matches(
-                            run.project.as_deref(),
-                            run.approval_input_version,
-                            t.project.as_deref(),
-                            t.approval_input_version,
-                        )
-                })
-            });
+            let tombstoned = state
+                .tombstones
+                .get(&key)
+                .is_some_and(|tombs| tombs.iter().any(|t| now < t.expiry && t.scope().reaches(run.scope())));
             if tombstoned {
                 // Cancel before the token is visible to anyone: the run never sees it live.
                 token.cancel();
@@ -385,12 +404,9 @@ impl Registry {
                     registrations
                         .iter()
                         .filter(|r| {
-                            scope_matches(
-                                r.project.as_deref(),
-                                r.approval_input_version,
-                                project.as_deref(),
-                                version,
-                            )
+                            let run =
+                                RunScope { project: r.project.as_deref(), version: r.approval_input_version };
+                            SignalScope { project: project.as_deref(), version }.reaches(run)
                         })
                         .map(|r| r.token.clone())
                         .collect()

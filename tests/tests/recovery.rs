@@ -24,6 +24,7 @@ bytebase_signal_tests::on_installs!(
     a_cancel_sent_again_is_handed_on_again_but_a_replayed_copy_is_not,
     a_catch_up_bigger_than_the_queue_loses_nothing,
     the_same_uid_in_two_projects_is_two_cancels_and_protojson_is_confirmed,
+    a_replay_that_keeps_failing_gives_the_log_up_and_notifications_go_on,
 );
 
 /// Receives signals until `n` distinct task-run uids arrived; fails on a duplicate.
@@ -386,5 +387,41 @@ async fn the_same_uid_in_two_projects_is_two_cancels_and_protojson_is_confirmed(
     assert_eq!(recv(&mut l.signals).await?.uid, uid(6));
     let status = l.handle.status();
     assert_eq!((status.unconfirmed, status.replayed), (0, 2), "{status:?}");
+    l.stop().await.map(drop)
+}
+
+/// Both replay functions raise `insufficient_privilege` from inside, which detection (it checks
+/// that the functions exist and may be executed) cannot see: the listener looks once more, then
+/// gives the log up until its next look instead of failing every heartbeat, and notifications go
+/// on arriving.
+async fn a_replay_that_keeps_failing_gives_the_log_up_and_notifications_go_on(
+    install: Install,
+) -> Result<()> {
+    let (cluster, sender) = cluster_with(install).await?;
+    let mut l = start(listener_on(&cluster, cluster.port(), quick())).await?;
+    next_event(&mut l.events, replayed).await?;
+    assert_eq!(l.handle.status().replay_available, Some(true));
+
+    let columns = "TABLE (id bigint, type text, uid bigint, created_at timestamptz, project text, \
+                   approval_input_version bigint)";
+    for signature in
+        ["bytebase_signal_replay(since timestamptz)", "bytebase_signal_replay_after(after pg_snapshot)"]
+    {
+        sender
+            .batch_execute(&format!(
+                "CREATE OR REPLACE FUNCTION {signature} RETURNS {columns} LANGUAGE plpgsql AS $broken$
+                 BEGIN RAISE EXCEPTION 'broken for the test' USING ERRCODE = 'insufficient_privilege'; END
+                 $broken$"
+            ))
+            .await?;
+    }
+    wait::until("the log given up", PATIENCE, || async {
+        (l.handle.status().replay_available == Some(false)).then_some(())
+    })
+    .await?;
+    send_range(&sender, 50..=50).await?;
+    assert_eq!(recv(&mut l.signals).await?.uid, uid(50));
+    let status = l.handle.status();
+    assert!(status.connected && status.reconnects == 0, "{status:?}");
     l.stop().await.map(drop)
 }

@@ -56,9 +56,10 @@ struct Session<'a> {
     /// When the log was last detected: it is detected again every `probe_interval`, so an update
     /// or a GRANT takes effect without a reconnect.
     detected: Mutex<Instant>,
-    /// A read of the log was refused and detection, asked again, still found it: a second refusal
-    /// before a read succeeds means something detection cannot see (an error raised inside the
-    /// function), and the log is given up until the next detection.
+    /// Set when a read of the log was refused and the detection that followed still found the log
+    /// readable; cleared by a read that succeeds. A refusal while it is set means something
+    /// detection cannot see (an error raised inside the function): the log is given up until the
+    /// next detection.
     refused: AtomicBool,
 }
 
@@ -180,18 +181,23 @@ enum Failed {
     /// one tries again. The error reply proves the connection alive.
     Locked,
     /// The log cannot be read any more (revoked, dropped): detected again, and a plain listener
-    /// until the next detection if it is refused again before a read succeeds.
-    Unavailable(Unavailable),
+    /// until the next detection if it is refused again before a read succeeds. `error` is the
+    /// server's answer, for the log.
+    Unavailable { why: Unavailable, error: String },
     /// The connection failed or timed out: the session ends.
     Lost(Error),
 }
 
 impl From<Error> for Failed {
     fn from(e: Error) -> Self {
-        match &e {
-            Error::Database(db) if db.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Failed::Locked,
-            Error::Database(db) => Unavailable::of(db).map_or(Failed::Lost(e), Failed::Unavailable),
-            _ => Failed::Lost(e),
+        let why = match &e {
+            Error::Database(db) if db.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => return Failed::Locked,
+            Error::Database(db) => Unavailable::of(db),
+            _ => None,
+        };
+        match why {
+            Some(why) => Failed::Unavailable { why, error: e.to_string() },
+            None => Failed::Lost(e),
         }
     }
 }
@@ -230,21 +236,28 @@ impl Session<'_> {
                 debug!("the signal log is locked; this read is skipped");
                 Ok(())
             }
-            Failed::Unavailable(why) if self.refused.swap(true, Ordering::Relaxed) => {
-                // Refused again although detection found the log: without it (a plain listener,
-                // with the one warning) until the next detection, every `probe_interval`.
-                self.intake.log_unavailable(why, &self.config.replay_function);
+            Failed::Unavailable { error, .. } if self.refused.load(Ordering::Relaxed) => {
+                // Refused again although detection found the log readable: without it (a plain
+                // listener) until the next detection, every `probe_interval`. Said once per
+                // detection, with the server's answer, since no detection explains it.
+                warn!(
+                    %error,
+                    "a replay of the signal log failed again although the log looks readable; \
+                     cancels come from notifications alone until the next look at the log"
+                );
+                self.intake.shared.set_replay_available(false);
                 *lock(&self.log) = None;
                 self.intake.state().set_exact(false);
                 Ok(())
             }
-            Failed::Unavailable(why) => {
+            Failed::Unavailable { why, error } => {
                 // Granted at detection, revoked or dropped since: perhaps only the exact replay,
                 // and the time-based one still works. Detect again.
-                debug!(?why, "a replay of the log was refused; looking again at what the log offers");
+                debug!(?why, %error, "a replay of the log was refused; looking again at what the log offers");
                 let found =
                     within("log detection", self.config.ping_timeout, detect(self.client, self.config))
                         .await?;
+                self.refused.store(found.is_ok(), Ordering::Relaxed);
                 let exact = self.adopt(found);
                 self.intake.state().set_exact(exact);
                 Ok(())

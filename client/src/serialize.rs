@@ -5,11 +5,13 @@
 //! `{"type":"cancel_task_run","uid":42}` (then `project` and `approvalInputVersion` when present),
 //! and deserializes with the payload decoder's leniency per field: `type` in either spelling,
 //! `uid` and `approvalInputVersion` as numbers or decimal strings, `project` and the version
-//! absent or `null`, unknown fields ignored. Two differences from [`Signal::decode`], which stays
-//! the listener's decoder: a field given twice is an error here (serde's rule) where the decoder
-//! takes the last, the decoder's own errors ([`crate::signal::DecodeError`]) become the format's,
-//! and, as for any derived struct, a sequence of the fields in order is read too (formats such as
-//! bincode write structs so). [`RunKey`] has the same shape. [`SignalKind`] is its seed name
+//! absent or `null`, unknown fields ignored. Three differences from [`Signal::decode`], which
+//! stays the listener's decoder: a field given twice is an error here (serde's rule) where the
+//! decoder takes the last; the decoder's own errors ([`crate::signal::DecodeError`]) become the
+//! format's; and, as for any derived struct, a sequence of the fields in order is read too.
+//! In formats that are not human-readable (bincode, CBOR, MessagePack) a signal is all four
+//! fields in order, the optional ones as options, and numbers are plain integers; `Event`'s
+//! tagged form needs a self-describing format (JSON, CBOR, MessagePack; not bincode). [`RunKey`] has the same shape. [`SignalKind`] is its seed name
 //! (`cancel_task_run`), [`RunUid`] a number. [`Status`] and [`Event`] (derived beside their
 //! definitions) use their Rust field names; an `Event` is tagged by `event`:
 //! `{"event":"connected","server":"db:5432"}`.
@@ -75,7 +77,7 @@ impl<'de> Deserialize<'de> for RunUid {
 }
 
 /// An `i64` as a number or, as protobuf-JSON writes 64-bit fields, a decimal string. Formats that
-/// do not describe themselves (bincode and the like) get a plain `i64`: that is what they wrote.
+/// are not human-readable (bincode, CBOR and the like) read a plain `i64`: what they wrote.
 fn deserialize_integer<'de, D: Deserializer<'de>>(
     deserializer: D,
     expecting: &'static str,
@@ -114,16 +116,37 @@ fn deserialize_optional_integer<'de, D: Deserializer<'de>>(deserializer: D) -> R
     Ok(Option::<Integer>::deserialize(deserializer)?.map(|Integer(value)| value))
 }
 
-/// The seed shape shared by [`Signal`] and [`RunKey`](crate::registry::RunKey), written.
-#[derive(Serialize)]
+/// The seed shape shared by [`Signal`] and [`RunKey`](crate::registry::RunKey), written: absent
+/// optional fields left out where the format is human-readable (JSON's shape of the wire
+/// format), written as options elsewhere, where fields are read by position.
 struct FieldsOut<'a> {
-    #[serde(rename = "type")]
     kind: SignalKind,
     uid: RunUid,
-    #[serde(skip_serializing_if = "Option::is_none")]
     project: Option<&'a str>,
-    #[serde(rename = "approvalInputVersion", skip_serializing_if = "Option::is_none")]
     approval_input_version: Option<i64>,
+}
+
+impl Serialize for FieldsOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let every = !serializer.is_human_readable();
+        let optional = [self.project.is_some(), self.approval_input_version.is_some()];
+        let len = 2 + optional.iter().filter(|&&present| every || present).count();
+        let mut fields = serializer.serialize_struct("Signal", len)?;
+        fields.serialize_field("type", &self.kind)?;
+        fields.serialize_field("uid", &self.uid)?;
+        if every || self.project.is_some() {
+            fields.serialize_field("project", &self.project)?;
+        } else {
+            fields.skip_field("project")?;
+        }
+        if every || self.approval_input_version.is_some() {
+            fields.serialize_field("approvalInputVersion", &self.approval_input_version)?;
+        } else {
+            fields.skip_field("approvalInputVersion")?;
+        }
+        fields.end()
+    }
 }
 
 /// The seed shape, read leniently (see the module docs).
@@ -276,6 +299,24 @@ mod tests {
         );
         assert!(error(r#""str""#).contains(r#"invalid type: string "str", expected a signal"#));
         // Every payload the decoder refuses is refused here too: signal.rs's test of garbage.
+    }
+
+    /// bincode: not human-readable, fields by position, no `deserialize_any`.
+    #[test]
+    fn a_signal_round_trips_through_a_format_that_reads_fields_by_position() {
+        for signal in [
+            Signal::new(SignalKind::TaskRun, uid(42)),
+            Signal::new(SignalKind::PlanCheckRun, uid(7)).with_project("proj-a"),
+            Signal::new(SignalKind::PlanCheckRun, uid(7)).with_approval_input_version(0),
+            Signal::new(SignalKind::PlanCheckRun, uid(i64::MAX))
+                .with_project("p")
+                .with_approval_input_version(-2),
+        ] {
+            let bytes = bincode::serialize(&signal).unwrap();
+            assert_eq!(bincode::deserialize::<Signal>(&bytes).unwrap(), signal);
+        }
+        assert_eq!(bincode::deserialize::<RunUid>(&bincode::serialize(&uid(9)).unwrap()).unwrap(), uid(9));
+        assert!(bincode::deserialize::<RunUid>(&bincode::serialize(&0i64).unwrap()).is_err());
     }
 
     #[test]

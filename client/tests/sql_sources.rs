@@ -93,6 +93,16 @@ fn signature(create: &str) -> String {
     format!("{name}({})", types.join(", "))
 }
 
+/// The quoted items of the list that starts right after `opening` and ends at `closing`, e.g.
+/// the pure installer's `FOREACH f IN ARRAY ARRAY['a(bigint)', ...]` or `proname IN ('a', ...)`.
+fn quoted_list(text: &str, opening: &str, closing: &str) -> Vec<String> {
+    let start = text.find(opening).unwrap_or_else(|| panic!("no {opening:?} in sql/pure/install.sql"))
+        + opening.len();
+    let end =
+        start + text[start..].find(closing).unwrap_or_else(|| panic!("{opening:?} without {closing:?}"));
+    text[start..end].split('\'').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
 /// The extension's `CREATE FUNCTION` statements in `sql`.
 fn functions(sql: &str) -> Vec<String> {
     statements(sql).into_iter().filter(|s| s.starts_with("CREATE FUNCTION ")).collect()
@@ -107,10 +117,15 @@ fn the_extension_includes_its_sql_files() {
             "extension/src/lib.rs no longer includes sql/extension/{file}"
         );
     }
-    assert!(
-        !lib.contains("extension_sql!("),
-        "SQL written inline in extension/src/lib.rs: put it in sql/extension/"
-    );
+    for entry in fs::read_dir(repository().join("extension/src")).unwrap() {
+        let path = entry.unwrap().path();
+        let source = fs::read_to_string(&path).unwrap();
+        assert!(
+            !source.contains("extension_sql!("),
+            "SQL written inline in {}: put it in sql/extension/",
+            path.display()
+        );
+    }
 }
 
 #[test]
@@ -125,14 +140,17 @@ fn the_pure_edition_creates_the_same_log_table() {
         pure.contains(&create),
         "sql/pure/install.sql's bytebase_signal_log differs from the extension's:\n{create}"
     );
+    let mut others = 0;
     for statement in statements(&table) {
         if statement.starts_with("CREATE INDEX")
             || statement.starts_with("REVOKE")
             || statement.starts_with("COMMENT")
         {
             assert!(pure.contains(&statement), "sql/pure/install.sql lacks the extension's\n{statement}");
+            others += 1;
         }
     }
+    assert!(others >= 4, "sql/extension/log_table.sql: its indexes, REVOKE and COMMENT not found");
 }
 
 #[test]
@@ -140,6 +158,7 @@ fn the_pure_edition_creates_the_same_replay_functions_with_the_same_settings() {
     let finalize = read("sql/extension/finalize.sql");
     let pure_text = read("sql/pure/install.sql");
     let pure = normalized(&pure_text);
+    let pinned = quoted_list(&pure_text, "FOREACH f IN ARRAY ARRAY[", "]::regprocedure[]");
     let created = functions(&finalize);
     assert!(created.len() >= 2, "sql/extension/finalize.sql creates the replay functions");
     for function in created {
@@ -155,9 +174,8 @@ fn the_pure_edition_creates_the_same_replay_functions_with_the_same_settings() {
         for setting in settings {
             if setting.starts_with("SET search_path TO pg_catalog, @extschema@, pg_temp") {
                 assert!(
-                    pure.contains(&format!("'{sig}'"))
-                        && pure.contains("SET search_path TO pg_catalog, %I, pg_temp"),
-                    "sql/pure/install.sql does not pin {sig}'s search_path"
+                    pinned.contains(&sig) && pure.contains("SET search_path TO pg_catalog, %I, pg_temp"),
+                    "sql/pure/install.sql does not pin {sig}'s search_path (its list: {pinned:?})"
                 );
             } else {
                 let alter = format!("ALTER FUNCTION {sig} {setting};");
@@ -170,23 +188,29 @@ fn the_pure_edition_creates_the_same_replay_functions_with_the_same_settings() {
 #[test]
 fn the_pure_edition_revokes_and_comments_the_same() {
     let finalize = read("sql/extension/finalize.sql");
-    let pure = normalized(&read("sql/pure/install.sql"));
+    let pure_text = read("sql/pure/install.sql");
+    let pure = normalized(&pure_text);
+    let revoked = quoted_list(&pure_text, "AND p.proname IN (", ") LOOP");
     let comments = comments(&finalize);
     assert!(comments.len() >= 11, "sql/extension/finalize.sql comments every function");
     for comment in comments {
         assert!(pure.contains(&comment), "sql/pure/install.sql lacks the extension's\n{comment}");
     }
-    for revoke in statements(&finalize).into_iter().filter(|s| s.starts_with("REVOKE ALL ON FUNCTION ")) {
+    let revokes: Vec<String> =
+        statements(&finalize).into_iter().filter(|s| s.starts_with("REVOKE ALL ON FUNCTION ")).collect();
+    assert!(revokes.len() >= 11, "sql/extension/finalize.sql revokes every function from PUBLIC");
+    for revoke in revokes {
         let name = revoke["REVOKE ALL ON FUNCTION ".len()..].split('(').next().unwrap().to_owned();
         assert!(
-            pure.contains(&format!("'{name}'")),
-            "sql/pure/install.sql does not revoke {name} from PUBLIC"
+            revoked.contains(&name),
+            "sql/pure/install.sql does not revoke {name} from PUBLIC (its list: {revoked:?})"
         );
     }
 }
 
 /// The update to this version leaves what a fresh install creates (the upgrade suite compares
-/// the catalogs on a server); here, that each function and comment it writes is the live one.
+/// the catalogs on a server); here, that each function, setting, REVOKE and comment it writes is
+/// the live one.
 #[test]
 fn the_newest_upgrade_script_writes_the_live_functions_and_comments() {
     let version = env!("CARGO_PKG_VERSION");
@@ -201,17 +225,42 @@ fn the_newest_upgrade_script_writes_the_live_functions_and_comments() {
     assert!(!scripts.is_empty(), "no sql/bytebase_signal--*--{version}.sql");
     let live = read("sql/extension/finalize.sql");
     let live_statements = statements(&live);
+    // Each live function's SET clauses as ALTER FUNCTION statements, for the scripts'.
+    let live_settings: Vec<String> = functions(&live)
+        .iter()
+        .flat_map(|f| {
+            let sig = signature(f);
+            let settings: Vec<String> = f
+                .lines()
+                .filter(|l| l.starts_with("SET "))
+                .map(|l| format!("ALTER FUNCTION {sig} {l};"))
+                .collect();
+            settings
+        })
+        .collect();
     for script in scripts {
+        let name = script.file_name().unwrap().to_string_lossy().into_owned();
         let text = fs::read_to_string(&script).unwrap();
+        let mut compared = 0;
         for statement in statements(&text) {
-            if statement.starts_with("CREATE FUNCTION ") || statement.starts_with("COMMENT ON FUNCTION ") {
+            let restates = ["CREATE FUNCTION ", "COMMENT ON FUNCTION ", "REVOKE ALL ON FUNCTION "]
+                .iter()
+                .any(|p| statement.starts_with(p));
+            if restates {
                 assert!(
                     live_statements.contains(&statement),
-                    "sql/{} writes something sql/extension/finalize.sql does not:\n{statement}",
-                    script.file_name().unwrap().to_string_lossy()
+                    "sql/{name} writes something sql/extension/finalize.sql does not:\n{statement}"
                 );
+                compared += 1;
+            } else if statement.starts_with("ALTER FUNCTION ") && statement.contains(" SET ") {
+                assert!(
+                    live_settings.contains(&statement),
+                    "sql/{name} sets what no live function has:\n{statement}"
+                );
+                compared += 1;
             }
         }
+        assert!(compared > 0, "sql/{name}: nothing in it was compared with the live SQL");
     }
 }
 

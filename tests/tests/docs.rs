@@ -1,7 +1,8 @@
-//! Every SQL example in the README and `docs/` runs, and does what its comments say. Each ```sql
+//! Every SQL example in the README and `docs/` runs, and its comments' claims hold. Each ```sql
 //! block runs statement by statement on a database prepared as its section assumes: a
 //! `-- returns N` comment is checked against the statement's result, and every JSON payload a
-//! comment shows must arrive on the channel, in that order. An update recipe runs on a database
+//! comment shows must arrive on the channel, in that order (other words in comments are not
+//! checked; a `--` inside a string literal would be taken for a comment). An update recipe runs on a database
 //! at the version its section names, with the README's GRANTs where it says so, and must leave
 //! the current version with senders that can send and listeners that can replay.
 
@@ -38,22 +39,32 @@ fn blocks() -> Vec<Block> {
     let mut out = Vec::new();
     for &(page, text) in PAGES {
         let mut heading = String::new();
-        let mut current: Option<String> = None;
+        // Inside a fenced block: its language, and its text so far.
+        let mut fence: Option<(String, String)> = None;
         for line in text.lines() {
-            match &mut current {
-                Some(sql) if line.starts_with("```") => {
-                    out.push(Block { page, heading: heading.clone(), sql: std::mem::take(sql) });
-                    current = None;
+            let fenced = line.trim_start().starts_with("```");
+            match &mut fence {
+                Some((language, sql)) if fenced => {
+                    if language == "sql" {
+                        out.push(Block { page, heading: heading.clone(), sql: std::mem::take(sql) });
+                    }
+                    fence = None;
                 }
-                Some(sql) => {
+                Some((_, sql)) => {
                     sql.push_str(line);
                     sql.push('\n');
                 }
-                None if line.starts_with("```sql") => current = Some(String::new()),
+                None if fenced => {
+                    let language =
+                        line.trim_start().trim_start_matches('`').split([',', ' ']).next().unwrap_or("");
+                    fence = Some((language.to_owned(), String::new()));
+                }
+                // A heading outside any code block (a `#` line in a shell block is a comment).
                 None if line.starts_with('#') => heading = line.trim_start_matches('#').trim().to_owned(),
                 None => {}
             }
         }
+        assert!(fence.is_none(), "{page}: a code block is not closed");
     }
     out
 }
@@ -208,6 +219,16 @@ fn grants_at(version: &str) -> Result<String> {
         "0.3.0" => format!("{senders}\nGRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz) TO bytebase_listener;"),
         other => bail!("no update recipe expected from {other}"),
     })
+}
+
+/// Every page under `docs/` is in [`PAGES`], so a new one cannot be skipped.
+#[test]
+fn every_page_is_read() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = format!("docs/{}", entry.unwrap().file_name().to_string_lossy());
+        assert!(PAGES.iter().any(|(page, _)| *page == name), "{name} is not in PAGES");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -39,9 +39,18 @@ test-matrix: bootstrap
 demo: bootstrap
 	@bash scripts/demo.sh
 
-## bench: what a cancel costs the sender, against raw pg_notify (release build, throwaway cluster)
+## bench: the benchmarks on throwaway clusters (release build), markdown tables; `make bench receive`
+## (or send, cli-vs-psycopg, latency, recovery, heartbeat, memory, fanout) runs those sections only
+BENCH_SECTIONS := send receive cli-vs-psycopg latency recovery heartbeat memory fanout
 bench: bootstrap
-	@bash scripts/bench.sh
+	@bash scripts/bench.sh $(filter $(BENCH_SECTIONS),$(MAKECMDGOALS))
+
+# The section names are arguments of `make bench`, not targets of their own.
+ifneq ($(filter bench,$(MAKECMDGOALS)),)
+.PHONY: $(BENCH_SECTIONS)
+$(BENCH_SECTIONS):
+	@:
+endif
 
 ## install: build in release mode and install into the PostgreSQL that PG_CONFIG names
 install: bootstrap

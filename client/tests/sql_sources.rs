@@ -125,6 +125,14 @@ fn the_extension_includes_its_sql_files() {
             "SQL written inline in {}: put it in sql/extension/",
             path.display()
         );
+        // The statements the library runs, outside its #[pg_test]s, are files too.
+        let library = source.split("#[pg_schema]").next().unwrap();
+        for line in library.lines() {
+            let inline = ["\"SELECT ", "\"WITH ", "\"DELETE ", "\"INSERT ", "\"UPDATE "]
+                .iter()
+                .any(|s| line.contains(s));
+            assert!(!inline, "SQL written inline in {}: put it in sql/extension/\n{line}", path.display());
+        }
     }
 }
 
@@ -261,6 +269,42 @@ fn the_newest_upgrade_script_writes_the_live_functions_and_comments() {
             }
         }
         assert!(compared > 0, "sql/{name}: nothing in it was compared with the live SQL");
+    }
+}
+
+/// The SQL literals of `sql`, quotes included (`''` inside one is part of it), in order.
+fn literals(sql: &str) -> Vec<String> {
+    let code: Vec<&str> = sql.lines().filter(|l| !l.trim_start().starts_with("--")).collect();
+    let code = code.join("\n");
+    let mut out = Vec::new();
+    let mut rest = code.as_str();
+    while let Some(start) = rest.find('\'') {
+        let mut end = start + 1;
+        loop {
+            let next = end + rest[end..].find('\'').expect("an unterminated literal");
+            if rest[next + 1..].starts_with('\'') {
+                end = next + 2;
+            } else {
+                out.push(rest[start..=next].to_owned());
+                rest = &rest[next + 1..];
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_pure_edition_words_the_queue_warning_the_same() {
+    let warning = read("sql/extension/queue_warning.sql");
+    let pure = read("sql/pure/install.sql");
+    let texts: Vec<String> = literals(&warning).into_iter().filter(|l| l.len() > 12).collect();
+    assert!(
+        texts.len() >= 5,
+        "sql/extension/queue_warning.sql: its message, detail and hint not found: {texts:?}"
+    );
+    for text in texts {
+        assert!(pure.contains(&text), "sql/pure/install.sql does not word the queue warning with {text}");
     }
 }
 

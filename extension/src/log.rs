@@ -33,28 +33,13 @@ use pgrx::{PgBuiltInOids, PgOid};
 use crate::{settings, Context};
 
 /// Logs the rows; returns whether this send is the one that prunes.
-/// (It names only 0.2.0's columns: a database still at 0.2.0 runs it too, with this library.)
-const INSERT: &str = "WITH logged AS ( \
-                          INSERT INTO bytebase_signal_log (type, uid, sent_by) \
-                          SELECT $1, u, pg_catalog.pg_get_userbyid($3) FROM pg_catalog.unnest($2::bigint[]) AS u \
-                          RETURNING id) \
-                      SELECT coalesce(pg_catalog.bool_or(id % $4 = 0), false) FROM logged";
+const INSERT: &str = include_str!("../sql/extension/log_insert.sql");
 
 /// [`INSERT`] with the project and approval input version of the project-scoped forms.
-const INSERT_SCOPED: &str = "WITH logged AS ( \
-                          INSERT INTO bytebase_signal_log (type, uid, sent_by, project, approval_input_version) \
-                          SELECT $1, u, pg_catalog.pg_get_userbyid($3), $5, $6 FROM pg_catalog.unnest($2::bigint[]) AS u \
-                          RETURNING id) \
-                      SELECT coalesce(pg_catalog.bool_or(id % $4 = 0), false) FROM logged";
+const INSERT_SCOPED: &str = include_str!("../sql/extension/log_insert_scoped.sql");
 
-// Written so that its cost does not depend on the table's size, whatever plan is cached: the
-// cutoff is stable within the statement (`now()`, not `clock_timestamp()`), so it is an index
-// condition on `created_at`; and the rows are deleted by primary key (`= ANY (ARRAY(...))`), not
-// joined against the whole table. `LIMIT NULL` means no limit, for bytebase_signal_prune().
-const PRUNE: &str = "DELETE FROM bytebase_signal_log WHERE id = ANY (ARRAY( \
-                         SELECT id FROM bytebase_signal_log \
-                          WHERE created_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) \
-                          ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED))";
+/// Deletes expired rows, at most a given number (the file says why it is written so).
+const PRUNE: &str = include_str!("../sql/extension/log_prune.sql");
 
 thread_local! {
     static INSERT_PLAN: OnceCell<OwnedPreparedStatement> = const { OnceCell::new() };

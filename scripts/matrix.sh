@@ -98,7 +98,7 @@ done
     for _ in pg_test "${suites[@]}"; do printf -- '---|'; done
     printf -- '---:|\n'
     for major in "${majors[@]}"; do
-        printf '| %s (%s) |' "$major" "$(${pg_config_of[$major]} --version | sed -E 's/^PostgreSQL //')"
+        printf '| %s (%s) |' "$major" "$(${pg_config_of[$major]} --version | sed -E 's/^PostgreSQL ([^ ]+).*/\1/')"
         total=0
         for suite in pg_test "${suites[@]}"; do
             read -r status seconds <<<"${result[$major,$suite]}"

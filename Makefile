@@ -45,8 +45,13 @@ BENCH_SECTIONS := send receive cli-vs-psycopg latency recovery heartbeat memory 
 bench: bootstrap
 	@bash scripts/bench.sh $(filter $(BENCH_SECTIONS),$(MAKECMDGOALS))
 
-# The section names are arguments of `make bench`, not targets of their own.
+# The section names are arguments of `make bench`, not targets of their own; a word that is
+# neither a section nor a target is refused before anything runs.
 ifneq ($(filter bench,$(MAKECMDGOALS)),)
+BENCH_UNKNOWN := $(filter-out $(BENCH_SECTIONS) all bootstrap postgres test test-matrix demo bench install package package-matrix clean,$(MAKECMDGOALS))
+ifneq ($(BENCH_UNKNOWN),)
+$(error unknown bench section $(BENCH_UNKNOWN) (sections: $(BENCH_SECTIONS)))
+endif
 .PHONY: $(BENCH_SECTIONS)
 $(BENCH_SECTIONS):
 	@:

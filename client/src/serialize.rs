@@ -11,9 +11,10 @@
 //! format's; and, as for any derived struct, a sequence of the fields in order is read too.
 //! In formats that are not human-readable (bincode, CBOR, MessagePack) a signal is all four
 //! fields in order, the optional ones as options, and numbers are plain integers; `Event`'s
-//! tagged form needs a self-describing format (JSON, CBOR, MessagePack; not bincode). [`RunKey`] has the same shape. [`SignalKind`] is its seed name
-//! (`cancel_task_run`), [`RunUid`] a number. [`Status`] and [`Event`] (derived beside their
-//! definitions) use their Rust field names; an `Event` is tagged by `event`:
+//! tagged form needs a self-describing format (JSON, CBOR, MessagePack; not bincode).
+//! [`RunKey`] has the same shape. [`SignalKind`] is its seed name (`cancel_task_run`),
+//! [`RunUid`] a number. [`Status`] and [`Event`] (derived beside their definitions) use their
+//! Rust field names; an `Event` is tagged by `event`:
 //! `{"event":"connected","server":"db:5432"}`.
 //!
 //! ```
@@ -24,7 +25,8 @@
 //! assert_eq!(json, r#"{"type":"cancel_task_run","uid":42,"project":"proj-a"}"#);
 //! assert_eq!(serde_json::from_str::<Signal>(&json).unwrap(), signal);
 //! // What upstream's replicas send reads the same way.
-//! let upstream: Signal = serde_json::from_str(r#"{"type":"CANCEL_TASK_RUN","uid":"42","project":"proj-a"}"#).unwrap();
+//! let upstream = r#"{"type":"CANCEL_TASK_RUN","uid":"42","project":"proj-a"}"#;
+//! let upstream: Signal = serde_json::from_str(upstream).unwrap();
 //! assert_eq!(upstream, signal);
 //! ```
 //!

@@ -124,12 +124,22 @@ fn execute<T>(
             let types: Vec<PgOid> = types.iter().map(|&t| PgOid::BuiltIn(t)).collect();
             client
                 .prepare_mut(sql, &types)
-                .unwrap_or_else(|e| error!("bytebase_signal: preparing {sql:?} failed: {e}"))
+                .unwrap_or_else(|e| error!("bytebase_signal: preparing {:?} failed: {e}", shown(sql)))
                 .keep()
         });
         let rows = client
             .update(statement, None, args)
-            .unwrap_or_else(|e| error!("bytebase_signal: {sql:?} failed: {e}"));
-        read(rows).unwrap_or_else(|e| error!("bytebase_signal: reading the result of {sql:?} failed: {e}"))
+            .unwrap_or_else(|e| error!("bytebase_signal: {:?} failed: {e}", shown(sql)));
+        read(rows)
+            .unwrap_or_else(|e| error!("bytebase_signal: reading the result of {:?} failed: {e}", shown(sql)))
     })
+}
+
+/// A statement from `sql/extension/` without its comment header, for error messages.
+fn shown(sql: &str) -> &str {
+    let mut rest = sql;
+    while rest.starts_with("--") {
+        rest = rest.split_once('\n').map_or("", |(_, after)| after);
+    }
+    rest.trim()
 }

@@ -240,11 +240,20 @@ impl Session<'_> {
                 // Refused again although detection found the log readable: without it (a plain
                 // listener) until the next detection, every `probe_interval`. Said once per
                 // detection, with the server's answer, since no detection explains it.
-                warn!(
-                    %error,
-                    "a replay of the signal log failed again although the log looks readable; \
-                     cancels come from notifications alone until the next look at the log"
-                );
+                if self.intake.strict {
+                    warn!(
+                        %error,
+                        "a replay of the signal log failed again although the log looks readable; \
+                         strict mode: no notification can be confirmed, so none is acted on until \
+                         the next look at the log"
+                    );
+                } else {
+                    warn!(
+                        %error,
+                        "a replay of the signal log failed again although the log looks readable; \
+                         cancels come from notifications alone until the next look at the log"
+                    );
+                }
                 self.intake.shared.set_replay_available(false);
                 *lock(&self.log) = None;
                 self.intake.state().set_exact(false);
@@ -350,6 +359,8 @@ impl Session<'_> {
         if redetect {
             let found =
                 within("log detection", self.config.ping_timeout, detect(self.client, self.config)).await?;
+            // A fresh look: a refusal after it is judged anew (it may be one detection explains).
+            self.refused.store(false, Ordering::Relaxed);
             let exact = self.adopt(found);
             self.intake.state().set_exact(exact);
         }

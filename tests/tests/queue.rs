@@ -20,14 +20,16 @@ async fn at_the_queue_limit_the_cancel_commits_warns_and_arrives_from_the_log(
     install: Install,
 ) -> Result<()> {
     let (cluster, sender) = cluster_with(install).await?;
-    let mut l = start(listener_on(&cluster, cluster.port(), quick())).await?;
-    next_event(&mut l.events, replayed).await?;
-    // A listening session elsewhere that stopped reading.
+    // A listening session elsewhere that stopped reading. Its transaction opens before the
+    // listener under test starts, so that it is the oldest open one even while a heartbeat's
+    // replay is running (the listener's replays are transactions too).
     let stuck = cluster.connect(DB).await?;
     // LISTEN on its own first: inside the transaction it would only take effect at commit.
     stuck.batch_execute("LISTEN bytebase_signal").await?;
     stuck.batch_execute("BEGIN; SELECT 1").await?;
     let stuck_pid: i32 = stuck.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+    let mut l = start(listener_on(&cluster, cluster.port(), quick())).await?;
+    next_event(&mut l.events, replayed).await?;
     let mut raw = RawListener::connect(&cluster.config(DB), "bytebase_signal").await?;
 
     // The queue is empty, so a limit of 0 is reached by any send. psql shows the warning.

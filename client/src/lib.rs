@@ -46,6 +46,8 @@ mod backoff;
 pub mod connect;
 #[cfg(feature = "runtime")]
 pub mod error;
+#[cfg(feature = "runtime")]
+mod expiring;
 pub mod limits;
 #[cfg(feature = "runtime")]
 pub mod listener;

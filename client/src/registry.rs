@@ -45,7 +45,7 @@
 //! ```
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroI64;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +54,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::expiring::{Expiring, Stamped};
 use crate::signal::Signal;
 use crate::validate::RunUid;
 use crate::wire::SignalKind;
@@ -217,11 +218,12 @@ impl Tombstones {
     ) -> Option<&mut Tombstone> {
         std::iter::once(&mut self.first).chain(&mut self.more).find(|t| t.is(project, version))
     }
+}
 
+impl Stamped<Instant> for Tombstones {
     /// Removes the tombstones that expire at exactly `expiry` (a later dispatch of the same signal
-    /// moved its tombstone's expiry, and its own queue entry removes it); returns how many went,
-    /// and whether none is left.
-    fn remove_expiring(&mut self, expiry: Instant) -> (usize, bool) {
+    /// moved its tombstone's expiry, and its own queue entry removes it).
+    fn expire(&mut self, expiry: Instant) -> (usize, bool) {
         let before = self.more.len() + 1;
         self.more.retain(|t| t.expiry != expiry);
         if self.first.expiry == expiry {
@@ -255,17 +257,12 @@ struct State {
     /// Ids for registrations; a `u64` counter does not wrap in practice.
     next_id: u64,
     /// The tombstones of each kind and uid, one per distinct project and version signalled, with
-    /// the latest expiry if signalled more than once.
-    tombstones: Table<Tombstones>,
+    /// the latest expiry if signalled more than once; each dispatch queues its expiry. The TTL is
+    /// constant, so expiries only grow along the queue and purging pops from the front.
+    tombstones: Expiring<Key, Tombstones, Instant>,
     /// How many tombstones `tombstones` holds.
     tombstone_count: usize,
-    /// One entry per dispatch, in dispatch order. The TTL is constant, so expiries only grow
-    /// along the queue and purging pops from the front: amortised O(1) per dispatch.
-    expiries: VecDeque<Burial>,
 }
-
-/// A queued tombstone expiry: when, and the kind and uid whose tombstones expiring then go.
-type Burial = (Instant, Key);
 
 #[derive(Default)]
 struct Counters {
@@ -524,33 +521,20 @@ impl State {
                 }
             },
         }
-        self.expiries.push_back((expiry, key));
-    }
-
-    /// Removes the tombstones a queue entry stands for.
-    fn unbury(&mut self, (expiry, key): Burial) {
-        let Entry::Occupied(mut o) = self.tombstones.entry(key) else { return };
-        let (removed, empty) = o.get_mut().remove_expiring(expiry);
-        self.tombstone_count -= removed;
-        if empty {
-            o.remove();
-        }
+        self.tombstones.queue(expiry, key);
     }
 
     /// Drops the oldest tombstones until at most `max` dispatches are remembered.
     fn cap(&mut self, max: usize) {
-        while self.expiries.len() > max {
-            let Some(oldest) = self.expiries.pop_front() else { break };
-            self.unbury(oldest);
+        while self.tombstones.queued() > max {
+            let Some(gone) = self.tombstones.expire_oldest() else { break };
+            self.tombstone_count -= gone;
         }
     }
 
     /// Drops the tombstones that expired by `now`.
     fn purge(&mut self, now: Instant) {
-        while self.expiries.front().is_some_and(|(expiry, ..)| *expiry <= now) {
-            let Some(expired) = self.expiries.pop_front() else { break };
-            self.unbury(expired);
-        }
+        self.tombstone_count -= self.tombstones.expire_while(|expiry| expiry <= now);
     }
 }
 
@@ -855,7 +839,7 @@ mod tests {
         registry.dispatch_at(&plan_check(1), t0 + 2 * TTL);
         let state = registry.inner.lock();
         assert_eq!(state.tombstones.len(), 1);
-        assert_eq!(state.expiries.len(), 1);
+        assert_eq!(state.tombstones.queued(), 1);
     }
 
     #[test]

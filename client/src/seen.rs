@@ -14,13 +14,13 @@
 //! still needs them.
 
 use std::collections::hash_map::Entry as Slot;
-use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroI64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::expiring::{Expiring, Stamped};
 use crate::signal::Signal;
 use crate::validate::RunUid;
 use crate::wire::SignalKind;
@@ -51,13 +51,18 @@ struct Entry {
     from_log: bool,
 }
 
-/// Keys handed on recently, oldest first.
+impl Stamped<Instant> for Entry {
+    /// An entry goes with the stamp of its latest hand-off; earlier stamps stand for nothing.
+    fn expire(&mut self, at: Instant) -> (usize, bool) {
+        let current = self.at == at;
+        (usize::from(current), current)
+    }
+}
+
+/// Keys handed on recently, each queued with the instant of its latest hand-off.
 #[derive(Debug, Default)]
 pub(crate) struct Seen {
-    entries: HashMap<Key, Entry, foldhash::fast::RandomState>,
-    /// Every (re)insertion in time order; an item whose instant no longer matches its entry's is
-    /// stale and skipped when it reaches the front.
-    order: VecDeque<(Instant, Key)>,
+    entries: Expiring<Key, Entry, Instant>,
     /// Keys handed on from the log since the last heartbeat, and those of the heartbeat before:
     /// a late notification arrives before the next heartbeat's answer, so after two heartbeats a
     /// notification is a cancel sent again, not a late copy.
@@ -110,7 +115,7 @@ impl Seen {
                 }
                 entry.at = at;
                 let key = seen.key().clone();
-                self.order.push_back((at, key));
+                self.entries.queue(at, key);
             }
             Slot::Vacant(new) => {
                 if !offer() {
@@ -121,7 +126,7 @@ impl Seen {
                 }
                 let key = new.key().clone();
                 new.insert(Entry { at, from_log });
-                self.order.push_back((at, key));
+                self.entries.queue(at, key);
             }
         }
         self.trim();
@@ -130,22 +135,16 @@ impl Seen {
 
     /// A flood: forgets the oldest. At worst a replay hands that one on a second time.
     fn trim(&mut self) {
-        while self.entries.len() > MAX_SEEN || self.order.len() > 2 * MAX_SEEN {
-            let Some((at, oldest)) = self.order.pop_front() else { break };
-            if self.entries.get(&oldest).is_some_and(|e| e.at == at) {
-                self.entries.remove(&oldest);
+        while self.entries.len() > MAX_SEEN || self.entries.queued() > 2 * MAX_SEEN {
+            if self.entries.expire_oldest().is_none() {
+                break;
             }
         }
     }
 
     /// Forgets the keys last handed on before `cutoff`.
     pub(crate) fn forget_before(&mut self, cutoff: Instant) {
-        while self.order.front().is_some_and(|(at, _)| *at < cutoff) {
-            let Some((at, key)) = self.order.pop_front() else { break };
-            if self.entries.get(&key).is_some_and(|e| e.at == at) {
-                self.entries.remove(&key);
-            }
-        }
+        self.entries.expire_while(|at| at < cutoff);
     }
 
     /// After a heartbeat at `alive`: forgets what no replay can bring back any more (replays

@@ -6,6 +6,7 @@
 //! bytebase-signal send plan-check-run UID... [--raw] cancel plan check runs
 //!     [--project P [--approval-input-version V]] [--format seed|protojson]
 //! bytebase-signal status [--dsn DSN]                 server, extension and queue, as JSON
+//! bytebase-signal doctor [--dsn DSN] [--json]        check one database end to end
 //! ```
 //!
 //! The connection comes from `--dsn` (libpq conninfo or URL), else `DATABASE_URL`, completed as
@@ -23,6 +24,8 @@ use bytebase_signal_client::{Error, Listener, ListenerConfig, RunUid, SignalKind
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::error;
+
+mod doctor;
 
 #[derive(Parser)]
 #[command(name = "bytebase-signal", version, about = "Bytebase cancel signals over PostgreSQL NOTIFY/LISTEN")]
@@ -47,6 +50,9 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Check one database end to end (connection, edition, grants, log, queue, listeners, a round
+    /// trip, clock skew) and print a checklist; exits 1 if a check fails.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Subcommand)]
@@ -107,7 +113,7 @@ struct ListenArgs {
 }
 
 #[derive(Args)]
-struct Conn {
+pub(crate) struct Conn {
     /// libpq conninfo or postgres:// URL, completed by the service file and the PG* variables as
     /// psql completes it [default: $DATABASE_URL]
     #[arg(long)]
@@ -122,7 +128,7 @@ fn parse_uid(s: &str) -> Result<RunUid, String> {
 impl Conn {
     /// The connection settings as libpq would resolve them: `--dsn`, else `DATABASE_URL`, each
     /// completed by the service file, the `PG*` variables and the defaults.
-    fn options(&self) -> Result<ConnectOptions, Error> {
+    pub(crate) fn options(&self) -> Result<ConnectOptions, Error> {
         let dsn = self.dsn.clone().or_else(|| std::env::var("DATABASE_URL").ok()).unwrap_or_default();
         let mut options = ConnectOptions::parse(&dsn)?;
         let settings = options.settings_mut();
@@ -285,6 +291,10 @@ async fn main() -> ExitCode {
         Command::Send { kind: SendKind::TaskRun(args) } => send(SignalKind::TaskRun, args).await,
         Command::Send { kind: SendKind::PlanCheckRun(args) } => send(SignalKind::PlanCheckRun, args).await,
         Command::Status { conn } => status(conn).await,
+        Command::Doctor(args) => match doctor::run(args).await {
+            Ok(healthy) if !healthy => return ExitCode::FAILURE,
+            other => other.map(drop),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

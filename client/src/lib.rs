@@ -52,6 +52,8 @@ pub mod limits;
 #[cfg(feature = "runtime")]
 pub mod listener;
 #[cfg(feature = "runtime")]
+pub mod metrics;
+#[cfg(feature = "runtime")]
 pub mod registry;
 #[cfg(feature = "runtime")]
 mod seen;

@@ -49,6 +49,9 @@ struct Entry {
     at: Instant,
     /// Whether that copy came from the log, so its own notification may still arrive late.
     from_log: bool,
+    /// Whether that copy was a notification whose log row no replay has returned yet: the row
+    /// tells its delivery lag (`crate::metrics`).
+    untimed: bool,
 }
 
 impl Stamped<Instant> for Entry {
@@ -73,8 +76,9 @@ pub(crate) struct Seen {
 /// What [`Seen::offer`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Offered {
-    /// Already handed on: not offered.
-    Duplicate,
+    /// Already handed on: not offered. A copy read from the log that is the first row returned
+    /// for a cancel handed on as a notification carries when that notification was handed on.
+    Duplicate(Option<Instant>),
     /// Offered, accepted, and remembered.
     Accepted,
     /// Offered and refused (a full queue): not remembered, so a replay can bring it back.
@@ -98,13 +102,14 @@ impl Seen {
             Slot::Occupied(mut seen) => {
                 let entry = seen.get_mut();
                 if from_log {
-                    return Offered::Duplicate;
+                    let notified = std::mem::take(&mut entry.untimed).then_some(entry.at);
+                    return Offered::Duplicate(notified);
                 }
                 if entry.from_log {
                     // The late notification of a copy just handed on from the log. A cancel
                     // sent again later is not mistaken for it.
                     entry.from_log = false;
-                    return Offered::Duplicate;
+                    return Offered::Duplicate(None);
                 }
                 // A cancel sent again: handed on again, remembered from now.
                 if !offer() {
@@ -114,6 +119,7 @@ impl Seen {
                     return Offered::Refused;
                 }
                 entry.at = at;
+                entry.untimed = true;
                 let key = seen.key().clone();
                 self.entries.queue(at, key);
             }
@@ -125,7 +131,7 @@ impl Seen {
                     self.from_log_recent.push(new.key().clone());
                 }
                 let key = new.key().clone();
-                new.insert(Entry { at, from_log });
+                new.insert(Entry { at, from_log, untimed: !from_log });
                 self.entries.queue(at, key);
             }
         }
@@ -181,7 +187,7 @@ mod tests {
 
     /// Whether a copy of `key` read from the log would be a duplicate.
     fn replayed_is_duplicate(seen: &mut Seen, key: &Key) -> bool {
-        seen.offer(key.clone(), Instant::now(), true, || false) == Offered::Duplicate
+        matches!(seen.offer(key.clone(), Instant::now(), true, || false), Offered::Duplicate(_))
     }
 
     /// The key of a signal for run `n` of `kind`, without the optional fields.
@@ -227,7 +233,7 @@ mod tests {
         hand(&mut seen, &notified, t0, false);
         assert_eq!(
             hand(&mut seen, &replayed, t0, false),
-            Offered::Duplicate,
+            Offered::Duplicate(None),
             "the late notification of a replayed cancel"
         );
         assert_eq!(
@@ -237,6 +243,22 @@ mod tests {
         );
         assert_eq!(hand(&mut seen, &notified, t0, false), Offered::Accepted, "a cancel sent again");
         assert!(replayed_is_duplicate(&mut seen, &replayed) && replayed_is_duplicate(&mut seen, &notified));
+    }
+
+    #[test]
+    fn the_first_row_read_for_a_notified_cancel_tells_when_it_was_handed_on_and_only_the_first() {
+        let mut seen = Seen::default();
+        let t0 = Instant::now();
+        let (notified, replayed) = (key_of(SignalKind::TaskRun, 1), key_of(SignalKind::TaskRun, 2));
+        hand(&mut seen, &notified, t0, false);
+        hand(&mut seen, &replayed, t0, true);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(hand(&mut seen, &notified, t1, true), Offered::Duplicate(Some(t0)));
+        assert_eq!(hand(&mut seen, &notified, t1, true), Offered::Duplicate(None), "timed once");
+        assert_eq!(hand(&mut seen, &replayed, t1, true), Offered::Duplicate(None), "timed as a replay");
+        assert_eq!(hand(&mut seen, &replayed, t1, false), Offered::Duplicate(None), "its late notification");
+        assert_eq!(hand(&mut seen, &notified, t1, false), Offered::Accepted, "sent again");
+        assert_eq!(hand(&mut seen, &notified, t1, true), Offered::Duplicate(Some(t1)), "its new row");
     }
 
     #[test]
@@ -276,7 +298,7 @@ mod tests {
         seen.alive_at(t0, grace, margin);
         assert_eq!(
             hand(&mut seen, &early, t0, false),
-            Offered::Duplicate,
+            Offered::Duplicate(None),
             "a late notification right after the replay"
         );
         hand(&mut seen, &late, t0, true);

@@ -2,7 +2,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use crate::metrics::Via;
 
 /// A point-in-time view of a listener, from [`crate::listener::ListenerHandle::status`].
 ///
@@ -85,20 +87,78 @@ pub enum Event {
     },
 }
 
+/// One counter of [`Status`], also counted by the `metrics` recorder (feature `metrics`).
+#[derive(Debug)]
+pub(crate) struct Count {
+    value: AtomicU64,
+    #[cfg(feature = "metrics")]
+    metric: ::metrics::Counter,
+}
+
+impl Count {
+    fn new(#[cfg_attr(not(feature = "metrics"), allow(unused_variables))] name: &'static str) -> Self {
+        Count {
+            value: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            metric: crate::metrics::counter(name),
+        }
+    }
+
+    /// Counts one.
+    pub(crate) fn bump(&self) {
+        self.add(1);
+    }
+
+    /// Counts `n`.
+    pub(crate) fn add(&self, n: u64) {
+        self.value.fetch_add(n, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        self.metric.increment(n);
+    }
+
+    fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
 /// The counters behind [`Status`], shared between the listener's tasks and its handle.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Shared {
     connects: AtomicU64,
-    pub(crate) received: AtomicU64,
-    pub(crate) dispatched: AtomicU64,
-    pub(crate) unmatched: AtomicU64,
-    pub(crate) malformed: AtomicU64,
-    pub(crate) overflowed: AtomicU64,
-    pub(crate) replayed: AtomicU64,
-    pub(crate) replays: AtomicU64,
-    pub(crate) duplicates: AtomicU64,
-    unconfirmed: AtomicU64,
+    pub(crate) received: Count,
+    pub(crate) dispatched: Count,
+    pub(crate) unmatched: Count,
+    pub(crate) malformed: Count,
+    pub(crate) overflowed: Count,
+    pub(crate) replayed: Count,
+    pub(crate) replays: Count,
+    pub(crate) duplicates: Count,
+    unconfirmed: Count,
     text: Mutex<Text>,
+    #[cfg(feature = "metrics")]
+    instruments: crate::metrics::Instruments,
+}
+
+impl Default for Shared {
+    /// Zero counters, and the metric handles of the recorder installed now.
+    fn default() -> Self {
+        use crate::metrics as n;
+        Shared {
+            connects: AtomicU64::new(0),
+            received: Count::new(n::RECEIVED),
+            dispatched: Count::new(n::DISPATCHED),
+            unmatched: Count::new(n::UNMATCHED),
+            malformed: Count::new(n::MALFORMED),
+            overflowed: Count::new(n::OVERFLOWED),
+            replayed: Count::new(n::REPLAYED),
+            replays: Count::new(n::REPLAYS),
+            duplicates: Count::new(n::DUPLICATES),
+            unconfirmed: Count::new(n::UNCONFIRMED),
+            text: Mutex::default(),
+            #[cfg(feature = "metrics")]
+            instruments: crate::metrics::Instruments::new(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -116,15 +176,15 @@ impl Shared {
             connected: text.connected_since.is_some(),
             connected_since: text.connected_since,
             reconnects: self.connects.load(Ordering::Relaxed).saturating_sub(1),
-            received: self.received.load(Ordering::Relaxed),
-            dispatched: self.dispatched.load(Ordering::Relaxed),
-            unmatched: self.unmatched.load(Ordering::Relaxed),
-            malformed: self.malformed.load(Ordering::Relaxed),
-            overflowed: self.overflowed.load(Ordering::Relaxed),
-            replayed: self.replayed.load(Ordering::Relaxed),
-            replays: self.replays.load(Ordering::Relaxed),
-            duplicates: self.duplicates.load(Ordering::Relaxed),
-            unconfirmed: self.unconfirmed.load(Ordering::Relaxed),
+            received: self.received.get(),
+            dispatched: self.dispatched.get(),
+            unmatched: self.unmatched.get(),
+            malformed: self.malformed.get(),
+            overflowed: self.overflowed.get(),
+            replayed: self.replayed.get(),
+            replays: self.replays.get(),
+            duplicates: self.duplicates.get(),
+            unconfirmed: self.unconfirmed.get(),
             replay_available: text.replay_available,
             notifications: text.notifications,
             last_error: text.last_error.clone(),
@@ -134,13 +194,24 @@ impl Shared {
     pub(crate) fn set_connected(&self) {
         let mut text = self.text.lock().unwrap_or_else(|e| e.into_inner());
         text.connected_since = Some(SystemTime::now());
-        self.connects.fetch_add(1, Ordering::Relaxed);
+        let before = self.connects.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        {
+            crate::metrics::set_flag(&self.instruments.connected, true);
+            if before > 0 {
+                self.instruments.reconnects.increment(1);
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = before;
     }
 
     pub(crate) fn set_disconnected(&self, reason: &str) {
         let mut text = self.text.lock().unwrap_or_else(|e| e.into_inner());
         text.connected_since = None;
         text.last_error = Some(reason.to_owned());
+        #[cfg(feature = "metrics")]
+        crate::metrics::set_flag(&self.instruments.connected, false);
     }
 
     pub(crate) fn set_error(&self, reason: &str) {
@@ -150,17 +221,92 @@ impl Shared {
 
     pub(crate) fn set_replay_available(&self, available: bool) {
         self.text.lock().unwrap_or_else(|e| e.into_inner()).replay_available = Some(available);
+        #[cfg(feature = "metrics")]
+        crate::metrics::set_flag(&self.instruments.replay_available, available);
     }
 
     pub(crate) fn set_notifications(&self, arriving: bool) {
         self.text.lock().unwrap_or_else(|e| e.into_inner()).notifications = Some(arriving);
+        #[cfg(feature = "metrics")]
+        crate::metrics::set_flag(&self.instruments.notifications_arriving, arriving);
     }
 
     pub(crate) fn add_unconfirmed(&self, n: u64) {
-        self.unconfirmed.fetch_add(n, Ordering::Relaxed);
+        self.unconfirmed.add(n);
     }
 
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    /// A signal's delivery lag: from its log row's stamp to its hand-off (see `crate::metrics`).
+    pub(crate) fn lag(&self, via: Via, lag: Duration) {
+        #[cfg(feature = "metrics")]
+        self.instruments.lag(via, lag);
+        #[cfg(not(feature = "metrics"))]
+        let _ = (via, lag);
+    }
+}
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use std::time::Duration;
+
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::MetricKind;
+
+    use super::*;
+    use crate::metrics as names;
+
+    #[test]
+    fn every_counter_and_state_reaches_the_recorder_by_its_prometheus_name() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let shared = ::metrics::with_local_recorder(&recorder, Shared::default);
+        shared.received.bump();
+        shared.received.bump();
+        shared.dispatched.bump();
+        shared.add_unconfirmed(3);
+        shared.set_connected();
+        shared.set_disconnected("gone");
+        shared.set_connected();
+        shared.set_notifications(false);
+        shared.lag(Via::Replay, Duration::from_millis(250));
+        assert_eq!(shared.snapshot().received, 2, "the status counts as before");
+        let values: Vec<_> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let labels: Vec<String> =
+                    key.key().labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+                (key.kind(), key.key().name().to_owned(), labels, value)
+            })
+            .collect();
+        let find = |kind: MetricKind, name: &str, label: &[&str]| {
+            values
+                .iter()
+                .find(|(k, n, l, _)| {
+                    *k == kind && n == name && l.iter().map(String::as_str).eq(label.iter().copied())
+                })
+                .map(|(.., v)| v)
+                .unwrap_or_else(|| panic!("{name} {label:?} missing from {values:?}"))
+        };
+        assert_eq!(find(MetricKind::Counter, names::RECEIVED, &[]), &DebugValue::Counter(2));
+        assert_eq!(find(MetricKind::Counter, names::DISPATCHED, &[]), &DebugValue::Counter(1));
+        assert_eq!(find(MetricKind::Counter, names::UNCONFIRMED, &[]), &DebugValue::Counter(3));
+        assert_eq!(
+            find(MetricKind::Counter, names::RECONNECTS, &[]),
+            &DebugValue::Counter(1),
+            "the first connect is none"
+        );
+        assert_eq!(find(MetricKind::Gauge, names::CONNECTED, &[]), &DebugValue::Gauge(1.0.into()));
+        assert_eq!(
+            find(MetricKind::Gauge, names::NOTIFICATIONS_ARRIVING, &[]),
+            &DebugValue::Gauge(0.0.into())
+        );
+        assert_eq!(
+            find(MetricKind::Histogram, names::DELIVERY_LAG_SECONDS, &["via=replay"]),
+            &DebugValue::Histogram(vec![0.25.into()])
+        );
+        for (_, name, ..) in &values {
+            assert!(names::NAMES.contains(&name.as_str()), "{name} is listed in NAMES");
+        }
     }
 }

@@ -501,7 +501,7 @@ mod tests {
         c.replayed(&replayed("A", "20:20:", t(110)), t0);
         assert_eq!(c.start_replay(t0), ask, "the same rows again");
         // The second time round, 1 is a duplicate and 2 gets through.
-        assert_eq!(offer(&mut c, &task(1), Origin::Replay, true), Offered::Duplicate);
+        assert_eq!(offer(&mut c, &task(1), Origin::Replay, true), Offered::Duplicate(None));
         assert_eq!(offer(&mut c, &task(2), Origin::Replay, true), Offered::Accepted);
         c.replayed(&replayed("A", "21:21:", t(120)), t0);
         assert_eq!(c.start_replay(t0), after("21:21:"));
@@ -604,7 +604,7 @@ mod tests {
         offer(&mut c, &task(2), Origin::Notification, false);
         // Far later heartbeats: while behind, 1 is still known (its replayed copy is skipped).
         c.heartbeat(t(200), t0 + Duration::from_secs(100));
-        assert_eq!(offer(&mut c, &task(1), Origin::Replay, true), Offered::Duplicate);
+        assert!(matches!(offer(&mut c, &task(1), Origin::Replay, true), Offered::Duplicate(Some(_))));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::time::Instant;
@@ -11,8 +12,9 @@ use tokio_postgres::Notification;
 use tracing::warn;
 
 use crate::listener::catch_up::{CatchUp, Origin};
-use crate::listener::log::Unavailable;
+use crate::listener::log::{Logged, Unavailable};
 use crate::listener::probe::{Change, Probe};
+use crate::metrics::Via;
 use crate::registry::{Dispatch, Registry};
 use crate::seen::Offered;
 use crate::signal::{shorten, Signal};
@@ -32,6 +34,28 @@ pub(crate) enum Handed {
     On,
     Duplicate,
     Dropped,
+}
+
+/// Where a signal read from the log stands in time: its row's age by the server's clock when the
+/// replay started, and the local instant the replay was sent. The server started the statement
+/// between `sent` and its answer, so the row was stamped about `age` before `sent` (at most a
+/// one-way network latency later than that): no comparison of the two machines' clocks needed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stamp {
+    pub(crate) age: Duration,
+    pub(crate) sent: Instant,
+}
+
+impl Stamp {
+    /// The delivery lag of a hand-off at local instant `handed`: from the row's stamp to it
+    /// (zero if the estimate puts the hand-off before the stamp, by a latency's error).
+    pub(crate) fn lag_at(self, handed: Instant) -> Duration {
+        if handed >= self.sent {
+            self.age.saturating_add(handed - self.sent)
+        } else {
+            self.age.saturating_sub(self.sent - handed)
+        }
+    }
 }
 
 pub(crate) struct Intake {
@@ -103,24 +127,25 @@ impl Intake {
             }
             return;
         }
-        Shared::bump(&self.shared.received);
+        self.shared.received.bump();
         match Signal::decode(n.payload()) {
             Ok(signal) if self.strict => {
                 self.state().candidate(signal);
                 self.confirm.notify_one();
             }
             Ok(signal) => {
-                self.hand_on(signal, Origin::Notification);
+                self.hand_on(signal, Origin::Notification, None);
             }
             Err(e) => {
-                Shared::bump(&self.shared.malformed);
+                self.shared.malformed.bump();
                 warn!(error = %e, payload = %shorten(n.payload(), 200), pid = n.process_id(), "malformed signal ignored");
             }
         }
     }
 
-    /// Offers `signal` to the handler unless it was handed on already.
-    pub(crate) fn hand_on(&self, signal: Signal, origin: Origin) -> Handed {
+    /// Offers `signal` to the handler unless it was handed on already. `stamp` is its log row's,
+    /// for a signal read from the log: it times the delivery (see `crate::metrics`).
+    pub(crate) fn hand_on(&self, signal: Signal, origin: Origin, stamp: Option<Stamp>) -> Handed {
         let (now, mut refused) = (Instant::now(), None);
         let offered = self.state().offer(&signal, origin, now, || match &self.sink {
             Sink::Queue(tx) => match tx.try_send(signal.clone()) {
@@ -134,26 +159,32 @@ impl Intake {
                 }
             },
             Sink::Registry(registry) => {
-                Shared::bump(&self.shared.dispatched);
+                self.shared.dispatched.bump();
                 if registry.dispatch_at(&signal, now.into_std()) == Dispatch::Unmatched {
-                    Shared::bump(&self.shared.unmatched);
+                    self.shared.unmatched.bump();
                 }
                 true
             }
         });
         match (offered, refused) {
-            (Offered::Duplicate, _) => {
-                Shared::bump(&self.shared.duplicates);
+            (Offered::Duplicate(notified), _) => {
+                self.shared.duplicates.bump();
+                if let (Some(notified), Some(stamp)) = (notified, stamp) {
+                    self.shared.lag(Via::Notification, stamp.lag_at(notified));
+                }
                 Handed::Duplicate
             }
             (Offered::Accepted, _) => {
                 if origin == Origin::Replay {
-                    Shared::bump(&self.shared.replayed);
+                    self.shared.replayed.bump();
+                    if let Some(stamp) = stamp {
+                        self.shared.lag(Via::Replay, stamp.lag_at(now));
+                    }
                 }
                 Handed::On
             }
             (Offered::Refused, Some(mpsc::error::TrySendError::Full(signal))) => {
-                Shared::bump(&self.shared.overflowed);
+                self.shared.overflowed.bump();
                 let _ = self.events.send(Event::Overflow);
                 warn!(?signal, "handler too slow: hand-off queue full, signal dropped until the next replay");
                 Handed::Dropped
@@ -163,9 +194,15 @@ impl Intake {
         }
     }
 
-    /// Hands on what a replay returned; how many were new.
-    pub(crate) fn hand_on_replayed(&self, signals: Vec<Signal>, origin: Origin) -> u64 {
-        signals.into_iter().filter(|s| self.hand_on(s.clone(), origin) == Handed::On).count() as u64
+    /// Hands on what a replay sent at local instant `sent` returned; how many were new.
+    pub(crate) fn hand_on_replayed(&self, signals: Vec<Logged>, sent: Instant) -> u64 {
+        signals
+            .into_iter()
+            .filter(|logged| {
+                let stamp = Stamp { age: logged.age, sent };
+                self.hand_on(logged.signal.clone(), Origin::Replay, Some(stamp)) == Handed::On
+            })
+            .count() as u64
     }
 
     /// Says once per listener that the log cannot be read, and why.
@@ -227,4 +264,30 @@ impl Intake {
 /// Locks `m`, ignoring poisoning: every critical section leaves its data consistent.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::*;
+
+    #[test]
+    fn a_lag_counts_from_the_row_stamp_before_the_replay_to_the_hand_off_on_either_side_of_it() {
+        let sent = Instant::now();
+        let stamp = Stamp { age: Duration::from_millis(300), sent };
+        assert_eq!(
+            stamp.lag_at(sent + Duration::from_millis(5)),
+            Duration::from_millis(305),
+            "a replayed row"
+        );
+        assert_eq!(
+            stamp.lag_at(sent - Duration::from_millis(299)),
+            Duration::from_millis(1),
+            "its notification"
+        );
+        assert_eq!(
+            stamp.lag_at(sent - Duration::from_secs(1)),
+            Duration::ZERO,
+            "an estimate before the stamp"
+        );
+    }
 }

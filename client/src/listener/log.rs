@@ -121,7 +121,16 @@ pub(crate) struct Replayed {
     /// transaction-pooling proxy it is another server connection, which does not.
     pub(crate) listening: bool,
     /// The logged signals, oldest first.
-    pub(crate) signals: Vec<Signal>,
+    pub(crate) signals: Vec<Logged>,
+}
+
+/// A signal read from the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Logged {
+    pub(crate) signal: Signal,
+    /// How old its row's stamp was when the replay started, by the server's clock (`now()` of
+    /// the replay minus the row's `created_at`, the clock when the send function ran).
+    pub(crate) age: Duration,
 }
 
 impl Log {
@@ -239,7 +248,7 @@ impl Log {
             "SELECT pg_catalog.now(), pg_catalog.pg_current_snapshot()::text, \
                     pg_catalog.pg_postmaster_start_time()::text, {rewound}, \
                     EXISTS (SELECT FROM pg_catalog.pg_listening_channels() AS c WHERE c = $1), \
-                    r.type, r.uid, {optional} \
+                    r.type, r.uid, {optional}, r.created_at \
                FROM (SELECT 1) AS one \
                LEFT JOIN ({from}) AS r ON $2::bigint[] IS NULL OR r.uid = ANY ($2::bigint[]) \
               ORDER BY r.created_at, r.id",
@@ -264,7 +273,7 @@ const COLUMNS: &str = "id, type, uid, created_at, project, approval_input_versio
 
 /// The server's `now()` and identity, for a heartbeat where no exact replay is possible.
 pub(crate) async fn clock(client: &Client) -> Result<SystemTime, tokio_postgres::Error> {
-    client.query_typed_one("SELECT pg_catalog.now()", &[]).await?.try_get(0)
+    client.query_typed_one(CLOCK, &[]).await?.try_get(0)
 }
 
 /// Who the server is: its postmaster's start time, which differs between servers and changes at
@@ -273,6 +282,9 @@ pub(crate) async fn clock(client: &Client) -> Result<SystemTime, tokio_postgres:
 pub(crate) async fn server_identity(client: &Client) -> Result<String, tokio_postgres::Error> {
     client.query_typed_one(IDENTITY, &[]).await?.try_get(0)
 }
+
+/// The clock read, tagged as a listener's statement (`super::STATEMENT_TAG`).
+pub(crate) const CLOCK: &str = concat!("/* bytebase_signal listener */", " SELECT pg_catalog.now()");
 
 const IDENTITY: &str = "SELECT pg_catalog.pg_postmaster_start_time()::text";
 
@@ -299,10 +311,13 @@ fn decode(rows: Vec<Row>) -> Result<Replayed, tokio_postgres::Error> {
         };
         let project: Option<String> = row.try_get(7)?;
         let approval_input_version: Option<i64> = row.try_get(8)?;
+        let created_at: SystemTime = row.try_get(9)?;
         match (SignalKind::ALL.into_iter().find(|k| k.seed_type() == kind), RunUid::new(uid)) {
-            (Some(kind), Ok(uid)) => {
-                replayed.signals.push(Signal { kind, uid, project, approval_input_version })
-            }
+            (Some(kind), Ok(uid)) => replayed.signals.push(Logged {
+                signal: Signal { kind, uid, project, approval_input_version },
+                // A row stamped after the replay's start (a clock step back) is as young as can be.
+                age: replayed.alive.duration_since(created_at).unwrap_or_default(),
+            }),
             // The table's CHECK constraints make this unreachable unless someone altered it.
             _ => warn!(kind, uid, "unexpected row in the signal log ignored"),
         }

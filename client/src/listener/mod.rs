@@ -89,6 +89,12 @@ use session::Ended;
 /// operators can find it in `pg_stat_activity`.
 pub const DEFAULT_APPLICATION_NAME: &str = "bytebase-signal";
 
+/// The comment that opens the listener's statements that name none of the log's functions (its
+/// probe's NOTIFY, its clock read where the database has no log), so that `pg_stat_activity.query`
+/// shows any session running them as a listener's, whatever its `application_name`
+/// (`bytebase-signal doctor` looks for it).
+pub const STATEMENT_TAG: &str = "/* bytebase_signal listener */";
+
 /// The largest hand-off queue a listener allocates; larger `queue_capacity` values are shortened.
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 24;
 
@@ -254,6 +260,19 @@ impl Listener {
     }
 }
 
+/// Reads a listener's status; see [`ListenerHandle::status_reader`].
+#[derive(Clone, Debug)]
+pub struct StatusReader {
+    shared: Arc<Shared>,
+}
+
+impl StatusReader {
+    /// A snapshot of the listener's state and counters, as [`ListenerHandle::status`].
+    pub fn status(&self) -> Status {
+        self.shared.snapshot()
+    }
+}
+
 /// The running listener: its status, its events, and the way to wait for it to stop.
 pub struct ListenerHandle {
     shared: Arc<Shared>,
@@ -266,6 +285,12 @@ impl ListenerHandle {
     /// A snapshot of the listener's state and counters.
     pub fn status(&self) -> Status {
         self.shared.snapshot()
+    }
+
+    /// A cheap, cloneable reader of [`ListenerHandle::status`], for tasks that outlive a borrow
+    /// of the handle (a health endpoint) while the handle itself waits in [`ListenerHandle::join`].
+    pub fn status_reader(&self) -> StatusReader {
+        StatusReader { shared: Arc::clone(&self.shared) }
     }
 
     /// A stream of connection events. The first call sees every event since the start; later
@@ -296,7 +321,7 @@ impl Signals {
     pub async fn recv(&mut self) -> Option<Signal> {
         let signal = self.rx.recv().await;
         if signal.is_some() {
-            Shared::bump(&self.shared.dispatched);
+            self.shared.dispatched.bump();
         }
         signal
     }
@@ -305,7 +330,7 @@ impl Signals {
     pub fn try_recv(&mut self) -> Option<Signal> {
         let signal = self.rx.try_recv().ok();
         if signal.is_some() {
-            Shared::bump(&self.shared.dispatched);
+            self.shared.dispatched.bump();
         }
         signal
     }
@@ -363,6 +388,13 @@ async fn run(options: ConnectOptions, config: ListenerConfig, intake: Intake, sh
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_that_name_no_log_function_carry_the_listeners_tag() {
+        for sql in [session::PROBE_NOTIFY, log::CLOCK] {
+            assert!(sql.starts_with(STATEMENT_TAG), "{sql}");
+        }
+    }
 
     #[test]
     fn our_connection_settings_apply_only_where_unset() {

@@ -27,7 +27,7 @@ use crate::listener::catch_up::{CatchUp, Origin};
 use crate::listener::intake::{lock, Intake};
 use crate::listener::log::{self, Ask, Log, Unavailable};
 use crate::listener::ListenerConfig;
-use crate::status::{Event, Shared};
+use crate::status::Event;
 
 /// How a session ended.
 pub(crate) enum Ended {
@@ -300,9 +300,9 @@ impl Session<'_> {
             Ok(mut replayed) => {
                 self.refused.store(false, Ordering::Relaxed);
                 let signals = std::mem::take(&mut replayed.signals);
-                let recovered = self.intake.hand_on_replayed(signals, Origin::Replay);
+                let recovered = self.intake.hand_on_replayed(signals, sent);
                 let first = self.intake.state().replayed(&replayed, sent);
-                Shared::bump(&self.intake.shared.replays);
+                self.intake.shared.replays.bump();
                 if !replayed.listening {
                     self.not_listening();
                 }
@@ -385,7 +385,7 @@ impl Session<'_> {
         let channel = self.intake.probe_channel();
         for payload in &payloads {
             let params: [(&(dyn ToSql + Sync), Type); 2] = [(&channel, Type::TEXT), (payload, Type::TEXT)];
-            let notify = self.client.query_typed("SELECT pg_catalog.pg_notify($1, $2)", &params);
+            let notify = self.client.query_typed(PROBE_NOTIFY, &params);
             match within("probe", self.config.ping_timeout, notify).await {
                 Ok(_) => {}
                 Err(Error::Database(e)) if e.code().is_some() => {
@@ -464,7 +464,7 @@ impl Session<'_> {
             let found = match within("confirming replay", self.config.replay_timeout, replay).await {
                 Ok(replayed) => {
                     self.refused.store(false, Ordering::Relaxed);
-                    replayed.signals
+                    replayed.signals.into_iter().map(|logged| logged.signal).collect()
                 }
                 Err(e) => {
                     // Not lost: put back, confirmed at the next try (the next notification, or
@@ -480,7 +480,7 @@ impl Session<'_> {
             };
             let (confirmed, unconfirmed) = CatchUp::confirm(candidates, found);
             for signal in confirmed {
-                self.intake.hand_on(signal, Origin::Confirmed);
+                self.intake.hand_on(signal, Origin::Confirmed, None);
             }
             for signal in unconfirmed {
                 self.intake.shared.add_unconfirmed(1);
@@ -534,6 +534,10 @@ async fn server_name(client: &Client) -> String {
 pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
+
+/// The probe's NOTIFY, tagged as a listener's statement.
+pub(crate) const PROBE_NOTIFY: &str =
+    concat!("/* bytebase_signal listener */", " SELECT pg_catalog.pg_notify($1, $2)");
 
 #[cfg(test)]
 mod tests {

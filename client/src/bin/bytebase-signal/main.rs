@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! bytebase-signal listen [--dsn DSN] [--strict]      one JSON line per signal on stdout
+//!     [--metrics-addr 127.0.0.1:9464]                 /metrics (Prometheus) and /healthz
 //! bytebase-signal send task-run UID... [--raw]       cancel task runs (at once, autocommit)
 //! bytebase-signal send plan-check-run UID... [--raw] cancel plan check runs
 //!     [--project P [--approval-input-version V]] [--format seed|protojson]
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::error;
 
 mod doctor;
+mod serve_metrics;
 
 #[derive(Parser)]
 #[command(name = "bytebase-signal", version, about = "Bytebase cancel signals over PostgreSQL NOTIFY/LISTEN")]
@@ -108,6 +110,11 @@ struct ListenArgs {
     /// The replay function, schema-qualified if its schema is not on the search_path.
     #[arg(long, value_name = "NAME", default_value = bytebase_signal_client::listener::DEFAULT_REPLAY_FUNCTION)]
     replay_function: String,
+    /// Serve the listener's metrics in Prometheus' text format on http://ADDR/metrics, and
+    /// /healthz (200 while connected and hearing notifications, else 503). Port 0 picks a free
+    /// port, logged at start.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -129,11 +136,16 @@ impl Conn {
     /// The connection settings as libpq would resolve them: `--dsn`, else `DATABASE_URL`, each
     /// completed by the service file, the `PG*` variables and the defaults.
     pub(crate) fn options(&self) -> Result<ConnectOptions, Error> {
+        self.options_for("bytebase-signal")
+    }
+
+    /// Like [`Conn::options`], with `application_name` defaulting to `application_name`.
+    pub(crate) fn options_for(&self, application_name: &str) -> Result<ConnectOptions, Error> {
         let dsn = self.dsn.clone().or_else(|| std::env::var("DATABASE_URL").ok()).unwrap_or_default();
         let mut options = ConnectOptions::parse(&dsn)?;
         let settings = options.settings_mut();
         if settings.application_name.is_none() {
-            settings.application_name = Some("bytebase-signal".to_owned());
+            settings.application_name = Some(application_name.to_owned());
         }
         Ok(options)
     }
@@ -169,6 +181,11 @@ fn on_termination(shutdown: CancellationToken) -> Result<(), Error> {
 async fn listen(args: ListenArgs) -> Result<(), Error> {
     let shutdown = CancellationToken::new();
     on_termination(shutdown.clone())?;
+    // The recorder first: the listener takes its metric handles when it starts.
+    let metrics = match args.metrics_addr {
+        Some(addr) => Some((serve_metrics::install_recorder()?, serve_metrics::bind(addr).await?)),
+        None => None,
+    };
     let listener = Listener::new(args.conn.options()?);
     let config = ListenerConfig {
         replay_grace: Duration::from_secs(args.grace),
@@ -180,6 +197,9 @@ async fn listen(args: ListenArgs) -> Result<(), Error> {
         ..listener.config().clone()
     };
     let (handle, mut signals) = listener.with_config(config).spawn(shutdown.clone());
+    let server = metrics.map(|(recorder, socket)| {
+        tokio::spawn(serve_metrics::serve(socket, recorder, handle.status_reader(), shutdown.clone()))
+    });
     let mut out = BufWriter::new(std::io::stdout());
     let written = async {
         while let Some(signal) = signals.recv().await {
@@ -195,6 +215,9 @@ async fn listen(args: ListenArgs) -> Result<(), Error> {
     .await;
     shutdown.cancel();
     handle.join().await;
+    if let Some(server) = server {
+        let _ = server.await;
+    }
     written.map_err(Error::Io)
 }
 

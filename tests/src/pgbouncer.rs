@@ -119,7 +119,21 @@ impl PgBouncer {
 }
 
 impl Drop for PgBouncer {
+    /// Ends PgBouncer by the pid in its pidfile first: started through `runuser` (as root), it
+    /// outlives a kill of `runuser`, which does not pass SIGKILL on.
     fn drop(&mut self) {
+        let pidfile = self.dir.path().join("pgbouncer.pid");
+        if let Ok(pid) = fs::read_to_string(&pidfile) {
+            let pid = pid.trim().to_owned();
+            let killed = Command::new("kill").args(["-TERM", &pid]).stderr(Stdio::null()).status();
+            if killed.is_ok_and(|s| s.success()) {
+                // Gone once `kill -0` fails; its temporary directory goes with `self.dir` after.
+                let _ = wait::until_blocking("PgBouncer to exit", Duration::from_secs(10), || {
+                    let alive = Command::new("kill").args(["-0", &pid]).stderr(Stdio::null()).status();
+                    (!alive.is_ok_and(|s| s.success())).then_some(())
+                });
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -7,7 +7,8 @@
 //! stops it on B while A counts it unmatched, and a run registered just after its cancel arrived
 //! starts out cancelled. Then B's network fails while its run is cancelled: NOTIFY alone would
 //! never reach it, but when the network is back B replays the durable signal log and the run
-//! stops. Stops everything it started, also on error.
+//! stops. Part 3 runs `bytebase-signal doctor` against the database while a third replica
+//! listens, and shows its checklist. Stops everything it started, also on error.
 
 use std::process::ExitCode;
 
@@ -86,10 +87,32 @@ async fn demo() -> Result<()> {
     }
 
     replicas(&cluster).await?;
+    doctor(&cluster).await?;
 
     println!("\nstopping the cluster");
     drop(cluster);
     println!("demo finished: every step behaved as documented");
+    Ok(())
+}
+
+/// Part 3: `bytebase-signal doctor` checks the database while a replica listens, as an operator
+/// would after deploying: the checklist it prints is the demo's last word.
+async fn doctor(cluster: &Cluster) -> Result<()> {
+    println!("\n--- bytebase-signal doctor, while replica C listens ---");
+    let shutdown = CancellationToken::new();
+    let c = Replica::start("C", cluster, cluster.port(), &shutdown).await?;
+    // `make demo` builds the CLI beside this binary.
+    let cli = std::env::current_exe()?.with_file_name("bytebase-signal");
+    println!("$ bytebase-signal doctor --dsn '{}'", cluster.conninfo(DB));
+    let status = tokio::process::Command::new(&cli)
+        .args(["doctor", "--dsn", &cluster.conninfo(DB)])
+        .env_remove("DATABASE_URL")
+        .status()
+        .await
+        .with_context(|| format!("running {}", cli.display()))?;
+    shutdown.cancel();
+    c.listener.join().await;
+    ensure!(status.success(), "the doctor found a failure on the demo's own database ({status})");
     Ok(())
 }
 

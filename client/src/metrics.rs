@@ -12,11 +12,13 @@
 //! are measured against the server's clock read by the same replay, so the two machines' clocks
 //! need not agree.
 //!
-//! The handles are taken when a listener starts: install the recorder before spawning it. Give
+//! The handles are taken when a listener starts: install the recorder before spawning it. The
+//! metrics carry no label per listener: several listeners in one process add up their counters
+//! and overwrite each other's gauges (one listener per replica is the design). Give
 //! the histogram buckets ([`DELIVERY_LAG_BUCKETS`] suits the 1 s alert of docs/operating.md), or
 //! a Prometheus exporter renders it as a summary, which does not aggregate across replicas.
 //!
-//! The names, buckets and labels are here without the feature too, for applications that bridge
+//! The names, buckets and labels are here with `runtime` alone too, for applications that bridge
 //! [`Status`](crate::Status) to their own metrics library.
 //!
 //! ```
@@ -32,14 +34,15 @@
 use std::time::Duration;
 
 #[cfg(feature = "metrics")]
-use ::metrics::{Counter, Gauge, Histogram, Unit};
+use ::metrics::{Counter, Histogram, Unit};
 
 /// Gauge: 1 while the listener holds a connection on which LISTEN is in effect, else 0.
 pub const CONNECTED: &str = "bytebase_signal_connected";
 /// Gauge: 1 while notifications reach the listener as its last probe found, 0 when they do not
-/// (a transaction-pooling proxy); absent until the first probe's answer.
+/// (a transaction-pooling proxy); absent until the first probe's answer, kept while disconnected.
 pub const NOTIFICATIONS_ARRIVING: &str = "bytebase_signal_notifications_arriving";
-/// Gauge: 1 while this database's durable log can be replayed, 0 when it cannot.
+/// Gauge: 1 while this database's durable log can be replayed, 0 when it cannot; absent until
+/// first found out, kept while disconnected.
 pub const REPLAY_AVAILABLE: &str = "bytebase_signal_replay_available";
 /// Counter: successful connections after the first one.
 pub const RECONNECTS: &str = "bytebase_signal_reconnects_total";
@@ -136,30 +139,32 @@ pub fn describe() {
 }
 
 #[cfg(feature = "metrics")]
-/// The handles one listener updates, taken from the recorder installed when it started.
+/// The handles one listener updates, taken from the recorder installed when it started. The
+/// gauges are set through the recorder when they change (rarely), so that one not known yet
+/// stays absent instead of reading 0.
 #[derive(Debug)]
 pub(crate) struct Instruments {
-    pub(crate) connected: Gauge,
-    pub(crate) notifications_arriving: Gauge,
-    pub(crate) replay_available: Gauge,
-    pub(crate) reconnects: Counter,
+    reconnects: Counter,
     lag_notification: Histogram,
     lag_replay: Histogram,
 }
 
 #[cfg(feature = "metrics")]
 impl Instruments {
-    /// The handles of the current recorder (no-ops without one).
+    /// The handles of the current recorder (no-ops without one); `connected` starts at 0.
     pub(crate) fn new() -> Self {
         describe();
+        set_flag(CONNECTED, false);
         Instruments {
-            connected: ::metrics::gauge!(CONNECTED),
-            notifications_arriving: ::metrics::gauge!(NOTIFICATIONS_ARRIVING),
-            replay_available: ::metrics::gauge!(REPLAY_AVAILABLE),
             reconnects: ::metrics::counter!(RECONNECTS),
             lag_notification: ::metrics::histogram!(DELIVERY_LAG_SECONDS, "via" => Via::Notification.label()),
             lag_replay: ::metrics::histogram!(DELIVERY_LAG_SECONDS, "via" => Via::Replay.label()),
         }
+    }
+
+    /// Counts a connection after the first.
+    pub(crate) fn reconnected(&self) {
+        self.reconnects.increment(1);
     }
 
     /// Records one delivery lag.
@@ -178,7 +183,7 @@ pub(crate) fn counter(name: &'static str) -> Counter {
 }
 
 #[cfg(feature = "metrics")]
-/// A gauge set to a state: 1 for true, 0 for false.
-pub(crate) fn set_flag(gauge: &Gauge, on: bool) {
-    gauge.set(if on { 1.0 } else { 0.0 });
+/// The gauge `name` set to a state: 1 for true, 0 for false.
+pub(crate) fn set_flag(name: &'static str, on: bool) {
+    ::metrics::gauge!(name).set(if on { 1.0 } else { 0.0 });
 }

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use crate::metrics::Via;
+use crate::metrics::{self as n, Via};
 
 /// A point-in-time view of a listener, from [`crate::listener::ListenerHandle::status`].
 ///
@@ -142,7 +142,6 @@ pub(crate) struct Shared {
 impl Default for Shared {
     /// Zero counters, and the metric handles of the recorder installed now.
     fn default() -> Self {
-        use crate::metrics as n;
         Shared {
             connects: AtomicU64::new(0),
             received: Count::new(n::RECEIVED),
@@ -197,9 +196,9 @@ impl Shared {
         let before = self.connects.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         {
-            crate::metrics::set_flag(&self.instruments.connected, true);
+            crate::metrics::set_flag(n::CONNECTED, true);
             if before > 0 {
-                self.instruments.reconnects.increment(1);
+                self.instruments.reconnected();
             }
         }
         #[cfg(not(feature = "metrics"))]
@@ -211,7 +210,7 @@ impl Shared {
         text.connected_since = None;
         text.last_error = Some(reason.to_owned());
         #[cfg(feature = "metrics")]
-        crate::metrics::set_flag(&self.instruments.connected, false);
+        crate::metrics::set_flag(n::CONNECTED, false);
     }
 
     pub(crate) fn set_error(&self, reason: &str) {
@@ -222,13 +221,13 @@ impl Shared {
     pub(crate) fn set_replay_available(&self, available: bool) {
         self.text.lock().unwrap_or_else(|e| e.into_inner()).replay_available = Some(available);
         #[cfg(feature = "metrics")]
-        crate::metrics::set_flag(&self.instruments.replay_available, available);
+        crate::metrics::set_flag(n::REPLAY_AVAILABLE, available);
     }
 
     pub(crate) fn set_notifications(&self, arriving: bool) {
         self.text.lock().unwrap_or_else(|e| e.into_inner()).notifications = Some(arriving);
         #[cfg(feature = "metrics")]
-        crate::metrics::set_flag(&self.instruments.notifications_arriving, arriving);
+        crate::metrics::set_flag(n::NOTIFICATIONS_ARRIVING, arriving);
     }
 
     pub(crate) fn add_unconfirmed(&self, n: u64) {
@@ -258,16 +257,19 @@ mod tests {
     fn every_counter_and_state_reaches_the_recorder_by_its_prometheus_name() {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
-        let shared = ::metrics::with_local_recorder(&recorder, Shared::default);
-        shared.received.bump();
-        shared.received.bump();
-        shared.dispatched.bump();
-        shared.add_unconfirmed(3);
-        shared.set_connected();
-        shared.set_disconnected("gone");
-        shared.set_connected();
-        shared.set_notifications(false);
-        shared.lag(Via::Replay, Duration::from_millis(250));
+        let shared = ::metrics::with_local_recorder(&recorder, || {
+            let shared = Shared::default();
+            shared.received.bump();
+            shared.received.bump();
+            shared.dispatched.bump();
+            shared.add_unconfirmed(3);
+            shared.set_connected();
+            shared.set_disconnected("gone");
+            shared.set_connected();
+            shared.set_notifications(false);
+            shared.lag(Via::Replay, Duration::from_millis(250));
+            shared
+        });
         assert_eq!(shared.snapshot().received, 2, "the status counts as before");
         let values: Vec<_> = snapshotter
             .snapshot()
@@ -304,6 +306,10 @@ mod tests {
         assert_eq!(
             find(MetricKind::Histogram, names::DELIVERY_LAG_SECONDS, &["via=replay"]),
             &DebugValue::Histogram(vec![0.25.into()])
+        );
+        assert!(
+            !values.iter().any(|(_, name, ..)| name == names::REPLAY_AVAILABLE),
+            "a state not found out yet is absent, not 0"
         );
         for (_, name, ..) in &values {
             assert!(names::NAMES.contains(&name.as_str()), "{name} is listed in NAMES");

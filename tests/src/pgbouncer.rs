@@ -119,18 +119,19 @@ impl PgBouncer {
 }
 
 impl Drop for PgBouncer {
-    /// Ends PgBouncer by the pid in its pidfile first: started through `runuser` (as root), it
-    /// outlives a kill of `runuser`, which does not pass SIGKILL on.
+    /// Kills PgBouncer by the pid in its pidfile first: started through `runuser` (as root), it
+    /// outlives a kill of `runuser`, which does not pass SIGKILL on. SIGKILL, not SIGTERM: since
+    /// PgBouncer 1.23 SIGTERM waits for every client to leave, and a reconnecting listener never
+    /// does. The pid is checked to still be PgBouncer's (a stale pidfile's pid may be reused).
     fn drop(&mut self) {
         let pidfile = self.dir.path().join("pgbouncer.pid");
-        if let Ok(pid) = fs::read_to_string(&pidfile) {
-            let pid = pid.trim().to_owned();
-            let killed = Command::new("kill").args(["-TERM", &pid]).stderr(Stdio::null()).status();
-            if killed.is_ok_and(|s| s.success()) {
-                // Gone once `kill -0` fails; its temporary directory goes with `self.dir` after.
+        if let Some(pid) = fs::read_to_string(&pidfile).ok().and_then(|p| p.trim().parse::<u32>().ok()) {
+            let comm = format!("/proc/{pid}/comm");
+            let is_ours = || fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "pgbouncer");
+            if is_ours() {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
                 let _ = wait::until_blocking("PgBouncer to exit", Duration::from_secs(10), || {
-                    let alive = Command::new("kill").args(["-0", &pid]).stderr(Stdio::null()).status();
-                    (!alive.is_ok_and(|s| s.success())).then_some(())
+                    (!is_ours()).then_some(())
                 });
             }
         }

@@ -127,6 +127,11 @@ impl CatchUp {
         }
     }
 
+    /// When the listener started.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
     /// A new connection to the server `identity`, whose log has exact replays if `exact`: the
     /// next replay is its catch-up.
     pub(crate) fn connected(&mut self, identity: &str, exact: bool) {

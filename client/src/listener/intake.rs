@@ -47,6 +47,11 @@ pub(crate) struct Stamp {
 }
 
 impl Stamp {
+    /// Whether the row was stamped at or after local instant `since`, as far as the estimate says.
+    pub(crate) fn stamped_since(self, since: Instant) -> bool {
+        self.sent.checked_sub(self.age).is_some_and(|stamped| stamped >= since)
+    }
+
     /// The delivery lag of a hand-off at local instant `handed`: from the row's stamp to it
     /// (zero if the estimate puts the hand-off before the stamp, by a latency's error).
     pub(crate) fn lag_at(self, handed: Instant) -> Duration {
@@ -59,6 +64,9 @@ impl Stamp {
 }
 
 pub(crate) struct Intake {
+    /// When the listener started: a row stamped before it is not timed (it waited for the
+    /// listener to exist, not for delivery).
+    started: Instant,
     sink: Sink,
     pub(crate) shared: Arc<Shared>,
     events: broadcast::Sender<Event>,
@@ -89,6 +97,7 @@ impl Intake {
         probe: Probe,
     ) -> Self {
         Intake {
+            started: state.started(),
             sink,
             shared,
             events,
@@ -146,6 +155,7 @@ impl Intake {
     /// Offers `signal` to the handler unless it was handed on already. `stamp` is its log row's,
     /// for a signal read from the log: it times the delivery (see `crate::metrics`).
     pub(crate) fn hand_on(&self, signal: Signal, origin: Origin, stamp: Option<Stamp>) -> Handed {
+        let stamp = stamp.filter(|s| s.stamped_since(self.started));
         let (now, mut refused) = (Instant::now(), None);
         let offered = self.state().offer(&signal, origin, now, || match &self.sink {
             Sink::Queue(tx) => match tx.try_send(signal.clone()) {

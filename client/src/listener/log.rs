@@ -24,6 +24,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
 use tracing::warn;
 
+use crate::listener::STATEMENT_TAG;
 use crate::signal::Signal;
 use crate::validate::RunUid;
 use crate::wire::SignalKind;
@@ -141,19 +142,7 @@ impl Log {
         since: &str,
     ) -> Result<Result<Log, Unavailable>, tokio_postgres::Error> {
         let after = after_name(since);
-        let row = client
-            .query_typed_one(
-                "SELECT f.since IS NOT NULL, \
-                        coalesce(pg_catalog.has_function_privilege(f.since, 'EXECUTE'), false), \
-                        coalesce('project' = ANY (p.proargnames), false), \
-                        f.after IS NOT NULL, \
-                        coalesce(pg_catalog.has_function_privilege(f.after, 'EXECUTE'), false) \
-                   FROM (SELECT pg_catalog.to_regprocedure($1 || '(timestamptz)') AS since, \
-                                pg_catalog.to_regprocedure($2 || '(pg_snapshot)') AS after) AS f \
-                   LEFT JOIN pg_catalog.pg_proc AS p ON p.oid = f.since",
-                &[(&since, Type::TEXT), (&after, Type::TEXT)],
-            )
-            .await?;
+        let row = client.query_typed_one(DETECT, &[(&since, Type::TEXT), (&after, Type::TEXT)]).await?;
         let (exists, granted, scoped, after_exists, after_granted): (bool, bool, bool, bool, bool) =
             (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?);
         Ok(match (exists, granted) {
@@ -245,7 +234,7 @@ impl Log {
         }
         let from = parts.join(" UNION ");
         let sql = format!(
-            "SELECT pg_catalog.now(), pg_catalog.pg_current_snapshot()::text, \
+            "{STATEMENT_TAG} SELECT pg_catalog.now(), pg_catalog.pg_current_snapshot()::text, \
                     pg_catalog.pg_postmaster_start_time()::text, {rewound}, \
                     EXISTS (SELECT FROM pg_catalog.pg_listening_channels() AS c WHERE c = $1), \
                     r.type, r.uid, {optional}, r.created_at \
@@ -283,10 +272,21 @@ pub(crate) async fn server_identity(client: &Client) -> Result<String, tokio_pos
     client.query_typed_one(IDENTITY, &[]).await?.try_get(0)
 }
 
+/// What the log offers this role (`Log::detect`), tagged as a listener's statement.
+pub(crate) const DETECT: &str = "/* bytebase_signal listener */ SELECT f.since IS NOT NULL, \
+          coalesce(pg_catalog.has_function_privilege(f.since, 'EXECUTE'), false), \
+          coalesce('project' = ANY (p.proargnames), false), \
+          f.after IS NOT NULL, \
+          coalesce(pg_catalog.has_function_privilege(f.after, 'EXECUTE'), false) \
+     FROM (SELECT pg_catalog.to_regprocedure($1 || '(timestamptz)') AS since, \
+                  pg_catalog.to_regprocedure($2 || '(pg_snapshot)') AS after) AS f \
+     LEFT JOIN pg_catalog.pg_proc AS p ON p.oid = f.since";
+
 /// The clock read, tagged as a listener's statement (`super::STATEMENT_TAG`).
 pub(crate) const CLOCK: &str = concat!("/* bytebase_signal listener */", " SELECT pg_catalog.now()");
 
-const IDENTITY: &str = "SELECT pg_catalog.pg_postmaster_start_time()::text";
+pub(crate) const IDENTITY: &str =
+    concat!("/* bytebase_signal listener */", " SELECT pg_catalog.pg_postmaster_start_time()::text");
 
 /// The rows of a replay statement.
 fn decode(rows: Vec<Row>) -> Result<Replayed, tokio_postgres::Error> {

@@ -90,7 +90,8 @@ use session::Ended;
 pub const DEFAULT_APPLICATION_NAME: &str = "bytebase-signal";
 
 /// The comment that opens the listener's statements that name none of the log's functions (its
-/// probe's NOTIFY, its clock read where the database has no log), so that `pg_stat_activity.query`
+/// probe's NOTIFY, its look at what the log offers, its server identity and clock reads), so
+/// that `pg_stat_activity.query`
 /// shows any session running them as a listener's, whatever its `application_name`
 /// (`bytebase-signal doctor` looks for it).
 pub const STATEMENT_TAG: &str = "/* bytebase_signal listener */";
@@ -391,7 +392,7 @@ mod tests {
 
     #[test]
     fn statements_that_name_no_log_function_carry_the_listeners_tag() {
-        for sql in [session::PROBE_NOTIFY, log::CLOCK] {
+        for sql in [session::PROBE_NOTIFY, log::CLOCK, log::IDENTITY, log::DETECT] {
             assert!(sql.starts_with(STATEMENT_TAG), "{sql}");
         }
     }

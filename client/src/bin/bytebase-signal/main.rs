@@ -134,9 +134,10 @@ fn parse_uid(s: &str) -> Result<RunUid, String> {
 
 impl Conn {
     /// The connection settings as libpq would resolve them: `--dsn`, else `DATABASE_URL`, each
-    /// completed by the service file, the `PG*` variables and the defaults.
+    /// completed by the service file, the `PG*` variables and the defaults; `application_name`
+    /// the listener's unless given.
     pub(crate) fn options(&self) -> Result<ConnectOptions, Error> {
-        self.options_for("bytebase-signal")
+        self.options_for(bytebase_signal_client::listener::DEFAULT_APPLICATION_NAME)
     }
 
     /// Like [`Conn::options`], with `application_name` defaulting to `application_name`.
@@ -153,7 +154,10 @@ impl Conn {
 
 /// A connection for one command, driven in the background.
 async fn connect(conn: &Conn) -> Result<(tokio_postgres::Client, Target, Option<Negotiated>), Error> {
-    let Established { client, connection, target, tls } = conn.options()?.connect().await?;
+    // Not the listener's application_name: `send` and `status` are not listeners (the doctor
+    // and operators find listeners by it).
+    let Established { client, connection, target, tls } =
+        conn.options_for("bytebase-signal-cli")?.connect().await?;
     let server = target.clone();
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -216,7 +220,10 @@ async fn listen(args: ListenArgs) -> Result<(), Error> {
     shutdown.cancel();
     handle.join().await;
     if let Some(server) = server {
-        let _ = server.await;
+        // A scrape under way is answered; a client that never finishes its request is not waited for.
+        if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {
+            tracing::warn!("the metrics endpoint did not stop within 5 s; exiting anyway");
+        }
     }
     written.map_err(Error::Io)
 }

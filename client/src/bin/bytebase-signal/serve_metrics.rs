@@ -53,6 +53,20 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     let addr = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    // Histogram samples wait in the recorder until drained into buckets: drain them now and then
+    // even if nobody scrapes, so that memory stays bounded.
+    let upkeep = {
+        let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(UPKEEP_INTERVAL);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = every.tick() => metrics.run_upkeep(),
+                }
+            }
+        })
+    };
     let app = Router::new()
         .route("/metrics", get(render))
         .route("/healthz", get(healthz))
@@ -62,7 +76,11 @@ pub(crate) async fn serve(
     if let Err(e) = served {
         error!(%addr, error = %e, "metrics endpoint failed");
     }
+    upkeep.abort();
 }
+
+/// How often histogram samples are drained into their buckets between scrapes.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn render(State(served): State<Served>) -> impl IntoResponse {
     // Histograms are drained into their buckets on upkeep; a scrape is the moment it matters.

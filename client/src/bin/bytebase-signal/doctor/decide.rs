@@ -172,6 +172,9 @@ pub(crate) struct Grant {
 pub(crate) struct PrivilegeFacts {
     pub(crate) role: String,
     pub(crate) schema: String,
+    /// Whether the role may use the edition's schema at all (without USAGE no function in it
+    /// can be called, whatever its EXECUTE grant).
+    pub(crate) schema_usage: bool,
     pub(crate) sends: Vec<Grant>,
     pub(crate) replays: Vec<Grant>,
 }
@@ -225,6 +228,16 @@ pub(crate) fn privileges(facts: &PrivilegeFacts) -> Check {
         format!("GRANT EXECUTE ON FUNCTION {} TO {}", qualified.join(", "), quote_ident(role))
     };
     let (missing_sends, missing_replays) = (missing(&facts.sends), missing(&facts.replays));
+    if !facts.schema_usage {
+        return Check::fail(
+            CheckId::Privileges,
+            format!(
+                "role {role} has no USAGE on schema {}: it can call none of the functions in it",
+                quote_ident(&facts.schema)
+            ),
+            format!("GRANT USAGE ON SCHEMA {} TO {}", quote_ident(&facts.schema), quote_ident(role)),
+        );
+    }
     match (sends, replays) {
         (Coverage::All, Coverage::All) => {
             Check::ok(CheckId::Privileges, format!("role {role} may send and replay"))
@@ -388,10 +401,33 @@ pub(crate) struct QueueFacts {
     pub(crate) holder: Option<Holder>,
 }
 
+/// Whether a logged send goes out without NOTIFY now, and why: it explains a probe that never
+/// arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WithoutNotify {
+    /// Sends NOTIFY.
+    No,
+    /// The queue is at `bytebase_signal.notify_queue_limit`.
+    QueueAtLimit,
+    /// `bytebase_signal.notify_queue_limit` is 0: never.
+    LimitZero,
+}
+
 impl QueueFacts {
-    /// Whether a logged cancel goes out without NOTIFY now.
+    /// Whether a logged cancel goes out without NOTIFY now because the queue reached the limit.
     pub(crate) fn at_limit(&self) -> bool {
-        self.limit_applies && self.usage >= self.limit
+        self.limit_applies && self.limit > 0.0 && self.usage >= self.limit
+    }
+
+    /// Whether a logged cancel goes out without NOTIFY now, and why.
+    pub(crate) fn without_notify(&self) -> WithoutNotify {
+        if self.limit_applies && self.unreadable_limit.is_none() && self.limit == 0.0 {
+            WithoutNotify::LimitZero
+        } else if self.at_limit() {
+            WithoutNotify::QueueAtLimit
+        } else {
+            WithoutNotify::No
+        }
     }
 }
 
@@ -478,7 +514,7 @@ pub(crate) fn listeners(sessions: &[ListenerSession], database: &str) -> Check {
             CheckId::Listeners,
             format!(
                 "no listener connected to database {database} (no session with application_name \
-                 'bytebase-signal' or whose last statement was LISTEN bytebase_signal or a replay)"
+                 'bytebase-signal' or whose last statement was LISTEN bytebase_signal or a listener's own)"
             ),
             "start the replicas' listeners (or bytebase-signal listen); a listener with its own \
              application_name is recognised only by its last statement",
@@ -540,7 +576,7 @@ pub(crate) enum RoundTripFacts {
     /// transaction.
     SessionsChange { sender: i32, listening: [i32; 2] },
     /// It did not arrive within `after`.
-    TimedOut { path: ProbePath, after: Duration, queue_at_limit: bool },
+    TimedOut { path: ProbePath, after: Duration, without_notify: WithoutNotify },
     /// A statement or the second connection failed.
     Failed { what: &'static str, error: String },
 }
@@ -594,7 +630,16 @@ pub(crate) fn round_trip(facts: &RoundTripFacts) -> Check {
                 POOLER_ACTION,
             )
         }
-        RoundTripFacts::TimedOut { after, queue_at_limit: true, .. } => Check::fail(
+        RoundTripFacts::TimedOut { after, without_notify: WithoutNotify::LimitZero, .. } => Check::warn(
+            CheckId::RoundTrip,
+            format!(
+                "the probe did not arrive within {} s: bytebase_signal.notify_queue_limit is 0, so logged \
+                 cancels (the probe too) go out without NOTIFY and reach listeners from the log alone",
+                after.as_secs_f64()
+            ),
+            "RESET bytebase_signal.notify_queue_limit (default 0.5) unless that is meant (see notification queue)",
+        ),
+        RoundTripFacts::TimedOut { after, without_notify: WithoutNotify::QueueAtLimit, .. } => Check::fail(
             CheckId::RoundTrip,
             format!(
                 "the probe did not arrive within {} s: the queue is at bytebase_signal.notify_queue_limit, \
@@ -781,6 +826,7 @@ mod tests {
         PrivilegeFacts {
             role: "app".into(),
             schema: "public".into(),
+            schema_usage: true,
             sends: grants(&SEND_FUNCTIONS, send),
             replays: grants(&REPLAY_FUNCTIONS, replay),
         }
@@ -812,6 +858,16 @@ mod tests {
             check.action.unwrap(),
             "GRANT EXECUTE ON FUNCTION \"Meta\".bytebase_signal_replay_after(pg_snapshot) TO app"
         );
+    }
+
+    #[test]
+    fn a_schema_without_usage_fails_whatever_the_function_grants() {
+        let mut facts = privilege_facts(true, true);
+        facts.schema = "Meta".into();
+        facts.schema_usage = false;
+        let check = privileges(&facts);
+        assert_eq!(check.status, Status::Fail);
+        assert_eq!(check.action.unwrap(), "GRANT USAGE ON SCHEMA \"Meta\" TO app");
     }
 
     #[test]
@@ -932,7 +988,7 @@ mod tests {
             RoundTripFacts::TimedOut {
                 path: scoped.clone(),
                 after: Duration::from_secs(5),
-                queue_at_limit: false,
+                without_notify: WithoutNotify::No,
             },
         ] {
             let check = round_trip(&facts);
@@ -940,9 +996,21 @@ mod tests {
             assert!(check.found.contains("PgBouncer pool_mode=transaction"), "{}", check.found);
             assert!(check.action.unwrap().contains("pool_mode=session"));
         }
-        let at_limit =
-            RoundTripFacts::TimedOut { path: scoped, after: Duration::from_secs(5), queue_at_limit: true };
-        assert!(round_trip(&at_limit).found.contains("without NOTIFY"));
+        let at_limit = RoundTripFacts::TimedOut {
+            path: scoped.clone(),
+            after: Duration::from_secs(5),
+            without_notify: WithoutNotify::QueueAtLimit,
+        };
+        assert_eq!(round_trip(&at_limit).status, Status::Fail);
+        assert!(round_trip(&at_limit).found.contains("the queue is at"));
+        let off = RoundTripFacts::TimedOut {
+            path: scoped,
+            after: Duration::from_secs(5),
+            without_notify: WithoutNotify::LimitZero,
+        };
+        let check = round_trip(&off);
+        assert_eq!(check.status, Status::Warn, "a limit of 0 is a setting, not a fault of the round trip");
+        assert!(check.found.contains("notify_queue_limit is 0"), "{}", check.found);
     }
 
     #[test]

@@ -97,13 +97,25 @@ pub(crate) async fn privileges(
     api: &Api,
     role: &str,
 ) -> Result<PrivilegeFacts, tokio_postgres::Error> {
+    let schema_usage = client
+        .query_typed_one(
+            "SELECT coalesce(pg_catalog.has_schema_privilege(n.oid, 'USAGE'), false) \
+               FROM (SELECT (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1) AS oid) AS n",
+            &[(&api.schema, Type::TEXT)],
+        )
+        .await?
+        .try_get(0)?;
     Ok(PrivilegeFacts {
         role: role.to_owned(),
         schema: api.schema.clone(),
+        schema_usage,
         sends: grants(client, &api.schema, &SEND_FUNCTIONS).await?,
         replays: grants(client, &api.schema, &REPLAY_FUNCTIONS).await?,
     })
 }
+
+/// The most log rows counted one by one; beyond it the count is given as "about".
+const COUNT_BOUND: i64 = 1_000_000;
 
 /// The log's settings and size; its rows counted from the table where this role may read it,
 /// else through the time-based replay (bounded by the retention), else the planner's estimate
@@ -139,15 +151,20 @@ pub(crate) async fn log(client: &Client, api: &Api) -> Result<LogFacts, tokio_po
         (false, false) => None,
     };
     if let (true, Some((through, from))) = (facts.exists, source) {
+        // Counted up to a bound, so that a huge log (a retention set far too long) answers
+        // within the doctor's deadline; the oldest row comes from the created_at index.
         let counted = client
             .query_typed_one(
                 &format!(
-                    "SELECT count(*), extract(epoch FROM pg_catalog.now() - min(created_at))::float8 FROM {from}"
+                    "SELECT (SELECT count(*) FROM (SELECT 1 FROM {from} LIMIT {bound}) AS l), \
+                            extract(epoch FROM pg_catalog.now() - (SELECT min(created_at) FROM {from}))::float8",
+                    bound = COUNT_BOUND + 1
                 ),
                 &[],
             )
             .await?;
-        facts.rows = Some((counted.try_get(0)?, true));
+        let rows: i64 = counted.try_get(0)?;
+        facts.rows = Some(if rows > COUNT_BOUND { (COUNT_BOUND, false) } else { (rows, true) });
         facts.oldest_age_secs = counted.try_get(1)?;
         facts.read_through = Some(through);
     }
@@ -204,8 +221,8 @@ fn holder(row: &Row) -> Result<Holder, tokio_postgres::Error> {
 }
 
 /// Sessions of this database that look like listeners: the listener's default
-/// application_name, or a last statement that is a LISTEN on the channel, a replay (what a
-/// listener runs at every heartbeat) or one the listener tags as its own (its probe). Other doctors are not listeners. Another role's session
+/// application_name, or a last statement that is a LISTEN on the channel or one the listener
+/// tags as its own (every other statement it runs: its replays, its probe). Other doctors are not listeners. Another role's session
 /// shows this role only its database and application_name (not even its backend type), unless it
 /// is a member of pg_read_all_stats.
 pub(crate) async fn listeners(client: &Client) -> Result<Vec<ListenerSession>, tokio_postgres::Error> {
@@ -219,8 +236,7 @@ pub(crate) async fn listeners(client: &Client) -> Result<Vec<ListenerSession>, t
               WHERE a.datname = pg_catalog.current_database() \
                 AND coalesce(a.backend_type, 'client backend') = 'client backend' \
                 AND a.pid <> pg_catalog.pg_backend_pid() AND a.application_name IS DISTINCT FROM $3 \
-                AND (a.application_name = $1 OR a.query ~* $2 OR a.query LIKE '%bytebase\\_signal\\_replay%' \
-                     OR pg_catalog.starts_with(a.query, $4)) \
+                AND (a.application_name = $1 OR a.query ~* $2 OR pg_catalog.starts_with(a.query, $4)) \
               ORDER BY a.backend_start, a.pid",
             &[
                 (&DEFAULT_APPLICATION_NAME, Type::TEXT),

@@ -11,6 +11,7 @@ mod gather;
 mod report;
 mod round_trip;
 
+use std::cell::Cell;
 use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, SystemTime};
@@ -20,11 +21,12 @@ use tokio::time::Instant;
 use tokio_postgres::Client;
 use tracing::{debug, warn};
 
+use bytebase_signal_client::connect::settings::{Endpoint, Host, LoadBalanceHosts};
 use bytebase_signal_client::connect::{ConnectOptions, Established, Target};
 use bytebase_signal_client::Error;
 
 use crate::Conn;
-use decide::{Api, ConnectionFacts};
+use decide::{Api, ConnectionFacts, WithoutNotify};
 use gather::Session;
 use report::{Check, CheckId, Report};
 
@@ -76,7 +78,7 @@ async fn examine(conn: &Conn, timeout: Duration) -> Report {
         Ok(options) => connect(options, timeout).await,
         Err(e) => Err(e),
     };
-    let doctor = match connected {
+    let mut doctor = match connected {
         Ok(doctor) => doctor,
         Err(e) => {
             report.push(decide::connection_failed(&e.to_string()));
@@ -87,10 +89,13 @@ async fn examine(conn: &Conn, timeout: Duration) -> Report {
     report.push(decide::connection(&doctor.connection));
     report.push(decide::server_role(doctor.session.in_recovery, &doctor.session.server_version));
     let api = doctor.edition(&mut report).await;
+    doctor.recover().await;
     match &api {
         Some(api) => {
             report.push(doctor.privileges(api).await);
+            doctor.recover().await;
             report.push(doctor.log(api).await);
+            doctor.recover().await;
         }
         None => {
             report.skip(CheckId::Privileges, "no edition is installed");
@@ -103,9 +108,12 @@ async fn examine(conn: &Conn, timeout: Duration) -> Report {
             report.skip(id, reason);
         }
     } else {
-        let queue_at_limit = doctor.queue(&mut report, api.as_ref()).await;
+        let without_notify = doctor.queue(&mut report, api.as_ref()).await;
+        doctor.recover().await;
         report.push(doctor.listeners().await);
-        report.push(doctor.round_trip(api.as_ref(), queue_at_limit).await);
+        doctor.recover().await;
+        report.push(doctor.round_trip(api.as_ref(), without_notify).await);
+        doctor.recover().await;
     }
     report.push(doctor.clock_skew().await);
     report
@@ -125,12 +133,18 @@ struct Doctor {
     connection: ConnectionFacts,
     session: Session,
     timeout: Duration,
+    /// A check's statement outlived its deadline: it still runs on the server, and every later
+    /// statement on this session would queue behind it, so the next check gets a new session.
+    timed_out: Cell<bool>,
 }
 
 /// Connects (the first connection) and reads who the session is.
 async fn connect(mut options: ConnectOptions, timeout: Duration) -> Result<Doctor, Error> {
     options.settings_mut().connect_timeout.get_or_insert(DEFAULT_CONNECT_TIMEOUT.max(timeout));
     let Established { client, connection, target, tls } = options.connect().await?;
+    // The round trip's second connection must reach this very server, not the next of several
+    // hosts (load_balance_hosts=random, or a failover meanwhile): pin it.
+    pin(&mut options, &target);
     let server = target.to_string();
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -143,7 +157,33 @@ async fn connect(mut options: ConnectOptions, timeout: Duration) -> Result<Docto
         user: session.user.clone(),
         tls: tls.map(|t| (t.version, t.cipher)),
     };
-    Ok(Doctor { options, client, connection, session, timeout })
+    Ok(Doctor { options, client, connection, session, timeout, timed_out: Cell::new(false) })
+}
+
+/// Restricts `options` to the one server `target` names.
+fn pin(options: &mut ConnectOptions, target: &Target) {
+    let endpoint = match target {
+        Target::Tcp { host, addr, port } => {
+            Endpoint { host: Some(Host::Tcp(host.clone())), hostaddr: *addr, port: *port }
+        }
+        Target::Unix { socket } => {
+            // `<dir>/.s.PGSQL.<port>`
+            let port = socket
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix(".s.PGSQL."))
+                .and_then(|p| p.parse().ok());
+            match (socket.parent(), port) {
+                (Some(dir), Some(port)) => {
+                    Endpoint { host: Some(Host::Unix(dir.to_owned())), hostaddr: None, port }
+                }
+                _ => return,
+            }
+        }
+    };
+    let settings = options.settings_mut();
+    settings.endpoints = vec![endpoint];
+    settings.load_balance_hosts = LoadBalanceHosts::Disable;
 }
 
 /// `host db (10.0.0.5), port 5432` or `socket /run/postgresql/.s.PGSQL.5432`.
@@ -175,9 +215,44 @@ fn unchecked(id: CheckId, error: &Error) -> Check {
 }
 
 impl Doctor {
+    /// [`within`] the check deadline, remembering a timeout for [`Doctor::recover`].
+    async fn within<T>(
+        &self,
+        what: &'static str,
+        query: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, Error> {
+        let result = within(what, self.timeout, query).await;
+        if matches!(result, Err(Error::Timeout { .. })) {
+            self.timed_out.set(true);
+        }
+        result
+    }
+
+    /// After a check timed out: a new session (to the same server) for the checks that follow,
+    /// so that they do not wait behind the statement still running. If that fails, they fail
+    /// with the reason.
+    async fn recover(&mut self) {
+        if !self.timed_out.replace(false) {
+            return;
+        }
+        debug!("a check timed out: continuing on a new session");
+        match self.options.connect().await {
+            Ok(Established { client, connection, target, .. }) => {
+                let server = target.to_string();
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        warn!(%server, error = %e, "the doctor's connection failed");
+                    }
+                });
+                self.client = client;
+            }
+            Err(e) => warn!(error = %e, "the doctor could not open a new session after a timeout"),
+        }
+    }
+
     /// The edition check; the API the later checks use.
     async fn edition(&self, report: &mut Report) -> Option<Api> {
-        match within("the edition check", self.timeout, gather::edition(&self.client)).await {
+        match self.within("the edition check", gather::edition(&self.client)).await {
             Ok(facts) => {
                 debug!(?facts, "edition");
                 let (check, api) = decide::edition(&facts, env!("CARGO_PKG_VERSION"));
@@ -193,45 +268,45 @@ impl Doctor {
 
     async fn privileges(&self, api: &Api) -> Check {
         let facts = gather::privileges(&self.client, api, &self.session.user);
-        match within("the privileges check", self.timeout, facts).await {
+        match self.within("the privileges check", facts).await {
             Ok(facts) => decide::privileges(&facts),
             Err(e) => unchecked(CheckId::Privileges, &e),
         }
     }
 
     async fn log(&self, api: &Api) -> Check {
-        match within("the log check", self.timeout, gather::log(&self.client, api)).await {
+        match self.within("the log check", gather::log(&self.client, api)).await {
             Ok(facts) => decide::log(&facts),
             Err(e) => unchecked(CheckId::Log, &e),
         }
     }
 
     /// The queue check; whether a logged send goes without NOTIFY now.
-    async fn queue(&self, report: &mut Report, api: Option<&Api>) -> bool {
+    async fn queue(&self, report: &mut Report, api: Option<&Api>) -> WithoutNotify {
         let limit_applies = api.is_some_and(Api::has_queue_limit);
         let facts = gather::queue(&self.client, self.session.pid, limit_applies);
-        match within("the queue check", self.timeout, facts).await {
+        match self.within("the queue check", facts).await {
             Ok(facts) => {
                 report.push(decide::queue(&facts));
-                facts.at_limit()
+                facts.without_notify()
             }
             Err(e) => {
                 report.push(unchecked(CheckId::NotificationQueue, &e));
-                false
+                WithoutNotify::No
             }
         }
     }
 
     async fn listeners(&self) -> Check {
-        match within("the listeners check", self.timeout, gather::listeners(&self.client)).await {
+        match self.within("the listeners check", gather::listeners(&self.client)).await {
             Ok(sessions) => decide::listeners(&sessions, &self.session.database),
             Err(e) => unchecked(CheckId::Listeners, &e),
         }
     }
 
-    async fn round_trip(&self, api: Option<&Api>, queue_at_limit: bool) -> Check {
+    async fn round_trip(&self, api: Option<&Api>, without_notify: WithoutNotify) -> Check {
         let path = round_trip::choose_path(&self.client, api, &self.session.user);
-        let path = match within("choosing the probe", self.timeout, path).await {
+        let path = match self.within("choosing the probe", path).await {
             Ok(path) => path,
             Err(e) => return unchecked(CheckId::RoundTrip, &e),
         };
@@ -244,16 +319,19 @@ impl Doctor {
             self.session.pid,
             path,
             self.timeout,
-            queue_at_limit,
+            without_notify,
         );
         match tokio::time::timeout(whole, trip).await {
             Ok(facts) => decide::round_trip(&facts),
-            Err(_) => unchecked(CheckId::RoundTrip, &Error::Timeout { what: "the round trip", after: whole }),
+            Err(_) => {
+                self.timed_out.set(true);
+                unchecked(CheckId::RoundTrip, &Error::Timeout { what: "the round trip", after: whole })
+            }
         }
     }
 
     async fn clock_skew(&self) -> Check {
-        match within("the clock check", self.timeout, clock_skew(&self.client)).await {
+        match self.within("the clock check", clock_skew(&self.client)).await {
             Ok((skew, round_trip)) => decide::clock_skew(skew, round_trip),
             Err(e) => unchecked(CheckId::ClockSkew, &e),
         }
@@ -314,6 +392,28 @@ mod tests {
         assert_eq!(describe_target(&ip), "host 127.0.0.1, port 1");
         let unix = Target::Unix { socket: "/run/postgresql/.s.PGSQL.5432".into() };
         assert_eq!(describe_target(&unix), "socket /run/postgresql/.s.PGSQL.5432");
+    }
+
+    #[test]
+    fn the_second_connection_is_pinned_to_the_server_the_first_reached() {
+        let mut options =
+            ConnectOptions::parse("host=db1,db2 port=5432,5433 load_balance_hosts=random").unwrap();
+        pin(&mut options, &Target::Tcp { host: "db2".into(), addr: Some([10, 0, 0, 6].into()), port: 5433 });
+        let s = options.settings();
+        assert_eq!(
+            s.endpoints,
+            [Endpoint {
+                host: Some(Host::Tcp("db2".into())),
+                hostaddr: Some([10, 0, 0, 6].into()),
+                port: 5433
+            }]
+        );
+        assert_eq!(s.load_balance_hosts, LoadBalanceHosts::Disable);
+        pin(&mut options, &Target::Unix { socket: "/run/postgresql/.s.PGSQL.5434".into() });
+        assert_eq!(
+            options.settings().endpoints,
+            [Endpoint { host: Some(Host::Unix("/run/postgresql".into())), hostaddr: None, port: 5434 }]
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tracing::debug;
 use bytebase_signal_client::connect::{ConnectOptions, Established};
 use bytebase_signal_client::wire::CHANNEL;
 
-use super::decide::{qualify, Api, Fallback, ProbePath, RoundTripFacts};
+use super::decide::{qualify, Api, Fallback, ProbePath, RoundTripFacts, WithoutNotify};
 use super::gather::quote;
 
 /// The project-scoped send the probe goes through (0.3.0 and later).
@@ -107,7 +107,7 @@ async fn connect(options: &ConnectOptions) -> Result<Listening, String> {
 }
 
 /// Runs the round trip over a second connection made with `options`; `sender` (the doctor's
-/// first connection, backend `sender_pid`) sends the probe along `path`. `queue_at_limit` says
+/// first connection, backend `sender_pid`) sends the probe along `path`. `without_notify` says
 /// whether a logged send goes without NOTIFY now (it explains a probe that never arrives).
 pub(crate) async fn run(
     options: &ConnectOptions,
@@ -115,7 +115,7 @@ pub(crate) async fn run(
     sender_pid: i32,
     path: ProbePath,
     timeout: Duration,
-    queue_at_limit: bool,
+    without_notify: WithoutNotify,
 ) -> RoundTripFacts {
     let failed = |what: &'static str| move |error: String| RoundTripFacts::Failed { what, error };
     let mut listening = match connect(options).await {
@@ -138,6 +138,9 @@ pub(crate) async fn run(
         Ok(_) => {}
         Err(e) => return failed("pg_listening_channels()")(describe(e)),
     }
+    // A pg_notify of our own always NOTIFYs; only the send functions may go without.
+    let without_notify =
+        if matches!(path, ProbePath::Private { .. }) { WithoutNotify::No } else { without_notify };
     let started = Instant::now();
     let (needle, sent) = match &path {
         ProbePath::Scoped { call, project, .. } => {
@@ -160,7 +163,7 @@ pub(crate) async fn run(
     }
     match wait_for(&mut listening.notifications, &channel, &needle, started + timeout).await {
         Some(()) => RoundTripFacts::Arrived { path, elapsed: started.elapsed() },
-        None => RoundTripFacts::TimedOut { path, after: timeout, queue_at_limit },
+        None => RoundTripFacts::TimedOut { path, after: timeout, without_notify },
     }
 }
 

@@ -20,6 +20,7 @@ export BENCH_PYTHON="$PWD/$venv/bin/python"
 
 step "building the CLI and the bench (release)"
 cargo build -q --release -p bytebase-signal-client --features cli --bin bytebase-signal
-cargo build -q --release -p bytebase-signal-tests --features bench --bin bytebase-signal-bench
+cargo build -q --release -p bytebase-signal-tests --features bench --bin bytebase-signal-bench \
+    --bin bytebase-signal-bench-sqlx-listen
 step "benchmarks"
 target/release/bytebase-signal-bench "$@"

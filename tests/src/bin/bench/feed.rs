@@ -187,19 +187,39 @@ pub async fn ours(options: ConnectOptions, total: u64, runs: i64) -> Result<Cons
 /// The `bytebase-signal listen` CLI (release build) writing to a file; done when the file holds
 /// `total` lines.
 pub async fn cli(config: &Config, total: u64, dir: &std::path::Path) -> Result<Consumer> {
-    let exe = std::env::current_exe()?;
-    let bin: PathBuf = exe.parent().context("bench binary location")?.join("bytebase-signal");
-    ensure!(bin.exists(), "{} missing: build it with --release --features cli", bin.display());
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let dsn = format!(
         "host=127.0.0.1 port={port} user=postgres dbname={}",
         config.get_dbname().unwrap_or("postgres")
     );
-    let out_path = dir.join("cli-listen.out");
+    printing("bytebase-signal", &["listen", "--dsn", &dsn], "the CLI", total, dir).await
+}
+
+/// The sqlx CLI peer (`bytebase-signal-bench-sqlx-listen`): the same contract, one line per
+/// signal into a file.
+pub async fn sqlx_cli(config: &Config, total: u64, dir: &std::path::Path) -> Result<Consumer> {
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let url = format!("postgres://postgres@127.0.0.1:{port}/{}", config.get_dbname().unwrap_or("postgres"));
+    printing("bytebase-signal-bench-sqlx-listen", &[&url], "the sqlx CLI", total, dir).await
+}
+
+/// Runs the program `bin` (built beside this one) with `args`, its stdout into a file, and
+/// completes once the file holds `total` lines.
+async fn printing(
+    bin: &str,
+    args: &[&str],
+    name: &'static str,
+    total: u64,
+    dir: &std::path::Path,
+) -> Result<Consumer> {
+    let exe = std::env::current_exe()?;
+    let bin: PathBuf = exe.parent().context("bench binary location")?.join(bin);
+    ensure!(bin.exists(), "{} missing: build it with --release (make bench does)", bin.display());
+    let out_path = dir.join(format!("{}.out", bin.file_name().and_then(|n| n.to_str()).unwrap_or("cli")));
     let out = std::fs::File::create(&out_path)?;
     let mut command = tokio::process::Command::new(bin);
-    command.args(["listen", "--dsn", &dsn]).stdout(out);
-    let mut child = spawn_listening(command, "the CLI").await?;
+    command.args(args).stdout(out);
+    let mut child = spawn_listening(command, name).await?;
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let done = tokio::spawn(async move {

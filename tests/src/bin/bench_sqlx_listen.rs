@@ -1,6 +1,7 @@
 //! A peer for `make bench`: the command-line listener one would write with sqlx 0.8 in a few
-//! lines — `PgListener`, each payload decoded with serde_json into a typed struct and printed as one
-//! JSON line, flushed once per burst, as `bytebase-signal listen` does. Compiled only for the
+//! lines — `PgListener` read by one task, each payload decoded with serde_json into a typed struct
+//! and printed as one JSON line by another, flushed once per burst (whatever is queued is written,
+//! then one flush), as `bytebase-signal listen` does. Compiled only for the
 //! benchmark (feature `bench`). No reconnects, no log, no de-duplication: the contract measured is
 //! only "decode, print one line per signal".
 //!
@@ -41,15 +42,24 @@ async fn listen(url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut listener = sqlx::postgres::PgListener::connect(url).await?;
     listener.listen("bytebase_signal").await?;
     eprintln!("listening");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        loop {
+            let notification = listener.recv().await?;
+            if tx.send(notification).is_err() {
+                return Ok::<_, sqlx::Error>(());
+            }
+        }
+    });
     let mut out = BufWriter::new(std::io::stdout().lock());
-    loop {
-        let first = listener.recv().await?;
+    while let Some(first) = rx.recv().await {
         print(&mut out, first.payload())?;
-        while let Some(next) = listener.next_buffered() {
+        while let Ok(next) = rx.try_recv() {
             print(&mut out, next.payload())?;
         }
         out.flush()?;
     }
+    Ok(reader.await??)
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -12,7 +12,8 @@
 //! are measured against the server's clock read by the same replay, so the two machines' clocks
 //! need not agree.
 //!
-//! The handles are taken when a listener starts: install the recorder before spawning it. The
+//! The counter and histogram handles are taken when a listener starts, and the gauges go to the
+//! recorder installed when they change: install the recorder (globally) before spawning it. The
 //! metrics carry no label per listener: several listeners in one process add up their counters
 //! and overwrite each other's gauges (one listener per replica is the design). Give
 //! the histogram buckets ([`DELIVERY_LAG_BUCKETS`] suits the 1 s alert of docs/operating.md), or

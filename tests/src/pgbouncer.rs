@@ -119,11 +119,18 @@ impl PgBouncer {
 }
 
 impl Drop for PgBouncer {
-    /// Kills PgBouncer by the pid in its pidfile first: started through `runuser` (as root), it
-    /// outlives a kill of `runuser`, which does not pass SIGKILL on. SIGKILL, not SIGTERM: since
+    /// Kills PgBouncer. Started through `runuser` (as root), it outlives a kill of `runuser`,
+    /// which does not pass SIGKILL on, so it is killed by the pid in its pidfile first (`runuser`,
+    /// its parent, reaps it). SIGKILL, not SIGTERM: since
     /// PgBouncer 1.23 SIGTERM waits for every client to leave, and a reconnecting listener never
     /// does. The pid is checked to still be PgBouncer's (a stale pidfile's pid may be reused).
     fn drop(&mut self) {
+        if !running_as_root() {
+            // PgBouncer is our own child: killing and reaping it is enough.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            return;
+        }
         let pidfile = self.dir.path().join("pgbouncer.pid");
         if let Some(pid) = fs::read_to_string(&pidfile).ok().and_then(|p| p.trim().parse::<u32>().ok()) {
             let comm = format!("/proc/{pid}/comm");

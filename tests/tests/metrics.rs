@@ -141,7 +141,8 @@ async fn the_endpoint_counts_signals_times_their_delivery_and_tells_health() -> 
         |m: &Metrics| Some(m.value(&lag("notification", "count"))? + m.value(&lag("replay", "count"))?);
     let scrape = cli
         .scrape_until("three cancels counted and timed", |m| {
-            (m.value(metrics::DISPATCHED)? >= 3.0 && timed(m)? >= 3.0).then(|| m.0.clone())
+            (m.value(metrics::RECEIVED)? >= 3.0 && m.value(metrics::DISPATCHED)? >= 3.0 && timed(m)? >= 3.0)
+                .then(|| m.0.clone())
         })
         .await?;
     let m = Metrics(scrape);

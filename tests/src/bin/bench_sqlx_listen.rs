@@ -8,19 +8,20 @@
 //! `bytebase-signal-bench-sqlx-listen postgres://user@host:port/db` prints "listening" on stderr
 //! once LISTEN is in effect.
 
+use std::borrow::Cow;
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
 
-/// The seed wire format, borrowed from the payload.
+/// The seed wire format, borrowed from the payload where no escape needs decoding.
 #[derive(Deserialize, Serialize)]
 struct Signal<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
     uid: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    project: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none", borrow)]
+    project: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     approval_input_version: Option<i64>,
 }

@@ -281,6 +281,8 @@ pub(crate) struct LogFacts {
     pub(crate) retention: Option<String>,
     /// Rows, counted (`Some(true)` exact) or the planner's estimate (`Some(false)`).
     pub(crate) rows: Option<(i64, bool)>,
+    /// The count stopped at its bound: there are more rows than `rows` says.
+    pub(crate) rows_capped: bool,
     /// `pg_size_pretty(pg_total_relation_size(..))`.
     pub(crate) size: Option<String>,
     /// The oldest row's age in seconds (`None`: empty, or not readable).
@@ -303,6 +305,7 @@ pub(crate) fn log(facts: &LogFacts) -> Check {
     };
     let rows = match facts.rows {
         Some((1, true)) => "1 row".to_owned(),
+        Some((n, true)) if facts.rows_capped => format!("more than {n} rows"),
         Some((n, true)) => format!("{n} rows"),
         Some((n, false)) => format!("about {n} rows (estimated)"),
         None => "rows unknown".to_owned(),
@@ -888,6 +891,7 @@ mod tests {
             exists: true,
             retention: None,
             rows: Some((3, true)),
+            rows_capped: false,
             size: Some("48 kB".into()),
             oldest_age_secs: Some(150.0),
             read_through: Some("table"),
@@ -897,6 +901,8 @@ mod tests {
         assert_eq!(check.found, "retention 1h (the default), 3 rows, 48 kB, the oldest 2 min old");
         let short = LogFacts { retention: Some("30s".into()), ..facts.clone() };
         assert_eq!(log(&short).status, Status::Warn);
+        let huge = LogFacts { rows: Some((1_000_000, true)), rows_capped: true, ..facts.clone() };
+        assert!(log(&huge).found.contains("more than 1000000 rows"), "{}", log(&huge).found);
         let unreadable =
             LogFacts { rows: Some((3, false)), oldest_age_secs: None, read_through: None, ..facts.clone() };
         let check = log(&unreadable);

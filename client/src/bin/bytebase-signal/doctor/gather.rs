@@ -151,20 +151,26 @@ pub(crate) async fn log(client: &Client, api: &Api) -> Result<LogFacts, tokio_po
         (false, false) => None,
     };
     if let (true, Some((through, from))) = (facts.exists, source) {
-        // Counted up to a bound, so that a huge log (a retention set far too long) answers
-        // within the doctor's deadline; the oldest row comes from the created_at index.
-        let counted = client
-            .query_typed_one(
-                &format!(
-                    "SELECT (SELECT count(*) FROM (SELECT 1 FROM {from} LIMIT {bound}) AS l), \
-                            extract(epoch FROM pg_catalog.now() - (SELECT min(created_at) FROM {from}))::float8",
-                    bound = COUNT_BOUND + 1
-                ),
-                &[],
+        // Counted up to a bound, so that a huge log (a retention set far too long) answers within
+        // the doctor's deadline. The table's oldest row comes from its created_at index; the
+        // replay returns its rows oldest first, so the bounded rows hold the oldest.
+        let sql = if through == "table" {
+            format!(
+                "SELECT (SELECT count(*) FROM (SELECT 1 FROM {from} LIMIT {bound}) AS l), \
+                        extract(epoch FROM pg_catalog.now() - (SELECT min(created_at) FROM {from}))::float8",
+                bound = COUNT_BOUND + 1
             )
-            .await?;
+        } else {
+            format!(
+                "SELECT count(*), extract(epoch FROM pg_catalog.now() - min(l.created_at))::float8 \
+                   FROM (SELECT created_at FROM {from} LIMIT {bound}) AS l",
+                bound = COUNT_BOUND + 1
+            )
+        };
+        let counted = client.query_typed_one(&sql, &[]).await?;
         let rows: i64 = counted.try_get(0)?;
-        facts.rows = Some(if rows > COUNT_BOUND { (COUNT_BOUND, false) } else { (rows, true) });
+        facts.rows = Some((rows.min(COUNT_BOUND), true));
+        facts.rows_capped = rows > COUNT_BOUND;
         facts.oldest_age_secs = counted.try_get(1)?;
         facts.read_through = Some(through);
     }
@@ -200,8 +206,9 @@ pub(crate) async fn queue(
                     extract(epoch FROM pg_catalog.now() - a.xact_start)::float8 \
                FROM pg_catalog.pg_stat_activity a \
               WHERE a.pid <> $1 AND a.xact_start IS NOT NULL AND a.backend_type = 'client backend' \
+                AND a.application_name IS DISTINCT FROM $2 \
               ORDER BY a.xact_start LIMIT 1",
-            &[(&pid, Type::INT4)],
+            &[(&pid, Type::INT4), (&DOCTOR_APPLICATION_NAME, Type::TEXT)],
         )
         .await?
         .map(|row| holder(&row))
@@ -220,9 +227,14 @@ fn holder(row: &Row) -> Result<Holder, tokio_postgres::Error> {
     })
 }
 
+/// A statement that is a query calling a replay function: what another client's listener (or an
+/// older one, untagged) runs at its heartbeat. Not an install script, which begins otherwise.
+const REPLAY_CALL: &str = r"^\s*SELECT\M.*\mbytebase_signal_replay(_after)?\s*\(";
+
 /// Sessions of this database that look like listeners: the listener's default
-/// application_name, or a last statement that is a LISTEN on the channel or one the listener
-/// tags as its own (every other statement it runs: its replays, its probe). Other doctors are not listeners. Another role's session
+/// application_name, or a last statement that is a LISTEN on the channel, one the listener tags
+/// as its own (every other statement it runs: its replays, its probe), or a query calling a
+/// replay function (other clients' listeners). Other doctors are not listeners. Another role's session
 /// shows this role only its database and application_name (not even its backend type), unless it
 /// is a member of pg_read_all_stats.
 pub(crate) async fn listeners(client: &Client) -> Result<Vec<ListenerSession>, tokio_postgres::Error> {
@@ -236,13 +248,15 @@ pub(crate) async fn listeners(client: &Client) -> Result<Vec<ListenerSession>, t
               WHERE a.datname = pg_catalog.current_database() \
                 AND coalesce(a.backend_type, 'client backend') = 'client backend' \
                 AND a.pid <> pg_catalog.pg_backend_pid() AND a.application_name IS DISTINCT FROM $3 \
-                AND (a.application_name = $1 OR a.query ~* $2 OR pg_catalog.starts_with(a.query, $4)) \
+                AND (a.application_name = $1 OR a.query ~* $2 OR pg_catalog.starts_with(a.query, $4) \
+                     OR a.query ~* $5) \
               ORDER BY a.backend_start, a.pid",
             &[
                 (&DEFAULT_APPLICATION_NAME, Type::TEXT),
                 (&listen, Type::TEXT),
                 (&DOCTOR_APPLICATION_NAME, Type::TEXT),
                 (&STATEMENT_TAG, Type::TEXT),
+                (&REPLAY_CALL, Type::TEXT),
             ],
         )
         .await?;

@@ -229,22 +229,30 @@ impl Doctor {
     }
 
     /// After a check timed out: a new session (to the same server) for the checks that follow,
-    /// so that they do not wait behind the statement still running. If that fails, they fail
-    /// with the reason.
+    /// so that they do not wait behind the statement still running (the server finishes it; the
+    /// doctor does not cancel it). If that fails, the checks that follow time out too, and the
+    /// log says why.
     async fn recover(&mut self) {
         if !self.timed_out.replace(false) {
             return;
         }
         debug!("a check timed out: continuing on a new session");
-        match self.options.connect().await {
-            Ok(Established { client, connection, target, .. }) => {
-                let server = target.to_string();
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        warn!(%server, error = %e, "the doctor's connection failed");
-                    }
-                });
+        let reconnected = async {
+            let Established { client, connection, target, .. } = self.options.connect().await?;
+            let server = target.to_string();
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    warn!(%server, error = %e, "the doctor's connection failed");
+                }
+            });
+            // The new session's pid: the checks tell the doctor's own session from others by it.
+            let session = within("reading the session", self.timeout, gather::session(&client)).await?;
+            Ok::<_, Error>((client, session))
+        };
+        match reconnected.await {
+            Ok((client, session)) => {
                 self.client = client;
+                self.session.pid = session.pid;
             }
             Err(e) => warn!(error = %e, "the doctor could not open a new session after a timeout"),
         }

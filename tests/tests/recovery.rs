@@ -245,9 +245,17 @@ async fn after_a_crash_restart_missed_cancels_are_replayed(install: Install) -> 
     next_event(&mut l.events, disconnected).await?;
 
     let pid: i32 = sender.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+    // Ready once more than before: a connection made before the postmaster noticed the kill
+    // would be ended by the restart it is about to do.
+    const READY: &str = "database system is ready to accept connections";
+    let ready_before = cluster.log().matches(READY).count();
     let killed = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status()?;
     anyhow::ensure!(killed.success(), "kill -KILL {pid} failed");
-    let sender = wait::until("the server back from crash recovery", PATIENCE, || async {
+    wait::until("the server back from crash recovery", PATIENCE, || async {
+        (cluster.log().matches(READY).count() > ready_before).then_some(())
+    })
+    .await?;
+    let sender = wait::until("a connection after the crash restart", PATIENCE, || async {
         let client = cluster.connect(DB).await.ok()?;
         client.query_one("SELECT 1", &[]).await.ok().map(|_| client)
     })

@@ -208,10 +208,8 @@ impl Intake {
     pub(crate) fn hand_on_replayed(&self, signals: Vec<Logged>, sent: Instant) -> u64 {
         signals
             .into_iter()
-            .filter(|logged| {
-                let stamp = Stamp { age: logged.age, sent };
-                self.hand_on(logged.signal.clone(), Origin::Replay, Some(stamp)) == Handed::On
-            })
+            .map(|Logged { signal, age }| self.hand_on(signal, Origin::Replay, Some(Stamp { age, sent })))
+            .filter(|handed| *handed == Handed::On)
             .count() as u64
     }
 

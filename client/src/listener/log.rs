@@ -24,7 +24,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
 use tracing::warn;
 
-use crate::listener::STATEMENT_TAG;
+use crate::listener::{tagged, STATEMENT_TAG};
 use crate::signal::Signal;
 use crate::validate::RunUid;
 use crate::wire::SignalKind;
@@ -273,20 +273,22 @@ pub(crate) async fn server_identity(client: &Client) -> Result<String, tokio_pos
 }
 
 /// What the log offers this role (`Log::detect`), tagged as a listener's statement.
-pub(crate) const DETECT: &str = "/* bytebase_signal listener */ SELECT f.since IS NOT NULL, \
+pub(crate) const DETECT: &str = tagged!(
+    "SELECT f.since IS NOT NULL, \
           coalesce(pg_catalog.has_function_privilege(f.since, 'EXECUTE'), false), \
           coalesce('project' = ANY (p.proargnames), false), \
           f.after IS NOT NULL, \
           coalesce(pg_catalog.has_function_privilege(f.after, 'EXECUTE'), false) \
      FROM (SELECT pg_catalog.to_regprocedure($1 || '(timestamptz)') AS since, \
                   pg_catalog.to_regprocedure($2 || '(pg_snapshot)') AS after) AS f \
-     LEFT JOIN pg_catalog.pg_proc AS p ON p.oid = f.since";
+     LEFT JOIN pg_catalog.pg_proc AS p ON p.oid = f.since"
+);
 
 /// The clock read, tagged as a listener's statement (`super::STATEMENT_TAG`).
-pub(crate) const CLOCK: &str = concat!("/* bytebase_signal listener */", " SELECT pg_catalog.now()");
+pub(crate) const CLOCK: &str = tagged!("SELECT pg_catalog.now()");
 
-pub(crate) const IDENTITY: &str =
-    concat!("/* bytebase_signal listener */", " SELECT pg_catalog.pg_postmaster_start_time()::text");
+/// Who the server is, tagged as a listener's statement.
+pub(crate) const IDENTITY: &str = tagged!("SELECT pg_catalog.pg_postmaster_start_time()::text");
 
 /// The rows of a replay statement.
 fn decode(rows: Vec<Row>) -> Result<Replayed, tokio_postgres::Error> {

@@ -89,12 +89,23 @@ use session::Ended;
 /// operators can find it in `pg_stat_activity`.
 pub const DEFAULT_APPLICATION_NAME: &str = "bytebase-signal";
 
-/// The comment that opens the listener's statements that name none of the log's functions (its
-/// probe's NOTIFY, its look at what the log offers, its server identity and clock reads), so
-/// that `pg_stat_activity.query`
+/// `tagged!()` is [`STATEMENT_TAG`] as a literal; `tagged!("SELECT ...")` the statement opened with
+/// it (for `const` statements: `concat!` takes literals only).
+macro_rules! tagged {
+    () => {
+        "/* bytebase_signal listener */"
+    };
+    ($sql:literal) => {
+        concat!($crate::listener::tagged!(), " ", $sql)
+    };
+}
+pub(crate) use tagged;
+
+/// The comment that opens the listener's statements (its replays, its probe's NOTIFY, its look at
+/// what the log offers, its server identity and clock reads), so that `pg_stat_activity.query`
 /// shows any session running them as a listener's, whatever its `application_name`
 /// (`bytebase-signal doctor` looks for it).
-pub const STATEMENT_TAG: &str = "/* bytebase_signal listener */";
+pub const STATEMENT_TAG: &str = tagged!();
 
 /// The largest hand-off queue a listener allocates; larger `queue_capacity` values are shortened.
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 24;

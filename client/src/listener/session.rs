@@ -536,8 +536,7 @@ pub(crate) fn quote_ident(name: &str) -> String {
 }
 
 /// The probe's NOTIFY, tagged as a listener's statement.
-pub(crate) const PROBE_NOTIFY: &str =
-    concat!("/* bytebase_signal listener */", " SELECT pg_catalog.pg_notify($1, $2)");
+pub(crate) const PROBE_NOTIFY: &str = crate::listener::tagged!("SELECT pg_catalog.pg_notify($1, $2)");
 
 #[cfg(test)]
 mod tests {

@@ -44,7 +44,6 @@
 //! assert!(guard.is_cancelled());
 //! ```
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroI64;
@@ -54,7 +53,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::expiring::{Expiring, Stamped};
+use crate::expiring::{Expiring, Record};
 use crate::signal::Signal;
 use crate::validate::RunUid;
 use crate::wire::SignalKind;
@@ -180,12 +179,11 @@ struct Registration {
     token: CancellationToken,
 }
 
-/// What a dispatched signal leaves behind for runs registered after it, until `expiry`. The
-/// version is the signal's, 0 counting as none.
+/// What a dispatched signal leaves behind for runs registered after it, until its stamp in the
+/// table (its expiry). The version is the signal's, 0 counting as none.
 struct Tombstone {
     project: Option<Arc<str>>,
     approval_input_version: Option<NonZeroI64>,
-    expiry: Instant,
 }
 
 impl Tombstone {
@@ -193,47 +191,16 @@ impl Tombstone {
     fn scope(&self) -> SignalScope<'_> {
         SignalScope { project: self.project.as_deref(), version: self.approval_input_version }
     }
-
-    fn is(&self, project: &Option<Arc<str>>, version: Option<NonZeroI64>) -> bool {
-        self.project == *project && self.approval_input_version == version
-    }
 }
 
-/// The tombstones of one kind and uid: nearly always one, kept inline (no allocation per
-/// signal); more when several projects or versions of the uid were signalled.
-struct Tombstones {
-    first: Tombstone,
-    more: Vec<Tombstone>,
-}
-
-impl Tombstones {
-    fn iter(&self) -> impl Iterator<Item = &Tombstone> {
-        std::iter::once(&self.first).chain(&self.more)
+impl Record for Tombstone {
+    /// The same signal dispatched again (same project and version): its newer expiry replaces
+    /// the older.
+    fn replaces(&self, older: &Self) -> bool {
+        self.project == older.project && self.approval_input_version == older.approval_input_version
     }
 
-    fn find_mut(
-        &mut self,
-        project: &Option<Arc<str>>,
-        version: Option<NonZeroI64>,
-    ) -> Option<&mut Tombstone> {
-        std::iter::once(&mut self.first).chain(&mut self.more).find(|t| t.is(project, version))
-    }
-}
-
-impl Stamped<Instant> for Tombstones {
-    /// Removes the tombstones that expire at exactly `expiry` (a later dispatch of the same signal
-    /// moved its tombstone's expiry, and its own queue entry removes it).
-    fn expire(&mut self, expiry: Instant) -> (usize, bool) {
-        let before = self.more.len() + 1;
-        self.more.retain(|t| t.expiry != expiry);
-        if self.first.expiry == expiry {
-            match self.more.pop() {
-                Some(next) => self.first = next,
-                None => return (before, true),
-            }
-        }
-        (before - self.more.len() - 1, false)
-    }
+    fn succeed(&mut self, _older: Self) {}
 }
 
 /// The registry of running jobs on this replica. Cheap to clone: clones share one table.
@@ -256,12 +223,10 @@ struct State {
     runs: Table<Vec<Registration>>,
     /// Ids for registrations; a `u64` counter does not wrap in practice.
     next_id: u64,
-    /// The tombstones of each kind and uid, one per distinct project and version signalled, with
-    /// the latest expiry if signalled more than once; each dispatch queues its expiry. The TTL is
-    /// constant, so expiries only grow along the queue and purging pops from the front.
-    tombstones: Expiring<Key, Tombstones, Instant>,
-    /// How many tombstones `tombstones` holds.
-    tombstone_count: usize,
+    /// The tombstones, one per distinct kind, uid, project and version signalled, each stamped
+    /// with its expiry (the latest, if signalled more than once). The TTL is constant, so
+    /// expiries only grow along the table and purging takes from the front.
+    tombstones: Expiring<Key, Tombstone, Instant>,
 }
 
 #[derive(Default)]
@@ -348,8 +313,8 @@ impl Registry {
             state.purge(now);
             let tombstoned = state
                 .tombstones
-                .get(&key)
-                .is_some_and(|tombs| tombs.iter().any(|t| now < t.expiry && t.scope().reaches(run.scope())));
+                .with_key(&key)
+                .any(|(expiry, t)| now < expiry && t.scope().reaches(run.scope()));
             if tombstoned {
                 // Cancel before the token is visible to anyone: the run never sees it live.
                 token.cancel();
@@ -457,7 +422,7 @@ impl Registry {
     pub(crate) fn tombstones_at(&self, now: Instant) -> usize {
         let mut state = self.inner.lock();
         state.purge(now);
-        state.tombstone_count
+        state.tombstones.len()
     }
 
     /// A snapshot of the counters.
@@ -482,8 +447,8 @@ impl Default for Registry {
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (runs, tombstones) = {
-            let state = self.inner.lock();
-            (state.runs.len(), state.tombstone_count)
+            let mut state = self.inner.lock();
+            (state.runs.len(), state.tombstones.len())
         };
         f.debug_struct("Registry")
             .field("runs", &runs)
@@ -503,38 +468,24 @@ impl Inner {
 }
 
 impl State {
-    /// Records (or extends) the tombstone of a signal, and queues its expiry.
+    /// Records the tombstone of a signal (replacing, when it is next looked at, the one an earlier
+    /// dispatch of the same signal left).
     fn bury(&mut self, key: Key, project: Option<Arc<str>>, version: Option<NonZeroI64>, expiry: Instant) {
-        match self.tombstones.entry(key) {
-            Entry::Vacant(v) => {
-                v.insert(Tombstones {
-                    first: Tombstone { project, approval_input_version: version, expiry },
-                    more: Vec::new(),
-                });
-                self.tombstone_count += 1;
-            }
-            Entry::Occupied(mut o) => match o.get_mut().find_mut(&project, version) {
-                Some(t) => t.expiry = expiry,
-                None => {
-                    o.get_mut().more.push(Tombstone { project, approval_input_version: version, expiry });
-                    self.tombstone_count += 1;
-                }
-            },
-        }
-        self.tombstones.queue(expiry, key);
+        self.tombstones.append(key, Tombstone { project, approval_input_version: version }, expiry);
     }
 
     /// Drops the oldest tombstones until at most `max` dispatches are remembered.
     fn cap(&mut self, max: usize) {
-        while self.tombstones.queued() > max {
-            let Some(gone) = self.tombstones.expire_oldest() else { break };
-            self.tombstone_count -= gone;
+        while self.tombstones.stampings() > max {
+            if self.tombstones.expire_oldest().is_none() {
+                break;
+            }
         }
     }
 
     /// Drops the tombstones that expired by `now`.
     fn purge(&mut self, now: Instant) {
-        self.tombstone_count -= self.tombstones.expire_while(|expiry| expiry <= now);
+        self.tombstones.expire_while(|expiry| expiry <= now);
     }
 }
 
@@ -837,9 +788,9 @@ mod tests {
         assert_eq!(registry.tombstones_at(t0 + TTL + Duration::from_millis(50)), 50);
         // A dispatch purges too, so memory stays bounded without anyone asking for counts.
         registry.dispatch_at(&plan_check(1), t0 + 2 * TTL);
-        let state = registry.inner.lock();
+        let mut state = registry.inner.lock();
         assert_eq!(state.tombstones.len(), 1);
-        assert_eq!(state.tombstones.queued(), 1);
+        assert_eq!(state.tombstones.stampings(), 1);
     }
 
     #[test]

@@ -13,14 +13,13 @@
 //! disconnected nothing is forgotten, however long the outage: the replay after reconnecting
 //! still needs them.
 
-use std::collections::hash_map::Entry as Slot;
 use std::num::NonZeroI64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::expiring::{Expiring, Stamped};
+use crate::expiring::{Expiring, Record};
 use crate::signal::Signal;
 use crate::validate::RunUid;
 use crate::wire::SignalKind;
@@ -42,11 +41,9 @@ pub(crate) fn key(signal: &Signal) -> Key {
     (signal.kind, signal.uid, project.map(Arc::from), version)
 }
 
-/// One remembered signal.
+/// One remembered signal (when it was last handed on is its stamp in the table).
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    /// When it was last handed on (a cancel sent again moves it).
-    at: Instant,
     /// Whether that copy came from the log, so its own notification may still arrive late.
     from_log: bool,
     /// Whether that copy was a cancel's first notification and no replay has returned its log
@@ -54,17 +51,24 @@ struct Entry {
     untimed: bool,
 }
 
-impl Stamped<Instant> for Entry {
-    /// An entry goes with the stamp of its latest hand-off; earlier stamps stand for nothing.
-    fn expire(&mut self, at: Instant) -> (usize, bool) {
-        let current = self.at == at;
-        (usize::from(current), current)
+impl Record for Entry {
+    /// One record per key: a later hand-off of the same cancel (a notification appended without
+    /// a lookup) replaces the earlier one.
+    fn replaces(&self, _older: &Self) -> bool {
+        true
+    }
+
+    /// A cancel sent again: not timed, as a replay by time may return the earlier send's row
+    /// first, and one flag cannot tell the two rows apart. Sending a cancel again is rare.
+    fn succeed(&mut self, _older: Self) {
+        self.untimed = false;
     }
 }
 
-/// Keys handed on recently, each queued with the instant of its latest hand-off.
+/// Keys handed on recently, each stamped with the instant of its latest hand-off.
 #[derive(Debug, Default)]
 pub(crate) struct Seen {
+    /// One record per key, stamped with the instant of its latest hand-off.
     entries: Expiring<Key, Entry, Instant>,
     /// Keys handed on from the log since the last heartbeat, and those of the heartbeat before:
     /// a late notification arrives before the next heartbeat's answer, so after two heartbeats a
@@ -98,12 +102,27 @@ impl Seen {
         from_log: bool,
         offer: impl FnOnce() -> bool,
     ) -> Offered {
-        match self.entries.entry(key) {
-            Slot::Occupied(mut seen) => {
-                let entry = seen.get_mut();
+        if !from_log && self.from_log_recent.is_empty() && self.from_log_settling.is_empty() {
+            // No copy handed on from the log awaits its late notification, so this notification
+            // is new or a cancel sent again: handed on either way, without a lookup. Its record is
+            // indexed (and replaces an earlier send's) when a replay next looks.
+            if !offer() {
+                // Refused: an earlier send's record goes too (see below).
+                if let Some(slot) = self.entries.find(&key, |_| true) {
+                    self.entries.remove(slot);
+                }
+                return Offered::Refused;
+            }
+            self.entries.append(key, Entry { from_log: false, untimed: true }, at);
+            self.trim();
+            return Offered::Accepted;
+        }
+        match self.entries.find(&key, |_| true) {
+            Some(slot) => {
+                let entry = self.entries.get_mut(slot);
                 if from_log {
-                    let notified = std::mem::take(&mut entry.untimed).then_some(entry.at);
-                    return Offered::Duplicate(notified);
+                    let untimed = std::mem::take(&mut entry.untimed);
+                    return Offered::Duplicate(untimed.then(|| self.entries.at(slot)));
                 }
                 if entry.from_log {
                     // The late notification of a copy just handed on from the log. A cancel
@@ -115,26 +134,20 @@ impl Seen {
                 if !offer() {
                     // Forgotten, so that its row in the log (replayed because of this refusal)
                     // is not taken for the copy handed on before.
-                    seen.remove();
+                    self.entries.remove(slot);
                     return Offered::Refused;
                 }
-                entry.at = at;
-                // Not timed: a replay by time may return the earlier send's row first, and one
-                // flag cannot tell the two rows apart. Sending a cancel again is rare.
-                entry.untimed = false;
-                let key = seen.key().clone();
-                self.entries.queue(at, key);
+                let (key, entry) = self.entries.remove(slot);
+                self.entries.append(key, Entry { untimed: false, ..entry }, at);
             }
-            Slot::Vacant(new) => {
+            None => {
                 if !offer() {
                     return Offered::Refused;
                 }
                 if from_log {
-                    self.from_log_recent.push(new.key().clone());
+                    self.from_log_recent.push(key.clone());
                 }
-                let key = new.key().clone();
-                new.insert(Entry { at, from_log, untimed: !from_log });
-                self.entries.queue(at, key);
+                self.entries.append(key, Entry { from_log, untimed: !from_log }, at);
             }
         }
         self.trim();
@@ -143,7 +156,7 @@ impl Seen {
 
     /// A flood: forgets the oldest. At worst a replay hands that one on a second time.
     fn trim(&mut self) {
-        while self.entries.len() > MAX_SEEN || self.entries.queued() > 2 * MAX_SEEN {
+        while self.entries.stampings() > MAX_SEEN {
             if self.entries.expire_oldest().is_none() {
                 break;
             }
@@ -160,8 +173,8 @@ impl Seen {
     /// for late notifications of what was replayed two heartbeats ago.
     pub(crate) fn alive_at(&mut self, alive: Instant, grace: Duration, margin: Duration) {
         for key in std::mem::take(&mut self.from_log_settling) {
-            if let Some(entry) = self.entries.get_mut(&key) {
-                entry.from_log = false;
+            if let Some(slot) = self.entries.find(&key, |_| true) {
+                self.entries.get_mut(slot).from_log = false;
             }
         }
         self.from_log_settling = std::mem::take(&mut self.from_log_recent);
@@ -172,7 +185,7 @@ impl Seen {
 
     /// How many keys are held.
     #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
+    pub(crate) fn len(&mut self) -> usize {
         self.entries.len()
     }
 }
@@ -316,6 +329,31 @@ mod tests {
             "two heartbeats later it is a cancel sent again"
         );
         assert!(replayed_is_duplicate(&mut seen, &late), "but a replayed copy is still a duplicate");
+    }
+
+    #[test]
+    fn notifications_recorded_without_a_lookup_are_found_by_the_next_replay() {
+        let mut seen = Seen::default();
+        let t0 = Instant::now();
+        let (t1, t2) = (t0 + Duration::from_secs(1), t0 + Duration::from_secs(2));
+        let (once, twice) = (key_of(SignalKind::TaskRun, 1), key_of(SignalKind::TaskRun, 2));
+        assert_eq!(hand(&mut seen, &once, t0, false), Offered::Accepted);
+        assert_eq!(hand(&mut seen, &twice, t0, false), Offered::Accepted);
+        assert_eq!(hand(&mut seen, &twice, t1, false), Offered::Accepted, "sent again");
+        assert_eq!(seen.len(), 2, "a cancel sent again is one record");
+        seen.forget_before(t0 + Duration::from_millis(500));
+        assert_eq!(seen.len(), 1, "the first send's record is forgotten on its schedule");
+        assert_eq!(hand(&mut seen, &twice, t2, true), Offered::Duplicate(None), "sent again: not timed");
+        assert!(!replayed_is_duplicate(&mut seen, &once));
+    }
+
+    #[test]
+    fn a_first_notification_recorded_without_a_lookup_is_timed_by_its_row() {
+        let mut seen = Seen::default();
+        let t0 = Instant::now();
+        let k = key_of(SignalKind::TaskRun, 1);
+        hand(&mut seen, &k, t0, false);
+        assert_eq!(hand(&mut seen, &k, t0 + Duration::from_secs(1), true), Offered::Duplicate(Some(t0)));
     }
 
     #[test]

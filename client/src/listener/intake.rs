@@ -127,8 +127,8 @@ impl Intake {
         &self.probe_channel
     }
 
-    /// A notification from the socket: a signal, or our probe coming back.
-    pub(crate) fn take(&self, n: &Notification) {
+    /// A notification from the socket, read at about `now`: a signal, or our probe coming back.
+    pub(crate) fn take(&self, n: &Notification, now: Instant) {
         if n.channel() == self.probe_channel {
             let change = self.probe().arrived(n.payload());
             if let Some(change) = change {
@@ -143,7 +143,7 @@ impl Intake {
                 self.confirm.notify_one();
             }
             Ok(signal) => {
-                self.hand_on(signal, Origin::Notification, None);
+                self.hand_on_at(signal, Origin::Notification, None, now);
             }
             Err(e) => {
                 self.shared.malformed.bump();
@@ -155,8 +155,13 @@ impl Intake {
     /// Offers `signal` to the handler unless it was handed on already. `stamp` is its log row's,
     /// for a signal read from the log: it times the delivery (see `crate::metrics`).
     pub(crate) fn hand_on(&self, signal: Signal, origin: Origin, stamp: Option<Stamp>) -> Handed {
+        self.hand_on_at(signal, origin, stamp, Instant::now())
+    }
+
+    /// [`Intake::hand_on`] at `now` (the notifications read together share one clock reading).
+    fn hand_on_at(&self, signal: Signal, origin: Origin, stamp: Option<Stamp>, now: Instant) -> Handed {
         let stamp = stamp.filter(|s| s.stamped_since(self.started));
-        let (now, mut refused) = (Instant::now(), None);
+        let mut refused = None;
         let offered = self.state().offer(&signal, origin, now, || match &self.sink {
             Sink::Queue(tx) => match tx.try_send(signal.clone()) {
                 Ok(()) => true,

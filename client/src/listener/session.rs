@@ -12,6 +12,7 @@ use std::future::poll_fn;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -490,17 +491,27 @@ impl Session<'_> {
     }
 }
 
-/// Reads the connection until it fails, feeding every notification to `intake`.
+/// Reads the connection until it fails, feeding every notification to `intake`. Each wake-up
+/// takes every message already read and reads the clock once for them: in a flood, thousands
+/// arrive together, and a clock reading each was a measurable part of their cost. (The socket's
+/// cooperative budget still makes the task yield in a flood that never pauses.)
 async fn read_messages(connection: &mut Connection<Socket, TlsStream>, intake: &Intake) -> Error {
-    loop {
-        match poll_fn(|cx| connection.poll_message(cx)).await {
-            Some(Ok(AsyncMessage::Notification(n))) => intake.take(&n),
-            Some(Ok(AsyncMessage::Notice(notice))) => debug!(notice = %notice.message(), "server notice"),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Error::Database(e),
-            None => return Error::Closed,
+    poll_fn(|cx| {
+        let now = Instant::now();
+        loop {
+            match connection.poll_message(cx) {
+                Poll::Ready(Some(Ok(AsyncMessage::Notification(n)))) => intake.take(&n, now),
+                Poll::Ready(Some(Ok(AsyncMessage::Notice(notice)))) => {
+                    debug!(notice = %notice.message(), "server notice")
+                }
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Error::Database(e)),
+                Poll::Ready(None) => return Poll::Ready(Error::Closed),
+                Poll::Pending => return Poll::Pending,
+            }
         }
-    }
+    })
+    .await
 }
 
 /// Runs `query` with a deadline; a late answer is a [`Error::Timeout`] naming `what`.

@@ -1,7 +1,8 @@
 //! Latency: one sender commits 1,000 cancels a second; 8 listeners each time every signal from
 //! just before its autocommit call was issued until their handler has it. p50 / p99 / p99.9 over
-//! all listeners' samples, ours (`Listener` + its `Signals` handler) against sqlx's `PgListener`,
-//! in interleaved rounds (the two alternate, so neither always runs first).
+//! all listeners' samples, ours — the registry path (`Listener` + `Registry`: the run's own task
+//! woken by its token) and the queue path (`Listener` + its `Signals` handler) — against sqlx's
+//! `PgListener`, in interleaved rounds (they rotate, so none always runs first).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytebase_signal_client::connect::ConnectOptions;
-use bytebase_signal_client::{Listener, Signal};
+use bytebase_signal_client::{Listener, Registry, RunUid, Signal, SignalKind};
 use bytebase_signal_tests::cluster::Cluster;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -20,11 +21,17 @@ const SIGNALS: usize = 3_000;
 const PER_SECOND: u64 = 1_000;
 const DB: &str = "bench";
 const ROUNDS: usize = 3;
-const NAMES: [&str; 3] = ["Listener (ours)", "Listener (ours), over TLS (verify-full)", "sqlx PgListener"];
+const NAMES: [&str; 4] = [
+    "Listener + Registry (ours): each run's task woken by its token",
+    "Listener + Signals handler (ours)",
+    "Listener + Signals handler (ours), over TLS (verify-full)",
+    "sqlx PgListener",
+];
 
 /// Which listener a run measures.
 #[derive(Clone, Copy)]
 enum Which {
+    OursRegistry,
     Ours,
     OursTls,
     Sqlx,
@@ -67,6 +74,35 @@ async fn ours(
     }))
 }
 
+/// One of our listeners on the registry path: every uid registered as a run whose task waits for
+/// its token, as a job on a replica does; the sample is taken when that task wakes.
+async fn ours_registry(
+    options: ConnectOptions,
+    clock: Arc<Clock>,
+    stop: CancellationToken,
+) -> Result<tokio::task::JoinHandle<Result<Vec<f64>>>> {
+    let registry = Registry::new();
+    let mut runs = JoinSet::new();
+    for uid in 1..=SIGNALS as i64 {
+        let guard = registry.register(SignalKind::TaskRun, RunUid::new(uid)?);
+        let clock = Arc::clone(&clock);
+        runs.spawn(async move {
+            guard.token().cancelled().await;
+            clock.since_sent(uid)
+        });
+    }
+    let handle = Listener::new(options).spawn_with_registry(registry, stop);
+    crate::feed::caught_up(&handle).await?;
+    Ok(tokio::spawn(async move {
+        let _handle = handle;
+        let mut samples = Vec::with_capacity(SIGNALS);
+        while let Some(sample) = runs.join_next().await {
+            samples.extend(sample?);
+        }
+        Ok(samples)
+    }))
+}
+
 /// One sqlx `PgListener`, decoding with our decoder (the same work per signal as ours).
 async fn sqlx(cluster: &Cluster, clock: Arc<Clock>) -> Result<tokio::task::JoinHandle<Result<Vec<f64>>>> {
     let url = format!("postgres://postgres@{}:{}/{DB}", cluster.host(), cluster.port());
@@ -90,11 +126,11 @@ pub async fn run() -> Result<()> {
     cluster.create_database_with_extension(DB).await?;
     let sender = cluster.connect(DB).await?;
     let tls = crate::feed::tls_options(&cluster, &pki, DB)?;
-    let mut samples: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut samples: [Vec<f64>; 4] = Default::default();
     for round in 0..ROUNDS {
         for i in 0..NAMES.len() {
             let which = (i + round) % NAMES.len();
-            let kind = [Which::Ours, Which::OursTls, Which::Sqlx][which];
+            let kind = [Which::OursRegistry, Which::Ours, Which::OursTls, Which::Sqlx][which];
             let got = one_run(&cluster, &tls, &sender, kind).await?;
             eprintln!("round {}: {}: {} samples", round + 1, NAMES[which], got.len());
             samples[which].extend(got);
@@ -111,8 +147,9 @@ pub async fn run() -> Result<()> {
     );
     println!("| listener | p50 | p99 | p99.9 | goal |");
     println!("|---|---:|---:|---:|---|");
-    for (name, p50, p99, p999) in rows {
-        println!("| {name} | {p50:.2} ms | {p99:.2} ms | {p999:.2} ms | p99 ≤ 1 ms |");
+    for (i, (name, p50, p99, p999)) in rows.into_iter().enumerate() {
+        let goal = if i == 0 { "p99 ≤ 1 ms, p99.9 reported" } else { "reported" };
+        println!("| {name} | {p50:.2} ms | {p99:.2} ms | {p999:.2} ms | {goal} |");
     }
     Ok(())
 }
@@ -133,6 +170,9 @@ async fn one_run(
     let mut handlers = JoinSet::new();
     for _ in 0..LISTENERS {
         let handler = match which {
+            Which::OursRegistry => {
+                ours_registry(cluster.config(DB).into(), Arc::clone(&clock), stop.clone()).await?
+            }
             Which::Ours => ours(cluster.config(DB).into(), Arc::clone(&clock), stop.clone()).await?,
             Which::OursTls => ours(tls.clone(), Arc::clone(&clock), stop.clone()).await?,
             Which::Sqlx => sqlx(cluster, Arc::clone(&clock)).await?,

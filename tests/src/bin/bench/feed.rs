@@ -90,6 +90,15 @@ pub fn cluster_with_tls() -> Result<(Cluster, Pki)> {
     Ok((cluster, pki))
 }
 
+/// `config` without TLS. tokio-postgres' `Config` (and libpq) default to `sslmode=prefer`, which
+/// on a server that offers TLS (`cluster_with_tls`) means TLS: our plaintext rows would pay for
+/// decryption that the bare loop and sqlx (built without TLS) do not.
+pub fn plaintext(config: &Config) -> ConnectOptions {
+    let mut config = config.clone();
+    config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+    config.into()
+}
+
 /// The settings of a listener reaching `db` on `cluster` over TLS, verifying it fully.
 pub fn tls_options(cluster: &Cluster, pki: &Pki, db: &str) -> Result<ConnectOptions> {
     let dsn = format!(
@@ -189,7 +198,7 @@ pub async fn ours(options: ConnectOptions, total: u64, runs: i64) -> Result<Cons
 pub async fn cli(config: &Config, total: u64, dir: &std::path::Path) -> Result<Consumer> {
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let dsn = format!(
-        "host=127.0.0.1 port={port} user=postgres dbname={}",
+        "host=127.0.0.1 port={port} user=postgres dbname={} sslmode=disable",
         config.get_dbname().unwrap_or("postgres")
     );
     printing("bytebase-signal", &["listen", "--dsn", &dsn], "the CLI", total, dir).await
@@ -279,7 +288,7 @@ pub async fn psycopg(config: &Config, total: u64) -> Result<Consumer> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/src/bin/bench/peer_psycopg.py");
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let dsn = format!(
-        "host=127.0.0.1 port={port} user=postgres dbname={}",
+        "host=127.0.0.1 port={port} user=postgres dbname={} sslmode=disable",
         config.get_dbname().unwrap_or("postgres")
     );
     let mut command = tokio::process::Command::new(python);

@@ -171,9 +171,12 @@ async fn one_run(
     for _ in 0..LISTENERS {
         let handler = match which {
             Which::OursRegistry => {
-                ours_registry(cluster.config(DB).into(), Arc::clone(&clock), stop.clone()).await?
+                ours_registry(crate::feed::plaintext(&cluster.config(DB)), Arc::clone(&clock), stop.clone())
+                    .await?
             }
-            Which::Ours => ours(cluster.config(DB).into(), Arc::clone(&clock), stop.clone()).await?,
+            Which::Ours => {
+                ours(crate::feed::plaintext(&cluster.config(DB)), Arc::clone(&clock), stop.clone()).await?
+            }
             Which::OursTls => ours(tls.clone(), Arc::clone(&clock), stop.clone()).await?,
             Which::Sqlx => sqlx(cluster, Arc::clone(&clock)).await?,
         };

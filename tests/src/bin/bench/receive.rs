@@ -108,7 +108,7 @@ async fn measure<'a>(
             let name = names[(i + round) % names.len()];
             let consumer: Consumer = match name {
                 BARE => feed::bare(&config, total as u64).await?,
-                OURS => feed::ours(config.clone().into(), total as u64, REGISTERED_RUNS).await?,
+                OURS => feed::ours(feed::plaintext(&config), total as u64, REGISTERED_RUNS).await?,
                 OURS_TLS => feed::ours(tls.clone(), total as u64, REGISTERED_RUNS).await?,
                 CLI => feed::cli(&config, total as u64, dir.path()).await?,
                 SQLX => feed::sqlx(&config, total as u64).await?,

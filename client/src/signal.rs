@@ -96,6 +96,18 @@ impl Signal {
         wire::encode(format, self.kind, self.uid, self.project.as_deref(), self.approval_input_version)
     }
 
+    /// [`Signal::encode`], appended to `out` (a writer of many signals reuses one buffer).
+    pub fn encode_into(&self, format: WireFormat, out: &mut String) {
+        wire::encode_into(
+            out,
+            format,
+            self.kind,
+            self.uid,
+            self.project.as_deref(),
+            self.approval_input_version,
+        )
+    }
+
     /// Decodes a payload received on [`wire::CHANNEL`], leniently (see the module docs).
     ///
     /// `type` must be a string naming a known kind in the seed spelling (`cancel_task_run`) or

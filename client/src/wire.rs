@@ -115,12 +115,18 @@ impl SignalKind {
 pub fn encode_seed(kind: SignalKind, uid: RunUid) -> String {
     // `"type":"cancel_plan_check_run"` plus the widest i64 stays below 64 bytes.
     let mut payload = String::with_capacity(64);
-    payload.push_str(r#"{"type":""#);
-    payload.push_str(kind.seed_type());
-    payload.push_str(r#"","uid":"#);
-    // Formatting into the buffer itself: no temporary string on the send path.
-    let _ = write!(payload, "{}}}", uid.get());
+    push_seed_fields(&mut payload, kind, uid);
+    payload.push('}');
     payload
+}
+
+/// Appends the seed encoding without its closing brace: `{"type":"cancel_task_run","uid":42`.
+fn push_seed_fields(out: &mut String, kind: SignalKind, uid: RunUid) {
+    out.push_str(r#"{"type":""#);
+    out.push_str(kind.seed_type());
+    out.push_str(r#"","uid":"#);
+    // Formatting into the buffer itself: no temporary string on the send path.
+    let _ = write!(out, "{}", uid.get());
 }
 
 /// Encodes a signal in `format`, with the optional fields a sender may give: the project the run
@@ -136,40 +142,47 @@ pub fn encode(
     project: Option<&str>,
     approval_input_version: Option<i64>,
 ) -> String {
-    let mut payload;
+    let mut payload = String::with_capacity(64);
+    encode_into(&mut payload, format, kind, uid, project, approval_input_version);
+    payload
+}
+
+/// [`encode`], appended to `out`: a writer of many signals reuses one buffer (the CLI prints a
+/// line per signal).
+pub fn encode_into(
+    out: &mut String,
+    format: WireFormat,
+    kind: SignalKind,
+    uid: RunUid,
+    project: Option<&str>,
+    approval_input_version: Option<i64>,
+) {
     match format {
         WireFormat::Seed => {
-            payload = encode_seed(kind, uid);
-            if project.is_none() && approval_input_version.is_none() {
-                return payload;
-            }
-            // Reopen the object: the seed encoding always ends with its closing brace.
-            payload.pop();
+            push_seed_fields(out, kind, uid);
             if let Some(project) = project {
-                payload.push_str(r#","project":"#);
-                push_json_string(&mut payload, project);
+                out.push_str(r#","project":"#);
+                push_json_string(out, project);
             }
             if let Some(version) = approval_input_version {
-                let _ = write!(payload, r#","approvalInputVersion":{version}"#);
+                let _ = write!(out, r#","approvalInputVersion":{version}"#);
             }
         }
         WireFormat::ProtoJson => {
-            payload = String::with_capacity(96);
-            payload.push_str(r#"{"type":""#);
-            payload.push_str(kind.protojson_type());
-            let _ = write!(payload, r#"","uid":"{}""#, uid.get());
+            out.push_str(r#"{"type":""#);
+            out.push_str(kind.protojson_type());
+            let _ = write!(out, r#"","uid":"{}""#, uid.get());
             // Proto3 omits fields at their zero value.
             if let Some(project) = project.filter(|p| !p.is_empty()) {
-                payload.push_str(r#","project":"#);
-                push_json_string(&mut payload, project);
+                out.push_str(r#","project":"#);
+                push_json_string(out, project);
             }
             if let Some(version) = approval_input_version.filter(|&v| v != 0) {
-                let _ = write!(payload, r#","approvalInputVersion":"{version}""#);
+                let _ = write!(out, r#","approvalInputVersion":"{version}""#);
             }
         }
     }
-    payload.push('}');
-    payload
+    out.push('}');
 }
 
 /// Appends `text` as a JSON string literal the way PostgreSQL's `to_json` and Go's protojson
@@ -201,6 +214,22 @@ mod tests {
     use super::*;
 
     use crate::test_support::uid;
+
+    #[test]
+    fn encode_into_appends_what_encode_returns_in_either_format() {
+        for format in [WireFormat::Seed, WireFormat::ProtoJson] {
+            for (project, version) in [(None, None), (Some("proj \"a\""), Some(7)), (None, Some(0))] {
+                let mut out = String::from("line: ");
+                encode_into(&mut out, format, SignalKind::PlanCheckRun, uid(42), project, version);
+                let alone = encode(format, SignalKind::PlanCheckRun, uid(42), project, version);
+                assert_eq!(out, format!("line: {alone}"), "{format:?} {project:?} {version:?}");
+            }
+        }
+        assert_eq!(
+            encode(WireFormat::Seed, SignalKind::TaskRun, uid(9), None, None),
+            encode_seed(SignalKind::TaskRun, uid(9))
+        );
+    }
 
     #[test]
     fn seed_encoding_is_byte_exact() {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use bytebase_signal_client::connect::{ConnectOptions, Established, Negotiated, Target};
 use bytebase_signal_client::send::{Cancel, SendMode};
 use bytebase_signal_client::wire::WireFormat;
-use bytebase_signal_client::{Error, Listener, ListenerConfig, RunUid, SignalKind};
+use bytebase_signal_client::{Error, Listener, ListenerConfig, RunUid, Signal, SignalKind};
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::error;
@@ -205,12 +205,20 @@ async fn listen(args: ListenArgs) -> Result<(), Error> {
         tokio::spawn(serve_metrics::serve(socket, recorder, handle.status_reader(), shutdown.clone()))
     });
     let mut out = BufWriter::new(std::io::stdout());
+    // One buffer for every line: encoded in place, no allocation or formatting per signal.
+    let mut line = String::with_capacity(128);
+    let mut print = |signal: Signal, out: &mut BufWriter<std::io::Stdout>| {
+        line.clear();
+        signal.encode_into(WireFormat::Seed, &mut line);
+        line.push('\n');
+        out.write_all(line.as_bytes())
+    };
     let written = async {
         while let Some(signal) = signals.recv().await {
-            writeln!(out, "{}", signal.encode_seed())?;
+            print(signal, &mut out)?;
             // Write out whatever else is queued, then flush once: prompt without a flush per line.
             while let Some(signal) = signals.try_recv() {
-                writeln!(out, "{}", signal.encode_seed())?;
+                print(signal, &mut out)?;
             }
             out.flush()?;
         }

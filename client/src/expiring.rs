@@ -12,8 +12,8 @@
 //! - a record is appended without being indexed ([`Expiring::append`]); the records appended
 //!   since are indexed by the next lookup. Signals are recorded on every hand-off but looked up
 //!   rarely (a replay, a registration), so in a flood most records expire before anyone looks,
-//!   and are never hashed at all. The lookup after a flood pays for the rest at once: indexing
-//!   the 131,072 records a full table holds takes about 10 ms, once.
+//!   and are never hashed at all. The lookup after a flood pays for the rest at once: about 5 ms
+//!   per 100,000 records left (`make bench memory` times it), once.
 //!
 //! A record appended for what an older live record stands for ([`Record::replaces`]: the same
 //! cancel sent again, the same signal dispatched again) replaces it when it is indexed; the older

@@ -69,7 +69,7 @@ pub const MAX_TOMBSTONE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The most tombstones (dispatches, strictly) a registry keeps; beyond it the oldest go first.
 /// A flood of signals for runs this replica does not own (a benchmark, a bulk cancel of a whole
-/// project) must not grow memory without bound: 131,072 tombstones are a few MiB, far more than
+/// project) must not grow memory without bound: 131,072 tombstones are about 12 MiB, far more than
 /// the runs a replica starts within a TTL.
 pub const MAX_TOMBSTONES: usize = 1 << 17;
 

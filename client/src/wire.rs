@@ -218,7 +218,13 @@ mod tests {
     #[test]
     fn encode_into_appends_what_encode_returns_in_either_format() {
         for format in [WireFormat::Seed, WireFormat::ProtoJson] {
-            for (project, version) in [(None, None), (Some("proj \"a\""), Some(7)), (None, Some(0))] {
+            for (project, version) in [
+                (None, None),
+                (Some("proj \"a\""), Some(7)),
+                (None, Some(0)),
+                (Some(""), None),
+                (Some("p"), None),
+            ] {
                 let mut out = String::from("line: ");
                 encode_into(&mut out, format, SignalKind::PlanCheckRun, uid(42), project, version);
                 let alone = encode(format, SignalKind::PlanCheckRun, uid(42), project, version);

@@ -154,7 +154,7 @@ pub async fn run() -> Result<()> {
     Ok(())
 }
 
-/// One run: `LISTENERS` listeners (ours, ours over TLS, or sqlx's) while `SIGNALS` cancels are sent at
+/// One run: `LISTENERS` listeners (ours on the registry path, ours through a `Signals` handler, over TLS, or sqlx's) while `SIGNALS` cancels are sent at
 /// `PER_SECOND`; every listener's latency samples.
 async fn one_run(
     cluster: &Cluster,

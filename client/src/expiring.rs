@@ -82,8 +82,6 @@ pub(crate) struct Expiring<K, V, T> {
     /// How many stampings at the front of the ring have been through the index; the rest were
     /// appended since the last lookup.
     indexed: usize,
-    /// How many live records the index holds.
-    live: usize,
     hasher: Hasher,
 }
 
@@ -94,7 +92,6 @@ impl<K, V, T> Default for Expiring<K, V, T> {
             ring: VecDeque::new(),
             first: 0,
             indexed: 0,
-            live: 0,
             hasher: Hasher::default(),
         }
     }
@@ -150,7 +147,6 @@ impl<K: Hash + Eq, V: Record, T: Copy + PartialOrd> Expiring<K, V, T> {
                 }
                 None => {
                     self.index.insert_unique(hash.wide(), (seq, hash), |&(_, h)| h.wide());
-                    self.live += 1;
                 }
             }
             self.ring[position].record = Some((key, value));
@@ -214,13 +210,13 @@ impl<K: Hash + Eq, V: Record, T: Copy + PartialOrd> Expiring<K, V, T> {
     fn unindex(&mut self, hash: Hash32, seq: Seq) {
         let found = self.index.find_entry(hash.wide(), |&(s, _)| s == seq).map(|entry| entry.remove());
         debug_assert!(found.is_ok(), "a live indexed record {seq} is in the index");
-        self.live -= usize::from(found.is_ok());
     }
 
     /// How many live records there are (indexing what was appended since the last lookup).
     pub(crate) fn len(&mut self) -> usize {
         self.index_appended();
-        self.live
+        // One index entry per live record.
+        self.index.len()
     }
 
     /// How many stampings are held: the records, those appended since the last lookup, and the

@@ -2,8 +2,10 @@
 # shellcheck shell=bash
 
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-# rustup puts cargo here; a non-login shell (CI, sudo) may not have it on PATH.
+# rustup puts cargo here; a non-login shell (CI, sudo) may not have it on PATH. A CARGO_HOME of
+# its own (docs/development.md: CI from nothing) is where `cargo install` puts cargo-pgrx.
 if [ -d "$HOME/.cargo/bin" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
+if [ -n "${CARGO_HOME:-}" ]; then PATH="$CARGO_HOME/bin:$PATH"; fi
 export PG_CONFIG
 
 step() { printf '\n==> %s\n' "$*" >&2; }

@@ -26,6 +26,12 @@
 # uses no network.
 set -euo pipefail
 umask 022 # the `postgres` user must be able to read and run what we unpack
+# Called from a make target (`make test-matrix`), we inherit the outer make's MAKELEVEL and
+# MAKEFLAGS. PostgreSQL's own build makes its generated headers (utils/errcodes.h, ...) only at
+# MAKELEVEL 0 (src/Makefile.global: submake-generated-headers), so a source build run under them
+# fails in a parallel build; the jobserver in MAKEFLAGS is not ours to share either. Whoever calls
+# us, a source build starts as if from a shell.
+unset MAKELEVEL MAKEFLAGS MFLAGS MAKEOVERRIDES
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$here/common.sh"
@@ -277,6 +283,29 @@ check_libraries() {
         die "PostgreSQL $version: lib/libpqwalreceiver.so does not load its own lib/libpq.so"
 }
 
+# As root, the test clusters run as `postgres`, which must be able to enter the cache and run what
+# is in it. The cache root is created with mode 755; an existing one of ours that `postgres` cannot
+# enter (a `mktemp -d` named in BYTEBASE_SIGNAL_PG_CACHE is 0700) is opened to it (go+rx) with a
+# note; a directory above it that `postgres` cannot enter is not ours to change, and is refused
+# here, before anything is downloaded, rather than by initdb later.
+ensure_cache_reachable() {
+    mkdir -p "$ROOT"
+    [ "$(id -u)" -eq 0 ] && id postgres >/dev/null 2>&1 || return 0
+    runuser -u postgres -- test -x "$ROOT" && return 0
+    local d=$ROOT
+    while [ "$d" != / ]; do
+        d=$(dirname "$d")
+        runuser -u postgres -- test -x "$d" ||
+            die "the PostgreSQL cache $ROOT is below $d, which the postgres user (it runs the test clusters) cannot enter (mode $(stat -c %a "$d")); name a cache elsewhere in BYTEBASE_SIGNAL_PG_CACHE (e.g. under /var/cache or /tmp), or chmod o+x $d"
+    done
+    if [ "$(stat -c %u "$ROOT")" = "$(id -u)" ]; then
+        step "opening the PostgreSQL cache $ROOT (mode $(stat -c %a "$ROOT")) to the postgres user, which runs the test clusters: chmod go+rx"
+        chmod go+rx "$ROOT"
+    fi
+    runuser -u postgres -- test -x "$ROOT" ||
+        die "the postgres user (it runs the test clusters) cannot enter the PostgreSQL cache $ROOT (mode $(stat -c %a "$ROOT"), owner $(stat -c %U "$ROOT")); name another in BYTEBASE_SIGNAL_PG_CACHE"
+}
+
 # Makes sure the major is there and sets FETCHED to its pg_config. Not for a command
 # substitution: the staging directory it creates must be removed by this shell's EXIT trap.
 fetch_major() {
@@ -288,8 +317,8 @@ fetch_major() {
     fi
     version=$(pg_version "$major")
     prefix="$ROOT/$version"
+    ensure_cache_reachable
     if ! is_cached "$major"; then
-        mkdir -p "$ROOT"
         # One fetch per version at a time; whoever waited finds it cached.
         exec {lock_fd}>"$ROOT/.$version.lock"
         flock "$lock_fd"
@@ -321,7 +350,7 @@ fetch_major() {
     fi
     if [ "$(id -u)" -eq 0 ] && id postgres >/dev/null 2>&1 &&
         ! runuser -u postgres -- test -x "$prefix/bin/postgres"; then
-        echo "warning: the postgres user cannot run $prefix/bin/postgres; test clusters run as postgres" >&2
+        die "the postgres user (it runs the test clusters) cannot run $prefix/bin/postgres; delete $prefix to fetch it again"
     fi
     FETCHED="$prefix/bin/pg_config"
 }

@@ -19,7 +19,7 @@ fi
 export BENCH_PYTHON="$PWD/$venv/bin/python"
 
 step "building the CLI and the bench (release)"
-cargo build -q --release -p bytebase-signal-client --features cli --bin bytebase-signal
+cargo build -q --release -p bytebase-signal-cli
 cargo build -q --release -p bytebase-signal-tests --features bench --bin bytebase-signal-bench \
     --bin bytebase-signal-bench-sqlx-listen
 step "benchmarks"

@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 step "installing the extension into $("$PG_CONFIG" --pkglibdir)"
 install_extension
 step "building the CLI (its doctor ends the demo)"
-cargo build -q -p bytebase-signal-client --features cli
+cargo build -q -p bytebase-signal-cli
 step "demo"
 cargo run -q -p bytebase-signal-tests --bin bytebase-signal-demo

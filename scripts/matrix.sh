@@ -31,7 +31,7 @@ done
 bash scripts/postgres.sh fetch 17 18 >/dev/null
 
 step "building the end-to-end suites and the CLI once"
-cargo build -p bytebase-signal-client --features cli --bin bytebase-signal
+cargo build -p bytebase-signal-cli
 if ! cargo test -p bytebase-signal-tests --no-run >"$out/build.log" 2>&1; then
     tail -n 60 "$out/build.log" >&2
     echo "error: the end-to-end suites do not build (whole output in $out/build.log)" >&2

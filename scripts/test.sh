@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
-step "unit and doc tests: bytebase-signal-client"
-cargo test -p bytebase-signal-client --features cli
+step "unit and doc tests: bytebase-signal-connect, bytebase-signal-client, bytebase-signal-cli"
+cargo test -p bytebase-signal-connect -p bytebase-signal-client -p bytebase-signal-cli
 
 step "#[pg_test]s inside PostgreSQL $(pg_major)"
 pgrx_args=()
@@ -32,7 +32,7 @@ bash scripts/postgres.sh fetch 17 18 >/dev/null
 
 step "end-to-end tests on throwaway clusters"
 # The CLI's black-box test runs the real binary.
-cargo build -p bytebase-signal-client --features cli --bin bytebase-signal
+cargo build -p bytebase-signal-cli
 cargo test -p bytebase-signal-tests
 
 step "fault proof (tests/tests/proof.rs): cancels lost with and without the durable log"

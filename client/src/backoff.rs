@@ -10,20 +10,30 @@ use std::time::Duration;
 
 /// Reconnect delay policy.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Backoff {
+    // What each field means is on its setter (`accessors!` below).
+    initial: Duration,
+    max: Duration,
+    multiplier: f64,
+    jitter: f64,
+    reset_after: Duration,
+}
+
+crate::accessors::accessors!(Backoff {
     /// The delay before the second retry; it doubles (times `multiplier`) with each further one.
-    pub initial: Duration,
+    initial, get_initial: Duration;
     /// No delay exceeds this.
-    pub max: Duration,
+    max, get_max: Duration;
     /// Growth factor between consecutive delays (at least 1).
-    pub multiplier: f64,
+    multiplier, get_multiplier: f64;
     /// Fraction of each delay that is randomised away, in `0.0..=1.0`: with 0.5 a nominal 4 s
     /// delay becomes anything from 2 s to 4 s.
-    pub jitter: f64,
+    jitter, get_jitter: f64;
     /// A connection that lived at least this long counts as healthy: the next loss starts again
     /// with an immediate retry.
-    pub reset_after: Duration,
-}
+    reset_after, get_reset_after: Duration;
+});
 
 impl Default for Backoff {
     fn default() -> Self {

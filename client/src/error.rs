@@ -1,12 +1,13 @@
 //! Errors of the client: typed, so callers can tell a bad setting from a refused connection from
 //! a lost one.
 
-use std::time::Duration;
-
 use crate::connect::{ConfigError, ConnectError};
 
-/// What went wrong in the listener, the sender or the CLI.
+/// What [`crate::send`], [`crate::Listener::from_dsn`] and the other fallible calls of this crate
+/// can return. What ends a running listener's connection is not an `Error` of the caller's: it is
+/// reported as text in [`crate::Event`] and [`crate::Status::last_error`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A connection setting (the connection string, the service file, a `PG*` variable) cannot
     /// be used; the error names it.
@@ -18,23 +19,6 @@ pub enum Error {
     /// A statement on the connection failed.
     #[error("database error: {}", describe(.0))]
     Database(#[from] tokio_postgres::Error),
-    /// The server answered nothing within the deadline.
-    #[error("{what} timed out after {after:?}")]
-    Timeout {
-        /// The operation that timed out.
-        what: &'static str,
-        /// The deadline it exceeded.
-        after: Duration,
-    },
-    /// The server is a hot standby (or otherwise refuses LISTEN/NOTIFY): the wrong host for us.
-    #[error("host refuses LISTEN/NOTIFY (a hot standby?): {}", describe(.0))]
-    WrongHost(#[source] tokio_postgres::Error),
-    /// The connection closed.
-    #[error("connection closed by the server")]
-    Closed,
-    /// Reading or writing a local stream (stdout, signals) failed.
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
     /// A run uid was not positive.
     #[error(transparent)]
     InvalidUid(#[from] crate::validate::ValueError),
@@ -48,7 +32,7 @@ pub enum Error {
 
 /// A tokio-postgres error in full: its own `Display` says only "db error" for a server's error,
 /// which would hide the message, SQLSTATE and detail from logs and `status().last_error`.
-fn describe(e: &tokio_postgres::Error) -> String {
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         let mut text = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
         if let Some(detail) = db.detail() {

@@ -41,9 +41,13 @@
 #![warn(missing_docs)]
 
 #[cfg(feature = "runtime")]
-mod backoff;
+mod accessors;
 #[cfg(feature = "runtime")]
-pub mod connect;
+mod backoff;
+/// Connecting the way libpq does: the crate `bytebase-signal-connect`, re-exported so that
+/// `bytebase_signal_client::connect::ConnectOptions` and the other paths keep working.
+#[cfg(feature = "runtime")]
+pub use bytebase_signal_connect as connect;
 #[cfg(feature = "runtime")]
 pub mod error;
 #[cfg(feature = "runtime")]

@@ -94,6 +94,7 @@ pub const DELIVERY_LAG_BUCKETS: &[f64] = &[
 
 /// How a timed signal reached the listener: the `via` label of [`DELIVERY_LAG_SECONDS`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Via {
     /// As a notification.
     Notification,

@@ -94,6 +94,7 @@ type Table<V> = HashMap<Key, V, foldhash::fast::RandomState>;
 /// assert!(!run.is_cancelled_by(&Signal::new(SignalKind::PlanCheckRun, uid)));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct RunKey {
     /// The kind of run.
     pub kind: SignalKind,
@@ -240,6 +241,7 @@ struct Counters {
 
 /// What [`Registry::dispatch`] did with a signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Dispatch {
     /// The run is registered here: this many registrations (usually one) now have their token
     /// cancelled. Repeated signals report the same registrations again; cancelling is idempotent.
@@ -251,6 +253,7 @@ pub enum Dispatch {
 
 /// A snapshot of a registry's counters since it was created (clones share them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RegistryStats {
     /// Signals passed to [`Registry::dispatch`].
     pub dispatched: u64,

@@ -19,6 +19,7 @@ use crate::wire::{encode, SignalKind, WireFormat, CHANNEL};
 
 /// How signals reach the server.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendMode {
     /// Through the `bytebase_signal` extension's functions (validation and bytes in the server).
     #[default]

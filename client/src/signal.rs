@@ -36,6 +36,7 @@ const EXCERPT_LEN: usize = 64;
 
 /// A decoded cancel signal: which run to cancel, plus the optional context upstream senders add.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Signal {
     /// What kind of run to cancel.
     pub kind: SignalKind,
@@ -177,6 +178,7 @@ impl FromStr for Signal {
 /// Variants that quote the payload carry at most a short excerpt of it, so that an error is always
 /// cheap to keep and to log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The payload is longer than PostgreSQL allows on a NOTIFY ([`wire::MAX_PAYLOAD_LEN`]); no
     /// conforming sender produces it.

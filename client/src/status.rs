@@ -12,6 +12,7 @@ use crate::metrics::{self as n, Via};
 /// writes a `SystemTime`: seconds and nanoseconds since the Unix epoch).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Status {
     /// Whether the listener holds a connection on which LISTEN is in effect.
     pub connected: bool,
@@ -55,6 +56,7 @@ pub struct Status {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(tag = "event", rename_all = "snake_case"))]
+#[non_exhaustive]
 pub enum Event {
     /// LISTEN is in effect on a new connection.
     Connected {

@@ -48,6 +48,7 @@ pub const MAX_PROJECT_LEN: usize = 1024;
 
 /// Why a single value is not acceptable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ValueError {
     /// SQL NULL where a value was required.
     #[error("must not be NULL")]
@@ -85,6 +86,7 @@ impl ValueError {
 /// Displays as, for example, `bytebase_cancel_task_runs(uids): uids[2] must not be NULL`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{function}({argument}): {argument}{} {error}", position(*.index))]
+#[non_exhaustive]
 pub struct ArgumentError {
     /// The SQL function that was called.
     pub function: &'static str,

@@ -25,8 +25,24 @@ pub const CHANNEL: &str = "bytebase_signal";
 /// far shorter; the constant documents the limit for anyone adding fields.
 pub const MAX_PAYLOAD_LEN: usize = 7999;
 
+/// A name (a channel such as [`CHANNEL`], a schema, a role) as a SQL identifier: always in double
+/// quotes, with inner ones doubled. Correct for every name, including keywords and mixed case,
+/// which PostgreSQL's own `quote_ident()` would leave bare only when that is safe; the one rule
+/// for the listener's `LISTEN`, the doctor's statements and the GRANTs it suggests.
+///
+/// ```
+/// use bytebase_signal_client::wire::quote_ident;
+///
+/// assert_eq!(quote_ident("bytebase_signal"), r#""bytebase_signal""#);
+/// assert_eq!(quote_ident(r#"we"ird"#), r#""we""ird""#);
+/// ```
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// What a signal asks the owning replica to cancel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum SignalKind {
     /// A task run (a row of `task_run`).
     TaskRun,
@@ -36,6 +52,7 @@ pub enum SignalKind {
 
 /// How a sender spells a signal (see the module docs). Listeners of this crate read both.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum WireFormat {
     /// `{"type":"cancel_task_run","uid":42}`: the first Go design's bytes, and the default.
     #[default]
@@ -72,6 +89,7 @@ impl std::str::FromStr for WireFormat {
 /// A wire format name that is neither `seed` nor `protojson`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unknown wire format {0:?} (expected seed or protojson)")]
+#[non_exhaustive]
 pub struct UnknownWireFormat(pub String);
 
 impl SignalKind {

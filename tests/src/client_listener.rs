@@ -28,21 +28,15 @@ pub fn uid(n: i64) -> RunUid {
 
 /// Fast liveness settings so fault tests finish quickly.
 pub fn quick() -> ListenerConfig {
-    ListenerConfig {
-        ping_interval: Duration::from_millis(300),
-        ping_timeout: Duration::from_millis(300),
-        connect_timeout: Duration::from_secs(1),
-        replay_timeout: Duration::from_secs(2),
+    ListenerConfig::default()
+        .ping_interval(Duration::from_millis(300))
+        .ping_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_secs(1))
+        .replay_timeout(Duration::from_secs(2))
         // Probes, and looks at what the log offers, every second: an update or a GRANT under a
         // running listener takes effect within a test's patience.
-        probe_interval: Duration::from_secs(1),
-        backoff: Backoff {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(500),
-            ..Backoff::default()
-        },
-        ..ListenerConfig::default()
-    }
+        .probe_interval(Duration::from_secs(1))
+        .backoff(Backoff::default().initial(Duration::from_millis(50)).max(Duration::from_millis(500)))
 }
 
 /// A fresh cluster with database [`DB`] holding the extension, and a sender connection to it.

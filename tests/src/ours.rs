@@ -4,7 +4,7 @@
 //! compare the two outcome for outcome. [`doctor`] runs `bytebase-signal doctor` the same way and
 //! reads its checklist back ([`DoctorRun::lines`]).
 //!
-//! `make test` builds the binary first (`cargo build -p bytebase-signal-client --features cli`);
+//! `make test` builds the binary first (`cargo build -p bytebase-signal-cli`);
 //! it is found next to the test executable's directory.
 
 use std::path::{Path, PathBuf};
@@ -20,11 +20,7 @@ pub fn cli_binary() -> Result<PathBuf> {
     // target/debug/deps/<test>-<hash> -> target/debug/bytebase-signal
     let exe = std::env::current_exe()?;
     let bin = exe.parent().and_then(|d| d.parent()).context("test binary location")?.join("bytebase-signal");
-    ensure!(
-        bin.exists(),
-        "{} missing: run `cargo build -p bytebase-signal-client --features cli`",
-        bin.display()
-    );
+    ensure!(bin.exists(), "{} missing: run `cargo build -p bytebase-signal-cli`", bin.display());
     Ok(bin)
 }
 

@@ -1,6 +1,6 @@
 //! Black-box: the `bytebase-signal` binary against a real cluster, as an operator would run it.
 //!
-//! `make test` builds the binary first (`cargo build -p bytebase-signal-client --features cli`).
+//! `make test` builds the binary first (`cargo build -p bytebase-signal-cli`).
 
 use std::process::Stdio;
 use std::time::Duration;

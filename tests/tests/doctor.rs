@@ -3,7 +3,7 @@
 //! filling the notification queue; a transaction-pooling PgBouncer; a TLS server. Each asserts
 //! the line of the check concerned and the exit code.
 //!
-//! `make test` builds the binary first (`cargo build -p bytebase-signal-client --features cli`).
+//! `make test` builds the binary first (`cargo build -p bytebase-signal-cli`).
 
 use anyhow::{ensure, Context, Result};
 use bytebase_signal_client::Listener;
@@ -151,8 +151,8 @@ async fn a_role_without_grants_fails_and_a_sender_only_role_warns() -> Result<()
     let action = privileges.action.context("no action")?;
     for part in [
         "GRANT EXECUTE ON FUNCTION bytebase_cancel_task_run(bigint), bytebase_cancel_plan_check_run(bigint),",
-        "bytebase_cancel_plan_check_runs(bigint[], text, bigint) TO nobody",
-        "GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz), bytebase_signal_replay_after(pg_snapshot) TO nobody",
+        "bytebase_cancel_plan_check_runs(bigint[], text, bigint) TO \"nobody\"",
+        "GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz), bytebase_signal_replay_after(pg_snapshot) TO \"nobody\"",
     ] {
         assert!(action.contains(part), "{action:?} lacks {part:?}");
     }
@@ -181,7 +181,7 @@ async fn a_role_without_grants_fails_and_a_sender_only_role_warns() -> Result<()
         privileges.action.as_deref(),
         Some(
             "if it also listens: GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz), \
-             bytebase_signal_replay_after(pg_snapshot) TO nobody"
+             bytebase_signal_replay_after(pg_snapshot) TO \"nobody\""
         )
     );
     // Now it takes the real send path.

@@ -126,7 +126,7 @@ async fn a_frozen_stream_is_detected_and_replaced() -> Result<()> {
     let (cluster, sender) = cluster_with_extension().await?;
     let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
     let config = quick();
-    let bound = config.ping_interval + config.ping_timeout;
+    let bound = config.get_ping_interval() + config.get_ping_timeout();
     let mut l = start(listener_on(&cluster, proxy.port(), config)).await?;
 
     proxy.set_mode(Mode::Freeze);
@@ -165,7 +165,7 @@ async fn an_unreachable_server_is_retried_until_it_is_back() -> Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_handler_does_not_stop_the_socket_being_read() -> Result<()> {
     let (cluster, sender) = cluster_with_extension().await?;
-    let config = ListenerConfig { queue_capacity: 8, ..quick() };
+    let config = quick().queue_capacity(8);
     let mut l = start(listener_on(&cluster, cluster.port(), config)).await?;
 
     // Nobody reads `signals` while 100 arrive: the reader keeps draining the socket.

@@ -3,7 +3,7 @@
 //! histogram fills for notifications and for replays, and `/healthz` turns 503 while the server is
 //! stopped and 200 again once it is back.
 //!
-//! `make test` builds the binary first (`cargo build -p bytebase-signal-client --features cli`).
+//! `make test` builds the binary first (`cargo build -p bytebase-signal-cli`).
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -58,18 +58,16 @@ struct Outcome {
 /// Listener settings for a connection that is killed every few tens of milliseconds: reconnect
 /// at once every time (production backs off), look back 5 s (these senders commit at once).
 fn config() -> ListenerConfig {
-    ListenerConfig {
-        replay_grace: Duration::from_secs(5),
+    quick()
+        .replay_grace(Duration::from_secs(5))
         // Each reconnect replays thousands of rows here; a tight deadline would only loop.
-        replay_timeout: Duration::from_secs(10),
-        backoff: Backoff {
-            initial: Duration::from_millis(10),
-            max: Duration::from_millis(50),
-            reset_after: Duration::from_millis(1),
-            ..Backoff::default()
-        },
-        ..quick()
-    }
+        .replay_timeout(Duration::from_secs(10))
+        .backoff(
+            Backoff::default()
+                .initial(Duration::from_millis(10))
+                .max(Duration::from_millis(50))
+                .reset_after(Duration::from_millis(1)),
+        )
 }
 
 /// A listener whose signals are collected into a set of uids.
@@ -377,7 +375,7 @@ async fn long_transaction(durable: bool) -> Result<Outcome> {
     let faults = format!(
         "open {} s, committed while cut off (grace {} s)",
         HOLD.as_secs(),
-        config().replay_grace.as_secs()
+        config().get_replay_grace().as_secs()
     );
     collector.finish(&cluster, "long transaction", durable, sent, faults, PLAIN).await
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bytebase_signal_client::send;
-use bytebase_signal_client::{Event, Listener, ListenerConfig, Signal, SignalKind};
+use bytebase_signal_client::{Event, Listener, Signal, SignalKind};
 use bytebase_signal_tests::client_listener::*;
 use bytebase_signal_tests::cluster::{terminate_backends, Cluster, Install, SUPERUSER};
 use bytebase_signal_tests::proxy::{Mode, Proxy};
@@ -70,8 +70,7 @@ async fn without_the_log_the_listener_still_listens() -> Result<()> {
 
 async fn strict_mode_acts_only_on_signals_the_log_confirms(install: Install) -> Result<()> {
     let (cluster, sender) = cluster_with(install).await?;
-    let mut l =
-        start(listener_on(&cluster, cluster.port(), ListenerConfig { strict: true, ..quick() })).await?;
+    let mut l = start(listener_on(&cluster, cluster.port(), quick().strict(true))).await?;
     next_event(&mut l.events, replayed).await?;
 
     // Forged: anyone who can connect can pg_notify; and a sender that opted out of the log.
@@ -227,7 +226,7 @@ async fn after_a_crash_restart_missed_cancels_are_replayed(install: Install) -> 
     let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
     // No probe between the asynchronous commits and the crash: a probe's NOTIFY commits
     // synchronously, which would flush their WAL and keep their ids from coming again.
-    let config = ListenerConfig { probe_interval: Duration::from_secs(3600), ..quick() };
+    let config = quick().probe_interval(Duration::from_secs(3600));
     let mut l = start(listener_on(&cluster, proxy.port(), config)).await?;
     next_event(&mut l.events, replayed).await?;
     l.delivers(&sender, 1).await?;
@@ -334,7 +333,7 @@ async fn a_catch_up_bigger_than_the_queue_loses_nothing(install: Install) -> Res
     let (cluster, sender) = cluster_with(install).await?;
     let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
     let grace = Duration::from_millis(500);
-    let config = ListenerConfig { queue_capacity: 8, replay_grace: grace, ..quick() };
+    let config = quick().queue_capacity(8).replay_grace(grace);
     let mut l = start(listener_on(&cluster, proxy.port(), config)).await?;
     next_event(&mut l.events, replayed).await?;
 
@@ -367,8 +366,7 @@ async fn the_same_uid_in_two_projects_is_two_cancels_and_protojson_is_confirmed(
 ) -> Result<()> {
     let (cluster, sender) = cluster_with(install).await?;
     let proxy = Proxy::start(([127, 0, 0, 1], cluster.port()).into()).await?;
-    let mut l =
-        start(listener_on(&cluster, proxy.port(), ListenerConfig { strict: true, ..quick() })).await?;
+    let mut l = start(listener_on(&cluster, proxy.port(), quick().strict(true))).await?;
     next_event(&mut l.events, replayed).await?;
 
     sender

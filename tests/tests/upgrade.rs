@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use bytebase_signal_client::{Listener, ListenerConfig};
+use bytebase_signal_client::Listener;
 use bytebase_signal_tests::client_listener::{
     disconnected, next_event, quick, recv, replayed, start, APP, PATIENCE,
 };
@@ -187,8 +187,7 @@ async fn a_0_2_0_database_keeps_working_and_updates_with_the_readme_recipe() -> 
     pg.user("bytebase_listener").application_name(APP);
     // Strict: it acts only on what its replay confirms, so the replay statement it prepared
     // before the update must read the new columns after it.
-    let mut listener =
-        start(Listener::new(pg).with_config(ListenerConfig { strict: true, ..quick() })).await?;
+    let mut listener = start(Listener::new(pg).with_config(quick().strict(true))).await?;
     next_event(&mut listener.events, replayed).await?;
     let mut got = Vec::new();
     for _ in 0..3 {

@@ -24,13 +24,13 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
 use tracing::warn;
 
-use crate::listener::{tagged, STATEMENT_TAG};
+use crate::listener::{tagged, MAX_REPLAY_GRACE, STATEMENT_TAG};
 use crate::signal::Signal;
 use crate::validate::RunUid;
 use crate::wire::SignalKind;
 
-/// The longest look-back a replay asks for: the longest retention (30 days).
-const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The longest look-back a replay asks for: the longest retention.
+const MAX_GRACE: Duration = MAX_REPLAY_GRACE;
 
 /// The suffix of the exact replay function's name, after the time-based one's.
 const AFTER_SUFFIX: &str = "_after";

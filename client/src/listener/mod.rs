@@ -60,6 +60,7 @@
 mod catch_up;
 mod intake;
 pub(crate) mod log;
+mod lost;
 mod probe;
 mod session;
 
@@ -82,6 +83,7 @@ use crate::status::{Event, Shared, Status};
 use crate::wire::CHANNEL;
 use catch_up::CatchUp;
 use intake::{Intake, Sink};
+use lost::Lost;
 use probe::Probe;
 use session::Ended;
 
@@ -110,51 +112,77 @@ pub const STATEMENT_TAG: &str = tagged!();
 /// The largest hand-off queue a listener allocates; larger `queue_capacity` values are shortened.
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 24;
 
+/// The replay grace unless configured ([`ListenerConfig::replay_grace`]): a sending transaction
+/// that stays open longer than this after its cancel call is covered only by an exact replay.
+pub const DEFAULT_REPLAY_GRACE: Duration = Duration::from_secs(60);
+
+/// The longest replay grace that means anything: the log's longest retention
+/// ([`crate::limits::MAX_RETENTION_SECS`]); a replay never looks further back.
+pub const MAX_REPLAY_GRACE: Duration = Duration::from_secs(crate::limits::MAX_RETENTION_SECS as u64);
+
 /// The extension's replay function (0.2.0 and later).
 pub const DEFAULT_REPLAY_FUNCTION: &str = "bytebase_signal_replay";
 
 /// Tunables of a [`Listener`]. The defaults detect a half-open connection within 15 s (25 s where
 /// a heartbeat reads the log by time: see `replay_timeout`).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ListenerConfig {
+    // What each field means is on its setter (`accessors!` below).
+    channel: String,
+    queue_capacity: usize,
+    backoff: Backoff,
+    connect_timeout: Duration,
+    ping_interval: Duration,
+    ping_timeout: Duration,
+    probe_interval: Duration,
+    keepalive_idle: Duration,
+    unlisten_timeout: Duration,
+    replay_grace: Duration,
+    replay_timeout: Duration,
+    replay_function: String,
+    strict: bool,
+}
+
+crate::accessors::accessors!(ListenerConfig {
     /// The channel to LISTEN on (default [`CHANNEL`]).
-    pub channel: String,
+    channel, get_channel: String => &str;
     /// Signals buffered between the socket reader and the handler.
-    pub queue_capacity: usize,
+    queue_capacity, get_queue_capacity: usize;
     /// Reconnect delays.
-    pub backoff: Backoff,
+    backoff, get_backoff: Backoff => &Backoff;
     /// Deadline for connecting and authenticating.
-    pub connect_timeout: Duration,
+    connect_timeout, get_connect_timeout: Duration;
     /// How often an idle connection is pinged.
-    pub ping_interval: Duration,
+    ping_interval, get_ping_interval: Duration;
     /// How long a ping may take before the connection is given up (and how long a probe
     /// notification may take to come back).
-    pub ping_timeout: Duration,
+    ping_timeout, get_ping_timeout: Duration;
     /// How often the listener checks, by sending itself a notification, that notifications reach
     /// it at all (after LISTEN, then at the first heartbeat after each interval); as often, it
     /// looks again at what the database's log offers (an update, a GRANT, a REVOKE).
-    pub probe_interval: Duration,
+    probe_interval, get_probe_interval: Duration;
     /// TCP keepalive idle time (probes follow every `keepalive_idle / 2`, 3 times).
-    pub keepalive_idle: Duration,
+    keepalive_idle, get_keepalive_idle: Duration;
     /// Deadline for the polite `UNLISTEN` at shutdown.
-    pub unlisten_timeout: Duration,
+    unlisten_timeout, get_unlisten_timeout: Duration;
     /// How far before the last "known alive" mark a replay starts: longer than the longest
     /// transaction that sends a cancel (its log row is stamped when the function is called, but
     /// becomes visible only at commit).
-    pub replay_grace: Duration,
+    replay_grace, get_replay_grace: Duration;
     /// Deadline for a replay that reads the log by time (a reconnect's catch-up, the heartbeats
     /// of a 0.2.0 or 0.3.0 database or while a dropped hand-off is pending) and for strict mode's
     /// confirmations: longer than a ping's, since it may return a grace period's worth of rows.
     /// A heartbeat's exact replay has `ping_timeout`. Half-open detection takes up to
     /// `ping_interval + replay_timeout` where heartbeats read by time.
-    pub replay_timeout: Duration,
+    replay_timeout, get_replay_timeout: Duration;
     /// The replay function, schema-qualified if the extension's schema is not on the listener's
     /// `search_path` (default [`DEFAULT_REPLAY_FUNCTION`]).
-    pub replay_function: String,
+    replay_function, get_replay_function: String => &str;
     /// Act only on signals the durable log confirms; notifications without a log row (a forged
     /// `pg_notify`, or `bytebase_signal.durable = off` senders) are counted as unconfirmed.
-    pub strict: bool,
-}
+    strict, get_strict: bool;
+});
 
 impl Default for ListenerConfig {
     fn default() -> Self {
@@ -168,7 +196,7 @@ impl Default for ListenerConfig {
             probe_interval: Duration::from_secs(60),
             keepalive_idle: Duration::from_secs(10),
             unlisten_timeout: Duration::from_secs(2),
-            replay_grace: Duration::from_secs(60),
+            replay_grace: DEFAULT_REPLAY_GRACE,
             replay_timeout: Duration::from_secs(15),
             replay_function: DEFAULT_REPLAY_FUNCTION.to_owned(),
             strict: false,
@@ -358,10 +386,10 @@ async fn run(options: ConnectOptions, config: ListenerConfig, intake: Intake, sh
         let connected = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            r = options.connect() => r.map_err(Error::Connect),
+            r = options.connect() => r.map_err(Lost::Connect),
         };
         let lived = match connected {
-            Ok(Established { client, connection, target, tls }) => {
+            Ok(Established { client, connection, target, tls, .. }) => {
                 debug!(%target, tls = ?tls, "connected");
                 let ended = session::run(&client, connection, &config, &intake, &shutdown).await;
                 let lived = started.elapsed();

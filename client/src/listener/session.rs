@@ -23,17 +23,18 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::connect::TlsStream;
-use crate::error::Error;
 use crate::listener::catch_up::{CatchUp, Origin};
 use crate::listener::intake::{lock, Intake};
 use crate::listener::log::{self, Ask, Log, Unavailable};
+use crate::listener::lost::Lost;
 use crate::listener::ListenerConfig;
 use crate::status::Event;
+use crate::wire::quote_ident;
 
 /// How a session ended.
 pub(crate) enum Ended {
     Shutdown,
-    Lost(Error),
+    Lost(Lost),
 }
 
 /// What [`setup`] found.
@@ -83,9 +84,9 @@ pub(crate) async fn run(
             Ok(Ok(ready)) => ready,
             Ok(Err(e)) => {
                 let wrong_host = e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION);
-                return Ended::Lost(if wrong_host { Error::WrongHost(e) } else { Error::Database(e) });
+                return Ended::Lost(if wrong_host { Lost::WrongHost(e) } else { Lost::Database(e) });
             }
-            Err(_) => return Ended::Lost(Error::Timeout { what: "LISTEN", after: config.connect_timeout }),
+            Err(_) => return Ended::Lost(Lost::Timeout { what: "LISTEN", after: config.connect_timeout }),
         },
     };
     intake.shared.set_connected();
@@ -186,14 +187,14 @@ enum Failed {
     /// server's answer, for the log.
     Unavailable { why: Unavailable, error: String },
     /// The connection failed or timed out: the session ends.
-    Lost(Error),
+    Lost(Lost),
 }
 
-impl From<Error> for Failed {
-    fn from(e: Error) -> Self {
+impl From<Lost> for Failed {
+    fn from(e: Lost) -> Self {
         let why = match &e {
-            Error::Database(db) if db.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => return Failed::Locked,
-            Error::Database(db) => Unavailable::of(db),
+            Lost::Database(db) if db.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => return Failed::Locked,
+            Lost::Database(db) => Unavailable::of(db),
             _ => None,
         };
         match why {
@@ -231,7 +232,7 @@ impl Session<'_> {
     }
 
     /// A read of the log failed: `Ok` if the session goes on.
-    async fn failed(&self, failed: Failed) -> Result<(), Error> {
+    async fn failed(&self, failed: Failed) -> Result<(), Lost> {
         match failed {
             Failed::Locked => {
                 debug!("the signal log is locked; this read is skipped");
@@ -279,7 +280,7 @@ impl Session<'_> {
     /// The replay after (re)connecting: exact from the cursor on the server that issued it,
     /// joined with a time-based one (see `catch_up`). If the log is locked, the heartbeats
     /// complete it.
-    async fn catch_up(&self) -> Result<(), Error> {
+    async fn catch_up(&self) -> Result<(), Lost> {
         match self.replay().await {
             Ok(()) => Ok(()),
             Err(failed) => self.failed(failed).await,
@@ -332,7 +333,7 @@ impl Session<'_> {
     /// Where there is a log every beat is a replay of it — exact where the log has exact replays,
     /// by time elsewhere — so a notification lost for any reason (a pooler, a dropped hand-off)
     /// arrives within one interval. Without one it reads the clock.
-    async fn heartbeat(&self) -> Error {
+    async fn heartbeat(&self) -> Lost {
         let mut tick = tokio::time::interval(self.config.ping_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await; // the first tick is immediate
@@ -355,7 +356,7 @@ impl Session<'_> {
     }
 
     /// One heartbeat: the log detected again if due, then a replay or a read of the clock.
-    async fn beat(&self) -> Result<(), Error> {
+    async fn beat(&self) -> Result<(), Lost> {
         let redetect = lock(&self.detected).elapsed() >= self.config.probe_interval;
         if redetect {
             let found =
@@ -381,7 +382,7 @@ impl Session<'_> {
     /// transaction each: a pool would route them apart). A session receives its own notifications
     /// at commit; [`Session::judge_probe`] later finds out whether they all came back. A server
     /// that refuses the NOTIFY (a full notification queue) is a deaf verdict, not a lost session.
-    async fn probe(&self) -> Result<(), Error> {
+    async fn probe(&self) -> Result<(), Lost> {
         let payloads = self.intake.probe().send(Instant::now());
         let channel = self.intake.probe_channel();
         for payload in &payloads {
@@ -389,7 +390,7 @@ impl Session<'_> {
             let notify = self.client.query_typed(PROBE_NOTIFY, &params);
             match within("probe", self.config.ping_timeout, notify).await {
                 Ok(_) => {}
-                Err(Error::Database(e)) if e.code().is_some() => {
+                Err(Lost::Database(e)) if e.code().is_some() => {
                     warn!(error = %e, "the server refused the listener's probe notification");
                     if let Some(change) = self.intake.probe().refused() {
                         self.intake.probe_changed(change, &self.meanwhile());
@@ -445,7 +446,7 @@ impl Session<'_> {
 
     /// Strict mode: confirms notifications against the log, in batches, by a replay restricted
     /// to their uids.
-    async fn confirm(&self) -> Error {
+    async fn confirm(&self) -> Lost {
         if !self.intake.strict {
             return std::future::pending().await;
         }
@@ -495,7 +496,7 @@ impl Session<'_> {
 /// takes every message already read and reads the clock once for them: in a flood, thousands
 /// arrive together, and a clock reading each was a measurable part of their cost. (The socket's
 /// cooperative budget still makes the task yield in a flood that never pauses.)
-async fn read_messages(connection: &mut Connection<Socket, TlsStream>, intake: &Intake) -> Error {
+async fn read_messages(connection: &mut Connection<Socket, TlsStream>, intake: &Intake) -> Lost {
     poll_fn(|cx| {
         let now = Instant::now();
         loop {
@@ -505,8 +506,8 @@ async fn read_messages(connection: &mut Connection<Socket, TlsStream>, intake: &
                     debug!(notice = %notice.message(), "server notice")
                 }
                 Poll::Ready(Some(Ok(_))) => {}
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Error::Database(e)),
-                Poll::Ready(None) => return Poll::Ready(Error::Closed),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Lost::Database(e)),
+                Poll::Ready(None) => return Poll::Ready(Lost::Closed),
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -514,15 +515,15 @@ async fn read_messages(connection: &mut Connection<Socket, TlsStream>, intake: &
     .await
 }
 
-/// Runs `query` with a deadline; a late answer is a [`Error::Timeout`] naming `what`.
+/// Runs `query` with a deadline; a late answer is a [`Lost::Timeout`] naming `what`.
 async fn within<T>(
     what: &'static str,
     after: Duration,
     query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Result<T, Error> {
+) -> Result<T, Lost> {
     match tokio::time::timeout(after, query).await {
-        Ok(result) => result.map_err(Error::Database),
-        Err(_) => Err(Error::Timeout { what, after }),
+        Ok(result) => result.map_err(Lost::Database),
+        Err(_) => Err(Lost::Timeout { what, after }),
     }
 }
 
@@ -541,21 +542,5 @@ async fn server_name(client: &Client) -> String {
     }
 }
 
-/// Quotes a channel name as a SQL identifier.
-pub(crate) fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// The probe's NOTIFY, tagged as a listener's statement.
 pub(crate) const PROBE_NOTIFY: &str = crate::listener::tagged!("SELECT pg_catalog.pg_notify($1, $2)");
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn channel_names_are_quoted_as_identifiers() {
-        assert_eq!(quote_ident("bytebase_signal"), "\"bytebase_signal\"");
-        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
-    }
-}

@@ -106,11 +106,7 @@ async fn measure(cluster: &Cluster, kind: &Kind, load: Load, ticks: f64) -> Resu
     for _ in 0..load.listeners {
         let mut pg = cluster.config(kind.db);
         pg.application_name("bench-heartbeat");
-        let config = ListenerConfig {
-            ping_interval: PING,
-            replay_function: kind.replay_function.to_owned(),
-            ..ListenerConfig::default()
-        };
+        let config = ListenerConfig::default().ping_interval(PING).replay_function(kind.replay_function);
         let handle =
             Listener::new(pg).with_config(config).spawn_with_registry(Default::default(), stop.clone());
         handles.push(handle);

@@ -42,10 +42,8 @@ pub async fn run() -> Result<()> {
     config.application_name(APP);
     // Production settings, except that the backoff resets after 100 ms of health instead of 30 s:
     // each kill here is an isolated incident, measured on the immediate first retry.
-    let listener_config = ListenerConfig {
-        backoff: Backoff { reset_after: Duration::from_millis(100), ..Backoff::default() },
-        ..ListenerConfig::default()
-    };
+    let listener_config =
+        ListenerConfig::default().backoff(Backoff::default().reset_after(Duration::from_millis(100)));
     let stop = CancellationToken::new();
     let (handle, _signals) = Listener::new(config).with_config(listener_config).spawn(stop.clone());
     let mut events = handle.events();

@@ -26,6 +26,7 @@ pub struct TlsStream(tokio_rustls::client::TlsStream<Socket>);
 
 /// What a TLS handshake negotiated, as this client saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Negotiated {
     /// The protocol, as PostgreSQL names it (`TLSv1.3`).
     pub version: String,

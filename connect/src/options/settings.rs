@@ -2,12 +2,83 @@
 //! settings, the service file, the `PG*` environment and the defaults have been merged (see
 //! `resolve.rs`). Nothing here touches the network or the file system.
 
+use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
+
+/// A value that none of an enumerated keyword's names spells (libpq's names; case matters, except
+/// for the TLS versions, as in libpq).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {keyword} value: \"{value}\" (expected one of: {})", .expected.join(", "))]
+#[non_exhaustive]
+pub struct UnknownValue {
+    /// The keyword, e.g. `sslmode`.
+    pub keyword: &'static str,
+    /// The value given.
+    pub value: String,
+    /// The names the keyword takes.
+    pub expected: &'static [&'static str],
+}
+
+/// An enumerated keyword's value: its names, in libpq's spelling, one place for parsing and
+/// printing them.
+pub(crate) trait KeywordValue: Copy + 'static {
+    /// The keyword.
+    const KEYWORD: &'static str;
+    /// Every value with its name.
+    const NAMES: &'static [(&'static str, Self)];
+    /// The names alone, for messages.
+    const EXPECTED: &'static [&'static str];
+}
+
+/// `as_str`, `FromStr` and `Display` for an enum of keyword values, from one table of names.
+macro_rules! keyword_values {
+    ($ty:ident, $keyword:literal, [$(($name:literal, $variant:ident)),+ $(,)?]) => {
+        impl KeywordValue for $ty {
+            const KEYWORD: &'static str = $keyword;
+            const NAMES: &'static [(&'static str, Self)] = &[$(($name, $ty::$variant)),+];
+            const EXPECTED: &'static [&'static str] = &[$($name),+];
+        }
+
+        impl $ty {
+            #[doc = concat!("libpq's name of this `", $keyword, "` value.")]
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)+
+                }
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = UnknownValue;
+
+            #[doc = concat!("A `", $keyword, "` value by libpq's name (case matters, as in libpq).")]
+            fn from_str(value: &str) -> Result<Self, UnknownValue> {
+                <Self as KeywordValue>::NAMES
+                    .iter()
+                    .find(|(name, _)| *name == value)
+                    .map(|&(_, v)| v)
+                    .ok_or_else(|| UnknownValue {
+                        keyword: $keyword,
+                        value: value.to_string(),
+                        expected: <Self as KeywordValue>::EXPECTED,
+                    })
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
 
 /// libpq's `sslmode`: whether TLS is used and what is verified.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum SslMode {
     /// Plaintext only.
     Disable,
@@ -26,6 +97,7 @@ pub enum SslMode {
 
 /// libpq's `sslnegotiation` (PostgreSQL 17).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SslNegotiation {
     /// An `SSLRequest` first, as every PostgreSQL version understands.
     #[default]
@@ -36,6 +108,7 @@ pub enum SslNegotiation {
 
 /// libpq's `channel_binding`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ChannelBinding {
     /// Never.
     Disable,
@@ -48,6 +121,7 @@ pub enum ChannelBinding {
 
 /// libpq's `target_session_attrs`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TargetSessionAttrs {
     /// Any server.
     #[default]
@@ -66,6 +140,7 @@ pub enum TargetSessionAttrs {
 
 /// libpq's `load_balance_hosts` (PostgreSQL 16).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum LoadBalanceHosts {
     /// Try the hosts in the order given.
     #[default]
@@ -76,6 +151,7 @@ pub enum LoadBalanceHosts {
 
 /// libpq's `sslcertmode` (PostgreSQL 16): whether a client certificate is sent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SslCertMode {
     /// Never send one.
     Disable,
@@ -89,6 +165,7 @@ pub enum SslCertMode {
 /// The TLS protocol versions rustls speaks (`ssl_min_protocol_version` /
 /// `ssl_max_protocol_version`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum TlsVersion {
     /// `TLSv1`: accepted as a bound, but rustls never negotiates below TLS 1.2.
     Tls1_0,
@@ -100,8 +177,77 @@ pub enum TlsVersion {
     Tls1_3,
 }
 
+keyword_values!(
+    SslMode,
+    "sslmode",
+    [
+        ("disable", Disable),
+        ("allow", Allow),
+        ("prefer", Prefer),
+        ("require", Require),
+        ("verify-ca", VerifyCa),
+        ("verify-full", VerifyFull),
+    ]
+);
+keyword_values!(SslNegotiation, "sslnegotiation", [("postgres", Postgres), ("direct", Direct)]);
+keyword_values!(
+    ChannelBinding,
+    "channel_binding",
+    [("disable", Disable), ("prefer", Prefer), ("require", Require)]
+);
+keyword_values!(
+    TargetSessionAttrs,
+    "target_session_attrs",
+    [
+        ("any", Any),
+        ("read-write", ReadWrite),
+        ("read-only", ReadOnly),
+        ("primary", Primary),
+        ("standby", Standby),
+        ("prefer-standby", PreferStandby),
+    ]
+);
+keyword_values!(LoadBalanceHosts, "load_balance_hosts", [("disable", Disable), ("random", Random)]);
+keyword_values!(SslCertMode, "sslcertmode", [("disable", Disable), ("allow", Allow), ("require", Require)]);
+
+impl TlsVersion {
+    const NAMES: [(&'static str, TlsVersion); 4] = [
+        ("TLSv1", TlsVersion::Tls1_0),
+        ("TLSv1.1", TlsVersion::Tls1_1),
+        ("TLSv1.2", TlsVersion::Tls1_2),
+        ("TLSv1.3", TlsVersion::Tls1_3),
+    ];
+
+    /// libpq's name of this version (`TLSv1.2`).
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES.iter().find(|(_, v)| *v == self).map_or("", |(name, _)| name)
+    }
+}
+
+impl FromStr for TlsVersion {
+    type Err = UnknownValue;
+
+    /// A version by libpq's name, in any case (libpq compares them with `pg_strcasecmp`).
+    fn from_str(value: &str) -> Result<Self, UnknownValue> {
+        Self::NAMES.iter().find(|(name, _)| name.eq_ignore_ascii_case(value)).map(|&(_, v)| v).ok_or_else(
+            || UnknownValue {
+                keyword: "ssl_min_protocol_version or ssl_max_protocol_version",
+                value: value.to_string(),
+                expected: &["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"],
+            },
+        )
+    }
+}
+
+impl fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where the certificate authorities for verifying the server come from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RootCert {
     /// A PEM file of CA certificates.
     File(PathBuf),
@@ -112,6 +258,7 @@ pub enum RootCert {
 
 /// Where one host is reached.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Host {
     /// A host name or IP address (the name certificates are checked against).
     Tcp(String),
@@ -121,6 +268,7 @@ pub enum Host {
 
 /// One entry of the comma-separated `host` / `hostaddr` / `port` lists.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Endpoint {
     /// `host`; `None` when only `hostaddr` was given for this position.
     pub host: Option<Host>,
@@ -130,9 +278,17 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+impl Endpoint {
+    /// Host `host` (or only the address `hostaddr`), port `port`.
+    pub fn new(host: Option<Host>, hostaddr: Option<IpAddr>, port: u16) -> Self {
+        Endpoint { host, hostaddr, port }
+    }
+}
+
 /// Every setting of one connection, resolved. Built by `resolve.rs`; read by the TLS and
 /// establishing code.
 #[derive(Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Settings {
     /// The hosts to try, in order (after `load_balance_hosts` shuffling, which happens per
     /// connection attempt).
@@ -225,5 +381,52 @@ impl std::fmt::Debug for Settings {
             .field("ssl_max_protocol_version", &self.ssl_max_protocol_version)
             .field("channel_binding", &self.channel_binding)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every name parses to its value and prints back, through the one table.
+    fn round_trips<T: KeywordValue + FromStr<Err = UnknownValue> + fmt::Display + PartialEq + fmt::Debug>() {
+        for &(name, value) in T::NAMES {
+            assert_eq!(name.parse::<T>(), Ok(value));
+            assert_eq!(value.to_string(), name);
+        }
+        let error = "Verify-Full".parse::<T>().unwrap_err();
+        assert_eq!(
+            (error.keyword, error.value.as_str(), error.expected),
+            (T::KEYWORD, "Verify-Full", T::EXPECTED)
+        );
+    }
+
+    #[test]
+    fn names_round_trip() {
+        round_trips::<SslMode>();
+        round_trips::<SslNegotiation>();
+        round_trips::<ChannelBinding>();
+        round_trips::<TargetSessionAttrs>();
+        round_trips::<LoadBalanceHosts>();
+        round_trips::<SslCertMode>();
+        assert_eq!(SslMode::VerifyCa.as_str(), "verify-ca");
+        assert_eq!(TargetSessionAttrs::PreferStandby.as_str(), "prefer-standby");
+    }
+
+    #[test]
+    fn an_unknown_value_names_the_keyword_and_the_choices() {
+        assert_eq!(
+            "verify_full".parse::<SslMode>().unwrap_err().to_string(),
+            r#"invalid sslmode value: "verify_full" (expected one of: disable, allow, prefer, require, verify-ca, verify-full)"#
+        );
+    }
+
+    #[test]
+    fn tls_versions_parse_in_any_case_and_print_as_libpq_spells_them() {
+        for (name, version) in TlsVersion::NAMES {
+            assert_eq!(name.to_ascii_lowercase().parse::<TlsVersion>(), Ok(version));
+            assert_eq!(version.as_str(), name);
+        }
+        assert!("TLSv1.4".parse::<TlsVersion>().is_err());
     }
 }

@@ -32,8 +32,8 @@ use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tracing::warn;
 
-use super::settings::{RootCert, Settings, SslCertMode, SslMode, TlsVersion};
 use super::stream::MakeTls;
+use crate::options::settings::{RootCert, Settings, SslCertMode, SslMode, TlsVersion};
 
 /// The file names libpq looks for in `~/.postgresql/` when the setting is not given.
 const DEFAULT_ROOT_CERT: &str = "root.crt";
@@ -55,6 +55,7 @@ pub(crate) enum Verification {
 /// Why TLS could not be set up from the settings (files missing, unreadable or unsafe). libpq
 /// reports these as the failure of each connection attempt that needs TLS, and so do we.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TlsSetupError {
     /// `verify-ca` / `verify-full` without a root certificate file.
     #[error(

@@ -19,14 +19,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bytebase_signal_client::connect::{ConnectOptions, Established, Negotiated, Target};
+use bytebase_signal_client::listener::{DEFAULT_REPLAY_GRACE, MAX_REPLAY_GRACE};
 use bytebase_signal_client::send::{Cancel, SendMode};
 use bytebase_signal_client::wire::WireFormat;
-use bytebase_signal_client::{Error, Listener, ListenerConfig, RunUid, Signal, SignalKind};
+use bytebase_signal_client::{Listener, RunUid, Signal, SignalKind};
+
+use crate::error::Error;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 
 mod doctor;
+mod error;
 mod serve_metrics;
 
 #[derive(Parser)]
@@ -92,7 +96,7 @@ struct SendArgs {
 struct ListenArgs {
     /// How far before the last moment the connection was known alive a replay starts, in
     /// seconds: longer than the longest transaction that sends a cancel.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=2_592_000))]
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_REPLAY_GRACE.as_secs(), value_parser = clap::value_parser!(u64).range(0..=MAX_REPLAY_GRACE.as_secs()))]
     grace: u64,
     /// Print only signals the durable log confirms (ignores forged pg_notify payloads).
     #[arg(long)]
@@ -156,7 +160,7 @@ impl Conn {
 async fn connect(conn: &Conn) -> Result<(tokio_postgres::Client, Target, Option<Negotiated>), Error> {
     // Not the listener's application_name: `send` and `status` are not listeners (the doctor
     // and operators find listeners by it).
-    let Established { client, connection, target, tls } =
+    let Established { client, connection, target, tls, .. } =
         conn.options_for("bytebase-signal-cli")?.connect().await?;
     let server = target.clone();
     tokio::spawn(async move {
@@ -191,15 +195,15 @@ async fn listen(args: ListenArgs) -> Result<(), Error> {
         None => None,
     };
     let listener = Listener::new(args.conn.options()?);
-    let config = ListenerConfig {
-        replay_grace: Duration::from_secs(args.grace),
-        ping_interval: Duration::from_secs(args.ping_interval),
-        probe_interval: Duration::from_secs(6 * args.ping_interval),
-        strict: args.strict,
-        replay_function: args.replay_function,
-        queue_capacity: args.queue as usize,
-        ..listener.config().clone()
-    };
+    let config = listener
+        .config()
+        .clone()
+        .replay_grace(Duration::from_secs(args.grace))
+        .ping_interval(Duration::from_secs(args.ping_interval))
+        .probe_interval(Duration::from_secs(6 * args.ping_interval))
+        .strict(args.strict)
+        .replay_function(args.replay_function)
+        .queue_capacity(args.queue as usize);
     let (handle, mut signals) = listener.with_config(config).spawn(shutdown.clone());
     let server = metrics.map(|(recorder, socket)| {
         tokio::spawn(serve_metrics::serve(socket, recorder, handle.status_reader(), shutdown.clone()))

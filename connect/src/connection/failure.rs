@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use rustls::CertificateError;
 
-use super::settings::SslMode;
 use super::tls::TlsSetupError;
+use crate::options::settings::SslMode;
 
 /// Where one attempt went.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Target {
     /// A TCP server.
     Tcp {
@@ -218,6 +219,7 @@ fn humanize(d: Duration) -> String {
 /// One failed attempt: where, and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("connection to {target} failed: {cause}")]
+#[non_exhaustive]
 pub struct AttemptError {
     /// The server tried.
     pub target: Target,
@@ -227,25 +229,25 @@ pub struct AttemptError {
     pub cause: Cause,
 }
 
-/// The connection failed: each attempt, in order (libpq's rules decide how many hosts and
-/// addresses that is), or the settings themselves before any attempt.
+/// The connection failed: the settings themselves before any attempt, or each attempt, in order
+/// (libpq's rules decide how many hosts and addresses that is).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnectError {
-    /// The attempts, in the order they were made.
-    pub attempts: Vec<AttemptError>,
-    /// Settings changed after they were resolved that break libpq's rules across settings
+#[non_exhaustive]
+pub enum ConnectError {
+    /// Settings changed after they were resolved break libpq's rules across settings
     /// (`sslrootcert=system` with a weaker `sslmode`, say): nothing was tried.
-    pub settings: Option<super::ConfigError>,
+    Settings(crate::options::error::ConfigError),
+    /// Every attempt failed: the attempts, in the order they were made (none when there was no
+    /// host to connect to).
+    Attempts(Vec<AttemptError>),
 }
 
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(settings) = &self.settings {
-            return write!(f, "{settings}");
-        }
-        match self.attempts.as_slice() {
-            [] => f.write_str("no host to connect to"),
-            attempts => {
+        match self {
+            ConnectError::Settings(settings) => write!(f, "{settings}"),
+            ConnectError::Attempts(attempts) if attempts.is_empty() => f.write_str("no host to connect to"),
+            ConnectError::Attempts(attempts) => {
                 for (i, a) in attempts.iter().enumerate() {
                     if i > 0 {
                         f.write_str("; ")?;
@@ -261,11 +263,19 @@ impl fmt::Display for ConnectError {
 impl StdError for ConnectError {}
 
 impl ConnectError {
+    /// The attempts made, in order: none when the settings stopped it first.
+    pub fn attempts(&self) -> &[AttemptError] {
+        match self {
+            ConnectError::Attempts(attempts) => attempts,
+            ConnectError::Settings(_) => &[],
+        }
+    }
+
     /// Whether the server refused the login itself (authentication failed, no `pg_hba.conf`
     /// entry, no such database: SQLSTATE class 28 or 3D000), so that retrying soon with the same
     /// settings will not help. Not for transient refusals (starting up, too many connections).
     pub fn is_refused_by_server(&self) -> bool {
-        self.attempts.last().is_some_and(|a| match &a.cause {
+        self.attempts().last().is_some_and(|a| match &a.cause {
             Cause::Server { code, .. } => code.starts_with("28") || code == "3D000",
             _ => false,
         })
@@ -293,7 +303,7 @@ pub(crate) fn classify(e: &tokio_postgres::Error, sslmode: SslMode, tls: bool) -
     let source = e.source().map(|s| s.to_string()).unwrap_or_default();
     if text.starts_with("error performing TLS handshake") {
         if source.contains("server does not support TLS") {
-            return Cause::TlsNotSupported(mode_name(sslmode));
+            return Cause::TlsNotSupported(sslmode.as_str());
         }
         if let Some(io) = find::<io::Error>(e) {
             return Cause::Tls(TlsFailure::Other(io.to_string()));
@@ -325,18 +335,6 @@ pub(crate) fn classify(e: &tokio_postgres::Error, sslmode: SslMode, tls: bool) -
         Cause::Other(text)
     } else {
         Cause::Other(format!("{text}: {source}"))
-    }
-}
-
-/// libpq's name of a mode, for messages.
-pub(crate) fn mode_name(mode: SslMode) -> &'static str {
-    match mode {
-        SslMode::Disable => "disable",
-        SslMode::Allow => "allow",
-        SslMode::Prefer => "prefer",
-        SslMode::Require => "require",
-        SslMode::VerifyCa => "verify-ca",
-        SslMode::VerifyFull => "verify-full",
     }
 }
 
@@ -438,7 +436,7 @@ mod tests {
                 message: "Connection refused (os error 111)".into(),
             },
         };
-        let e = ConnectError { attempts: vec![refused(1), refused(2)], settings: None };
+        let e = ConnectError::Attempts(vec![refused(1), refused(2)]);
         assert_eq!(
             e.to_string(),
             "connection to server at \"127.0.0.1\", port 1 failed: Connection refused (os error 111); \

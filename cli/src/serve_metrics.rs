@@ -16,7 +16,9 @@ use axum::routing::get;
 use axum::Router;
 use bytebase_signal_client::listener::StatusReader;
 use bytebase_signal_client::metrics::{DELIVERY_LAG_BUCKETS, DELIVERY_LAG_SECONDS};
-use bytebase_signal_client::{Error, Status};
+use bytebase_signal_client::Status;
+
+use crate::error::Error;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -118,12 +120,22 @@ mod tests {
 
     #[test]
     fn healthy_only_while_connected_and_not_deaf() {
-        let connected = Status { connected: true, ..Status::default() };
+        // A status is the listener's to build; here each field is set on a default one.
+        let with = |change: &dyn Fn(&mut Status)| {
+            let mut status = Status::default();
+            status.connected = true;
+            change(&mut status);
+            status
+        };
+        let connected = with(&|_| {});
         assert_eq!(health(&connected), (true, "ok: connected".to_owned()), "no probe answer yet");
-        assert!(health(&Status { notifications: Some(true), ..connected.clone() }).0);
-        let (ok, why) = health(&Status { notifications: Some(false), ..connected });
+        assert!(health(&with(&|s| s.notifications = Some(true))).0);
+        let (ok, why) = health(&with(&|s| s.notifications = Some(false)));
         assert!(!ok && why.contains("notifications do not arrive"), "{why}");
-        let lost = Status { last_error: Some("connection closed by the server".into()), ..Status::default() };
+        let lost = with(&|s| {
+            s.connected = false;
+            s.last_error = Some("connection closed by the server".into());
+        });
         assert_eq!(health(&lost), (false, "not connected: connection closed by the server".to_owned()));
         assert_eq!(health(&Status::default()).1, "not connected: not connected yet");
     }

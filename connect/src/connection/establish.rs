@@ -18,14 +18,15 @@ use tracing::{debug, warn};
 
 use super::failure::{classify, AttemptError, Cause, ConnectError, Target, TlsFailure};
 use super::plan::{self, Failed, Next, Step, Wanted};
-use super::settings::{
-    ChannelBinding, Endpoint, Host, LoadBalanceHosts, Settings, SslCertMode, SslMode, SslNegotiation,
-};
 use super::stream::{MakeTls, Negotiated, TlsStream};
 use super::tls::{self, Tls, TlsSetupError};
-use super::{pgpass, resolve, ConnectOptions, PasswordRequest};
+use crate::options::settings::{
+    ChannelBinding, Endpoint, Host, LoadBalanceHosts, Settings, SslCertMode, SslMode, SslNegotiation,
+};
+use crate::options::{pgpass, resolve, ConnectOptions, PasswordRequest};
 
 /// A connection that is up, with what it took to get there.
+#[non_exhaustive]
 pub struct Established {
     /// The client half.
     pub client: Client,
@@ -74,7 +75,7 @@ pub(crate) async fn establish(options: &ConnectOptions) -> Result<Established, C
     let settings = &options.settings;
     // The settings may have been changed since they were resolved: libpq's rules across them
     // hold for whatever is connected with.
-    resolve::check(settings).map_err(|e| ConnectError { attempts: Vec::new(), settings: Some(e) })?;
+    resolve::check(settings).map_err(ConnectError::Settings)?;
     let mut attempts = Vec::new();
     // TLS is configured once per call (files may change between calls: rotated certificates).
     let tls = match settings.sslmode {
@@ -116,7 +117,7 @@ pub(crate) async fn establish(options: &ConnectOptions) -> Result<Established, C
             }
         }
     }
-    Err(ConnectError { attempts, settings: None })
+    Err(ConnectError::Attempts(attempts))
 }
 
 /// The addresses of one endpoint: `hostaddr` (which wins over any `host`, a socket directory

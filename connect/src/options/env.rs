@@ -84,7 +84,7 @@ impl Environment for SystemEnvironment {
 /// it is given, nothing else.
 ///
 /// ```
-/// use bytebase_signal_client::connect::{Environment, MapEnvironment};
+/// use bytebase_signal_connect::{Environment, MapEnvironment};
 ///
 /// let env = MapEnvironment::new().var("PGHOST", "db.example.com").user("alice");
 /// assert_eq!(env.var_os("PGHOST"), Some("db.example.com".into()));

@@ -6,7 +6,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
 
 use bytebase_signal_client::listener::{DEFAULT_APPLICATION_NAME, STATEMENT_TAG};
-use bytebase_signal_client::wire::CHANNEL;
+use bytebase_signal_client::wire::{quote_ident, CHANNEL};
 
 use super::decide::{
     Api, EditionFacts, Grant, Holder, ListenerSession, LogFacts, PrivilegeFacts, QueueFacts,
@@ -75,7 +75,7 @@ async fn grants(
     schema: &str,
     signatures: &[&'static str],
 ) -> Result<Vec<Grant>, tokio_postgres::Error> {
-    let names: Vec<String> = signatures.iter().map(|s| format!("{}.{s}", quote(schema))).collect();
+    let names: Vec<String> = signatures.iter().map(|s| format!("{}.{s}", quote_ident(schema))).collect();
     let rows = client
         .query_typed(
             "SELECT f.oid IS NOT NULL, coalesce(pg_catalog.has_function_privilege(f.oid, 'EXECUTE'), false) \
@@ -121,8 +121,8 @@ const COUNT_BOUND: i64 = 1_000_000;
 /// else through the time-based replay (bounded by the retention), else the planner's estimate
 /// (none before the table was first vacuumed or analysed: `reltuples` is -1 then).
 pub(crate) async fn log(client: &Client, api: &Api) -> Result<LogFacts, tokio_postgres::Error> {
-    let table = format!("{}.bytebase_signal_log", quote(&api.schema));
-    let replay = format!("{}.bytebase_signal_replay(timestamptz)", quote(&api.schema));
+    let table = format!("{}.bytebase_signal_log", quote_ident(&api.schema));
+    let replay = format!("{}.bytebase_signal_replay(timestamptz)", quote_ident(&api.schema));
     let row = client
         .query_typed_one(
             "SELECT t.oid IS NOT NULL, \
@@ -146,7 +146,7 @@ pub(crate) async fn log(client: &Client, api: &Api) -> Result<LogFacts, tokio_po
     let source = match (table_readable, replay_granted) {
         (true, _) => Some(("table", table)),
         (false, true) => {
-            Some(("replay", format!("{}.bytebase_signal_replay('-infinity')", quote(&api.schema))))
+            Some(("replay", format!("{}.bytebase_signal_replay('-infinity')", quote_ident(&api.schema))))
         }
         (false, false) => None,
     };
@@ -271,9 +271,4 @@ pub(crate) async fn listeners(client: &Client) -> Result<Vec<ListenerSession>, t
             })
         })
         .collect()
-}
-
-/// `name` as an identifier in SQL text (always quoted: a schema's name is data here).
-pub(crate) fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }

@@ -26,10 +26,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::conninfo::is_c_space;
 use super::env::Environment;
 use super::error::ConfigError;
-use super::resolve::{in_dir, keyword};
+use super::keywords::keyword;
+use super::lexical::{in_dir, is_c_space};
 
 /// libpq reads the service file with `fgets` into a buffer of this size, and fails on a line
 /// that fills it.
@@ -162,7 +162,7 @@ fn parse(contents: &[u8], service: &str, file: &Path) -> Result<Option<Vec<Setti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connect::env::MapEnvironment;
+    use crate::options::env::MapEnvironment;
 
     const FILE: &str = "/etc/pg_service.conf";
 

@@ -1,24 +1,10 @@
-//! Connecting the way libpq does, for the listener, the CLI and the application's own sending
-//! connections: one place that turns a connection string (libpq conninfo or a `postgres://` URL),
-//! the service file, the `PG*` environment and libpq's defaults into [`Settings`], and those into
-//! a connection — over TLS with libpq's meaning of every `sslmode`, with the password file looked
-//! up per host, a password provider asked before every attempt, and errors that name the host, the
-//! port and the cause of each failed attempt.
-//!
-//! ```no_run
-//! # async fn example() -> Result<(), bytebase_signal_client::Error> {
-//! use bytebase_signal_client::connect::ConnectOptions;
-//!
-//! // As psql would read it: the string first, then PGSERVICE's service, then PG*, then defaults.
-//! let options = ConnectOptions::parse("host=db.example.com dbname=bytebase sslmode=verify-full")?;
-//! let client = options.connect_spawned().await?; // a sending connection, driven in the background
-//! client.execute("SELECT bytebase_cancel_task_run(42)", &[]).await?;
-//! # Ok(()) }
-//! ```
-//!
-//! One concern per file:
+//! The options: what to connect to and how, as libpq reads them. The syntax of a connection string
+//! or URL, the service file, the `PG*` environment, the password file and libpq's defaults become
+//! typed [`Settings`]; nothing here opens a socket.
 //!
 //! ```text
+//! keywords.rs   libpq's keyword table (a leaf)
+//! lexical.rs    libpq's white space and path spelling (a leaf)
 //! conninfo.rs   the syntax: `key=value` strings and URLs into keyword/value pairs
 //! resolve.rs    explicit settings, then the service file, then PG* variables, then defaults
 //! service.rs    pg_service.conf lookup
@@ -27,26 +13,19 @@
 //!               directory), behind a trait so that it is tested without touching the process
 //! settings.rs   the typed result
 //! error.rs      what is wrong with the settings (`ConfigError`)
-//! tls.rs        rustls configured per sslmode: verifiers, client certificates, CRLs
-//! stream.rs     the TLS stream and its connector, with SCRAM's channel binding
-//! plan.rs       libpq's order of attempts (hosts, addresses, TLS steps), without I/O
-//! establish.rs  the attempts themselves
-//! failure.rs    why an attempt failed (`ConnectError`), in libpq's words
+//! from_pg.rs    a tokio-postgres `Config` as options
 //! ```
 
-mod conninfo;
-mod env;
-mod error;
-mod establish;
-mod failure;
+pub(crate) mod conninfo;
+pub(crate) mod env;
+pub(crate) mod error;
 mod from_pg;
-mod pgpass;
-mod plan;
-mod resolve;
+mod keywords;
+mod lexical;
+pub(crate) mod pgpass;
+pub(crate) mod resolve;
 mod service;
 pub mod settings;
-mod stream;
-mod tls;
 
 use std::fmt;
 use std::future::Future;
@@ -55,17 +34,11 @@ use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use tokio_postgres::Client;
-use tracing::error;
-
-pub use conninfo::parse;
-pub use env::{Environment, MapEnvironment, SystemEnvironment, DEFAULT_SOCKET_DIR, DEFAULT_SYSCONFDIR};
-pub use error::{ConfigError, Origin};
-pub use establish::Established;
-pub use failure::{AttemptError, Cause, ConnectError, Target, TlsFailure};
-pub use settings::Settings;
-pub use stream::{Negotiated, TlsStream};
-pub use tls::TlsSetupError;
+#[cfg(doc)]
+use env::MapEnvironment;
+use env::{Environment, SystemEnvironment};
+use error::ConfigError;
+use settings::Settings;
 
 /// An error a [`PasswordProvider`] may return.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -73,6 +46,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// What a [`PasswordProvider`] is asked for: the login of one connection attempt (cloud IAM
 /// tokens are issued per host, port and user).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PasswordRequest {
     /// The host being connected to (as given; a socket path for a Unix-domain socket).
     pub host: String,
@@ -132,7 +106,10 @@ impl ConnectOptions {
         Self::parse("")
     }
 
-    fn parse_in(dsn: &str, env: &dyn Environment) -> Result<Self, ConfigError> {
+    /// Reads `dsn` as [`ConnectOptions::parse`] does, but with `env` in place of the process's
+    /// variables, OS user, home directory and system configuration directory: a
+    /// [`MapEnvironment`] to resolve settings as another environment would, e.g. in tests.
+    pub fn parse_in(dsn: &str, env: &dyn Environment) -> Result<Self, ConfigError> {
         let explicit = conninfo::parse(dsn)?;
         let settings = resolve::resolve(&explicit, env)?;
         Ok(ConnectOptions { settings, home: env.home_dir(), password_provider: None })
@@ -153,24 +130,6 @@ impl ConnectOptions {
     pub fn with_password_provider(mut self, provider: impl PasswordProvider) -> Self {
         self.password_provider = Some(Arc::new(provider));
         self
-    }
-
-    /// Connects: each host in turn (each of its addresses, each TLS step its `sslmode` allows)
-    /// until one accepts; the error lists every attempt.
-    pub async fn connect(&self) -> Result<Established, ConnectError> {
-        establish::establish(self).await
-    }
-
-    /// Connects and drives the connection on a background task (which logs its end if it fails):
-    /// for sending connections, which need no notifications.
-    pub async fn connect_spawned(&self) -> Result<Client, ConnectError> {
-        let Established { client, connection, target, .. } = self.connect().await?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                error!(server = %target, error = %e, "connection failed");
-            }
-        });
-        Ok(client)
     }
 }
 

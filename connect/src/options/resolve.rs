@@ -61,100 +61,19 @@
 //! setting in libpq either). Secrets are never echoed in errors.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::conninfo::is_c_space;
 use super::env::Environment;
 use super::error::{ConfigError, Origin};
+use super::keywords::{is_secret, keyword, unalias, KEYWORDS};
+use super::lexical::{in_dir, is_c_space};
 use super::service;
 use super::settings::{
-    ChannelBinding, Endpoint, Host, LoadBalanceHosts, RootCert, Settings, SslCertMode, SslMode,
+    ChannelBinding, Endpoint, Host, KeywordValue, LoadBalanceHosts, RootCert, Settings, SslCertMode, SslMode,
     SslNegotiation, TargetSessionAttrs, TlsVersion,
 };
-
-/// A keyword libpq knows, and the variable that supplies its value when nothing else does.
-pub(crate) struct Keyword {
-    /// The keyword.
-    pub(crate) name: &'static str,
-    /// Its `PG*` variable.
-    pub(crate) env: Option<&'static str>,
-}
-
-const fn kw(name: &'static str, env: Option<&'static str>) -> Keyword {
-    Keyword { name, env }
-}
-
-/// libpq's keywords (17, and the additions of 18), in libpq's order.
-pub(crate) const KEYWORDS: &[Keyword] = &[
-    kw("service", Some("PGSERVICE")),
-    kw("user", Some("PGUSER")),
-    kw("password", Some("PGPASSWORD")),
-    kw("passfile", Some("PGPASSFILE")),
-    kw("channel_binding", Some("PGCHANNELBINDING")),
-    kw("connect_timeout", Some("PGCONNECT_TIMEOUT")),
-    kw("dbname", Some("PGDATABASE")),
-    kw("host", Some("PGHOST")),
-    kw("hostaddr", Some("PGHOSTADDR")),
-    kw("port", Some("PGPORT")),
-    kw("client_encoding", Some("PGCLIENTENCODING")),
-    kw("options", Some("PGOPTIONS")),
-    kw("application_name", Some("PGAPPNAME")),
-    kw("fallback_application_name", None),
-    kw("keepalives", None),
-    kw("keepalives_idle", None),
-    kw("keepalives_interval", None),
-    kw("keepalives_count", None),
-    kw("tcp_user_timeout", None),
-    kw("sslmode", Some("PGSSLMODE")),
-    kw("sslnegotiation", Some("PGSSLNEGOTIATION")),
-    kw("sslcompression", Some("PGSSLCOMPRESSION")),
-    kw("sslcert", Some("PGSSLCERT")),
-    kw("sslkey", Some("PGSSLKEY")),
-    kw("sslcertmode", Some("PGSSLCERTMODE")),
-    kw("sslpassword", None),
-    kw("sslrootcert", Some("PGSSLROOTCERT")),
-    kw("sslcrl", Some("PGSSLCRL")),
-    kw("sslcrldir", Some("PGSSLCRLDIR")),
-    kw("sslsni", Some("PGSSLSNI")),
-    kw("requirepeer", Some("PGREQUIREPEER")),
-    kw("require_auth", Some("PGREQUIREAUTH")),
-    kw("ssl_min_protocol_version", Some("PGSSLMINPROTOCOLVERSION")),
-    kw("ssl_max_protocol_version", Some("PGSSLMAXPROTOCOLVERSION")),
-    kw("gssencmode", Some("PGGSSENCMODE")),
-    kw("krbsrvname", Some("PGKRBSRVNAME")),
-    kw("gsslib", Some("PGGSSLIB")),
-    kw("gssdelegation", Some("PGGSSDELEGATION")),
-    kw("replication", None),
-    kw("target_session_attrs", Some("PGTARGETSESSIONATTRS")),
-    kw("load_balance_hosts", Some("PGLOADBALANCEHOSTS")),
-    // libpq 18.
-    kw("servicefile", None),
-    kw("sslkeylogfile", None),
-    kw("min_protocol_version", Some("PGMINPROTOCOLVERSION")),
-    kw("max_protocol_version", Some("PGMAXPROTOCOLVERSION")),
-    kw("scram_client_key", None),
-    kw("scram_server_key", None),
-    kw("oauth_issuer", None),
-    kw("oauth_client_id", None),
-    kw("oauth_client_secret", None),
-    kw("oauth_scope", None),
-];
-
-/// The keyword called `name`, if libpq has one.
-pub(crate) fn keyword(name: &str) -> Option<&'static Keyword> {
-    KEYWORDS.iter().find(|k| k.name == name)
-}
-
-/// Whether `name`'s values are secrets, never to appear in an error message.
-pub(crate) fn is_secret(name: &str) -> bool {
-    matches!(
-        name,
-        "password" | "sslpassword" | "oauth_client_secret" | "scram_client_key" | "scram_server_key"
-    )
-}
 
 /// Session settings libpq sends as startup parameters when their variable is set (to anything
 /// but `default`), and the server setting each one names.
@@ -213,10 +132,7 @@ fn var(env: &dyn Environment, name: &'static str) -> Result<Option<String>, Conf
 pub(crate) fn resolve(explicit: &[(String, String)], env: &dyn Environment) -> Result<Settings, ConfigError> {
     let mut values = Values::default();
     for (name, text) in explicit {
-        let (name, text) = match name.as_str() {
-            "requiressl" => ("sslmode", if text.starts_with('1') { "require" } else { "prefer" }.to_string()),
-            name => (name, text.clone()),
-        };
+        let (name, text) = unalias(name, text.clone());
         let known = keyword(name).ok_or_else(|| ConfigError::InvalidOption(name.to_string()))?;
         values.set(known.name, text, Origin::Explicit)?;
     }
@@ -260,7 +176,7 @@ pub(crate) fn resolve(explicit: &[(String, String)], env: &dyn Environment) -> R
 /// `ConnectOptions::settings_mut`, or built from a tokio-postgres `Config`): a weaker `sslmode`
 /// than `sslrootcert=system` or `sslnegotiation=direct` allow is refused, whoever set it.
 pub(crate) fn check(settings: &Settings) -> Result<(), ConfigError> {
-    let sslmode = || sslmode_name(settings.sslmode).to_string();
+    let sslmode = || settings.sslmode.as_str().to_string();
     if settings.sslnegotiation == SslNegotiation::Direct && settings.sslmode < SslMode::Require {
         return Err(ConfigError::WeakSslModeForDirectNegotiation {
             sslmode: sslmode(),
@@ -295,16 +211,7 @@ fn build(values: &Values, env: &dyn Environment) -> Result<Settings, ConfigError
         "require_auth",
         "it restricts the authentication methods the server may use, which this client cannot enforce",
     )?;
-    let channel_binding = choice(
-        values,
-        "channel_binding",
-        ChannelBinding::Prefer,
-        &[
-            ("disable", ChannelBinding::Disable),
-            ("prefer", ChannelBinding::Prefer),
-            ("require", ChannelBinding::Require),
-        ],
-    )?;
+    let channel_binding = choice(values, ChannelBinding::Prefer)?;
 
     // sslmode: its default is verify-full with the system's roots.
     let sslrootcert = values.nonempty("sslrootcert").map(|v| match v.text.as_str() {
@@ -313,29 +220,12 @@ fn build(values: &Values, env: &dyn Environment) -> Result<Settings, ConfigError
     });
     let sslmode_default =
         if sslrootcert == Some(RootCert::System) { SslMode::VerifyFull } else { SslMode::Prefer };
-    let sslmode = choice(
-        values,
-        "sslmode",
-        sslmode_default,
-        &[
-            ("disable", SslMode::Disable),
-            ("allow", SslMode::Allow),
-            ("prefer", SslMode::Prefer),
-            ("require", SslMode::Require),
-            ("verify-ca", SslMode::VerifyCa),
-            ("verify-full", SslMode::VerifyFull),
-        ],
-    )?;
+    let sslmode = choice(values, sslmode_default)?;
     let sslmode_given = || match values.get("sslmode") {
         Some(v) => (v.text.clone(), v.origin.clone()),
-        None => (sslmode_name(sslmode).to_string(), Origin::Default),
+        None => (sslmode.as_str().to_string(), Origin::Default),
     };
-    let sslnegotiation = choice(
-        values,
-        "sslnegotiation",
-        SslNegotiation::Postgres,
-        &[("postgres", SslNegotiation::Postgres), ("direct", SslNegotiation::Direct)],
-    )?;
+    let sslnegotiation = choice(values, SslNegotiation::Postgres)?;
     if sslnegotiation == SslNegotiation::Direct && sslmode < SslMode::Require {
         let (sslmode, origin) = sslmode_given();
         return Err(ConfigError::WeakSslModeForDirectNegotiation { sslmode, origin });
@@ -358,38 +248,24 @@ fn build(values: &Values, env: &dyn Environment) -> Result<Settings, ConfigError
     }
     let ssl_min_protocol_version = ssl_min_protocol_version.unwrap_or(TlsVersion::Tls1_0);
 
-    let sslcertmode = choice(
-        values,
-        "sslcertmode",
-        SslCertMode::Allow,
-        &[
-            ("disable", SslCertMode::Disable),
-            ("allow", SslCertMode::Allow),
-            ("require", SslCertMode::Require),
-        ],
-    )?;
-    if choice(values, "gssencmode", false, &[("disable", false), ("prefer", false), ("require", true)])? {
-        return Err(ConfigError::GssEncryptionUnavailable { origin: origin(values, "gssencmode") });
+    let sslcertmode = choice(values, SslCertMode::Allow)?;
+    // gssencmode: this client has no GSSAPI, so only `require` is refused (disable and prefer
+    // mean plaintext or TLS, as without GSSAPI in libpq).
+    if let Some(v) = values.get("gssencmode") {
+        match v.text.as_str() {
+            "disable" | "prefer" => {}
+            "require" => return Err(ConfigError::GssEncryptionUnavailable { origin: v.origin.clone() }),
+            _ => {
+                return Err(ConfigError::InvalidValue {
+                    keyword: "gssencmode",
+                    value: v.text.clone(),
+                    origin: v.origin.clone(),
+                })
+            }
+        }
     }
-    let target_session_attrs = choice(
-        values,
-        "target_session_attrs",
-        TargetSessionAttrs::Any,
-        &[
-            ("any", TargetSessionAttrs::Any),
-            ("read-write", TargetSessionAttrs::ReadWrite),
-            ("read-only", TargetSessionAttrs::ReadOnly),
-            ("primary", TargetSessionAttrs::Primary),
-            ("standby", TargetSessionAttrs::Standby),
-            ("prefer-standby", TargetSessionAttrs::PreferStandby),
-        ],
-    )?;
-    let load_balance_hosts = choice(
-        values,
-        "load_balance_hosts",
-        LoadBalanceHosts::Disable,
-        &[("disable", LoadBalanceHosts::Disable), ("random", LoadBalanceHosts::Random)],
-    )?;
+    let target_session_attrs = choice(values, TargetSessionAttrs::Any)?;
+    let load_balance_hosts = choice(values, LoadBalanceHosts::Disable)?;
     check_client_encoding(values)?;
 
     // What libpq checks only when it connects.
@@ -445,14 +321,6 @@ fn build(values: &Values, env: &dyn Environment) -> Result<Settings, ConfigError
     })
 }
 
-/// `dir` followed by `/name`, spelled as libpq spells it (`"%s/%s"`).
-pub(crate) fn in_dir(dir: PathBuf, name: &str) -> PathBuf {
-    let mut path = OsString::from(dir);
-    path.push("/");
-    path.push(name);
-    PathBuf::from(path)
-}
-
 fn origin(values: &Values, keyword: &str) -> Origin {
     values.get(keyword).map_or(Origin::Default, |v| v.origin.clone())
 }
@@ -461,27 +329,12 @@ fn path(values: &Values, keyword: &str) -> Option<PathBuf> {
     values.nonempty(keyword).map(|v| PathBuf::from(&v.text))
 }
 
-fn sslmode_name(mode: SslMode) -> &'static str {
-    match mode {
-        SslMode::Disable => "disable",
-        SslMode::Allow => "allow",
-        SslMode::Prefer => "prefer",
-        SslMode::Require => "require",
-        SslMode::VerifyCa => "verify-ca",
-        SslMode::VerifyFull => "verify-full",
-    }
-}
-
-/// The value of an enumerated keyword: `default` when unset, else exactly one of `options`
+/// The value of an enumerated keyword: `default` when unset, else exactly one of its names
 /// (case matters, as in libpq).
-fn choice<T: Copy>(
-    values: &Values,
-    keyword: &'static str,
-    default: T,
-    options: &[(&str, T)],
-) -> Result<T, ConfigError> {
+fn choice<T: KeywordValue>(values: &Values, default: T) -> Result<T, ConfigError> {
+    let keyword = T::KEYWORD;
     let Some(v) = values.get(keyword) else { return Ok(default) };
-    options
+    T::NAMES
         .iter()
         .find(|(name, _)| *name == v.text)
         .map(|&(_, value)| value)
@@ -517,19 +370,11 @@ fn keepalive_setting(values: &Values, keyword: &'static str) -> Result<Option<u3
 /// `ssl_min_protocol_version` or `ssl_max_protocol_version`; `None` when unset or empty.
 fn tls_version(values: &Values, keyword: &'static str) -> Result<Option<TlsVersion>, ConfigError> {
     let Some(v) = values.nonempty(keyword) else { return Ok(None) };
-    let version = match v.text.to_ascii_lowercase().as_str() {
-        "tlsv1" => TlsVersion::Tls1_0,
-        "tlsv1.1" => TlsVersion::Tls1_1,
-        "tlsv1.2" => TlsVersion::Tls1_2,
-        "tlsv1.3" => TlsVersion::Tls1_3,
-        _ => {
-            return Err(ConfigError::InvalidSslVersion {
-                keyword,
-                value: v.text.clone(),
-                origin: v.origin.clone(),
-            })
-        }
-    };
+    let version = v.text.parse::<TlsVersion>().map_err(|_| ConfigError::InvalidSslVersion {
+        keyword,
+        value: v.text.clone(),
+        origin: v.origin.clone(),
+    })?;
     Ok(Some(version))
 }
 
@@ -728,8 +573,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::connect::conninfo::parse;
-    use crate::connect::env::MapEnvironment;
+    use crate::options::conninfo::parse;
+    use crate::options::env::MapEnvironment;
 
     /// An environment with only an OS user.
     fn env() -> MapEnvironment {
@@ -1369,7 +1214,7 @@ mod tests {
         let explicit = [("host".to_string(), "a\0b".to_string())];
         assert_eq!(resolve(&explicit, &env()).unwrap_err().to_string(), "host contains a NUL character");
         let env = MapEnvironment::new()
-            .var("PGHOST", <OsString as std::os::unix::ffi::OsStringExt>::from_vec(vec![0xff]));
+            .var("PGHOST", <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(vec![0xff]));
         assert_eq!(
             resolve(&[], &env).unwrap_err().to_string(),
             "environment variable PGHOST is not valid UTF-8"

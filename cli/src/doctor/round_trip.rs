@@ -21,7 +21,7 @@ use bytebase_signal_client::connect::{ConnectOptions, Established};
 use bytebase_signal_client::wire::CHANNEL;
 
 use super::decide::{qualify, Api, Fallback, ProbePath, RoundTripFacts, WithoutNotify};
-use super::gather::quote;
+use bytebase_signal_client::wire::quote_ident;
 
 /// The project-scoped send the probe goes through (0.3.0 and later).
 const SCOPED_SEND: &str = "bytebase_cancel_task_run(bigint, text)";
@@ -41,7 +41,7 @@ pub(crate) async fn choose_path(
         why,
     };
     let Some(api) = api else { return Ok(private(Fallback::NoEdition)) };
-    let function = format!("{}.{SCOPED_SEND}", quote(&api.schema));
+    let function = format!("{}.{SCOPED_SEND}", quote_ident(&api.schema));
     let row = client
         .query_typed_one(
             "SELECT f.oid IS NOT NULL, coalesce(pg_catalog.has_function_privilege(f.oid, 'EXECUTE'), false) \
@@ -56,7 +56,7 @@ pub(crate) async fn choose_path(
         (true, false) => private(Fallback::NotGranted { function: shown, role: role.to_owned() }),
         (true, true) => ProbePath::Scoped {
             function: shown,
-            call: format!("{}.bytebase_cancel_task_run", quote(&api.schema)),
+            call: format!("{}.bytebase_cancel_task_run", quote_ident(&api.schema)),
             project: format!("bytebase-signal-doctor/{unique}"),
         },
     })
@@ -126,7 +126,7 @@ pub(crate) async fn run(
         ProbePath::Scoped { .. } => CHANNEL.to_owned(),
         ProbePath::Private { channel, .. } => channel.clone(),
     };
-    if let Err(e) = listening.client.batch_execute(&format!("LISTEN {}", quote(&channel))).await {
+    if let Err(e) = listening.client.batch_execute(&format!("LISTEN {}", quote_ident(&channel))).await {
         return failed("LISTEN")(describe(e));
     }
     match sessions(&listening.client, &channel).await {

@@ -21,9 +21,9 @@ use tokio::time::Instant;
 use tokio_postgres::Client;
 use tracing::{debug, warn};
 
+use crate::error::Error;
 use bytebase_signal_client::connect::settings::{Endpoint, Host, LoadBalanceHosts};
 use bytebase_signal_client::connect::{ConnectOptions, Established, Target};
-use bytebase_signal_client::Error;
 
 use crate::Conn;
 use decide::{Api, ConnectionFacts, WithoutNotify};
@@ -141,7 +141,7 @@ struct Doctor {
 /// Connects (the first connection) and reads who the session is.
 async fn connect(mut options: ConnectOptions, timeout: Duration) -> Result<Doctor, Error> {
     options.settings_mut().connect_timeout.get_or_insert(DEFAULT_CONNECT_TIMEOUT.max(timeout));
-    let Established { client, connection, target, tls } = options.connect().await?;
+    let Established { client, connection, target, tls, .. } = options.connect().await?;
     // The round trip's second connection must reach this very server, not the next of several
     // hosts (load_balance_hosts=random, or a failover meanwhile): pin it.
     pin(&mut options, &target);
@@ -163,9 +163,7 @@ async fn connect(mut options: ConnectOptions, timeout: Duration) -> Result<Docto
 /// Restricts `options` to the one server `target` names.
 fn pin(options: &mut ConnectOptions, target: &Target) {
     let endpoint = match target {
-        Target::Tcp { host, addr, port } => {
-            Endpoint { host: Some(Host::Tcp(host.clone())), hostaddr: *addr, port: *port }
-        }
+        Target::Tcp { host, addr, port } => Endpoint::new(Some(Host::Tcp(host.clone())), *addr, *port),
         Target::Unix { socket } => {
             // `<dir>/.s.PGSQL.<port>`
             let port = socket
@@ -174,12 +172,12 @@ fn pin(options: &mut ConnectOptions, target: &Target) {
                 .and_then(|n| n.strip_prefix(".s.PGSQL."))
                 .and_then(|p| p.parse().ok());
             match (socket.parent(), port) {
-                (Some(dir), Some(port)) => {
-                    Endpoint { host: Some(Host::Unix(dir.to_owned())), hostaddr: None, port }
-                }
+                (Some(dir), Some(port)) => Endpoint::new(Some(Host::Unix(dir.to_owned())), None, port),
                 _ => return,
             }
         }
+        // A kind of server this doctor does not know: left as the settings name it.
+        _ => return,
     };
     let settings = options.settings_mut();
     settings.endpoints = vec![endpoint];
@@ -204,7 +202,7 @@ async fn within<T>(
     query: impl Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, Error> {
     match tokio::time::timeout(after, query).await {
-        Ok(result) => result.map_err(Error::Database),
+        Ok(result) => result.map_err(Error::from),
         Err(_) => Err(Error::Timeout { what, after }),
     }
 }
@@ -410,17 +408,13 @@ mod tests {
         let s = options.settings();
         assert_eq!(
             s.endpoints,
-            [Endpoint {
-                host: Some(Host::Tcp("db2".into())),
-                hostaddr: Some([10, 0, 0, 6].into()),
-                port: 5433
-            }]
+            [Endpoint::new(Some(Host::Tcp("db2".into())), Some([10, 0, 0, 6].into()), 5433)]
         );
         assert_eq!(s.load_balance_hosts, LoadBalanceHosts::Disable);
         pin(&mut options, &Target::Unix { socket: "/run/postgresql/.s.PGSQL.5434".into() });
         assert_eq!(
             options.settings().endpoints,
-            [Endpoint { host: Some(Host::Unix("/run/postgresql".into())), hostaddr: None, port: 5434 }]
+            [Endpoint::new(Some(Host::Unix("/run/postgresql".into())), None, 5434)]
         );
     }
 

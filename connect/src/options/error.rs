@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 /// Where a setting's value came from: named at the end of an error about that value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Origin {
     /// The connection string, or the settings the caller passed.
     Explicit,

@@ -18,7 +18,7 @@
 //! `sslmode` for it. `target_session_attrs=prefer-standby` is two passes over every host: the first
 //! accepts only a standby, the second any server.
 
-use super::settings::{SslMode, TargetSessionAttrs};
+use crate::options::settings::{SslMode, TargetSessionAttrs};
 
 /// How one attempt negotiates TLS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -24,7 +24,8 @@
 //! and resolution takes the last.
 
 use super::error::{ConfigError, Origin};
-use super::resolve::{is_secret, keyword};
+use super::keywords::{is_secret, keyword, unalias};
+use super::lexical::is_c_space;
 
 /// The two URL schemes libpq recognises.
 const URI_PREFIXES: [&str; 2] = ["postgresql://", "postgres://"];
@@ -35,7 +36,7 @@ const URI_PREFIXES: [&str; 2] = ["postgresql://", "postgres://"];
 /// (`requiressl` and a URL's `ssl=true` already turned into `sslmode`); values are not checked.
 ///
 /// ```
-/// use bytebase_signal_client::connect::parse;
+/// use bytebase_signal_connect::parse;
 ///
 /// let pairs = parse("postgresql://alice@db.example.com:5433/app?sslmode=require").unwrap();
 /// let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -59,12 +60,6 @@ pub fn parse(dsn: &str) -> Result<Vec<(String, String)>, ConfigError> {
     }
 }
 
-/// C's `isspace` in the C locale, which libpq uses throughout (Rust's `is_ascii_whitespace`
-/// leaves out `\v`).
-pub(crate) fn is_c_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
-}
-
 /// Stores one pair as libpq's `conninfo_storeval` does: `requiressl` becomes `sslmode`, and an
 /// unknown keyword is an error.
 fn store(
@@ -73,11 +68,7 @@ fn store(
     value: String,
     unknown: impl FnOnce(&str) -> ConfigError,
 ) -> Result<(), ConfigError> {
-    let (name, value) = if name == "requiressl" {
-        ("sslmode", if value.starts_with('1') { "require" } else { "prefer" }.to_string())
-    } else {
-        (name, value)
-    };
+    let (name, value) = unalias(name, value);
     let known = keyword(name).ok_or_else(|| unknown(name))?;
     pairs.push((known.name.to_string(), value));
     Ok(())

@@ -5,6 +5,8 @@ use std::cmp::Ordering;
 use std::time::Duration;
 
 use bytebase_signal_client::limits::DEFAULT_NOTIFY_QUEUE_LIMIT;
+use bytebase_signal_client::listener::DEFAULT_REPLAY_GRACE;
+use bytebase_signal_client::wire::quote_ident;
 
 use super::report::{Check, CheckId};
 
@@ -17,7 +19,7 @@ pub(crate) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(1);
 
 /// The listeners' default replay grace (`bytebase-signal listen --grace`): a shorter retention
 /// deletes rows a reconnecting listener still asks for.
-const LISTENER_GRACE_SECS: f64 = 60.0;
+const LISTENER_GRACE_SECS: f64 = DEFAULT_REPLAY_GRACE.as_secs() as f64;
 
 /// How the connection was made.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -330,8 +332,12 @@ pub(crate) fn log(facts: &LogFacts) -> Check {
         Some(secs) if secs < LISTENER_GRACE_SECS => Check::warn(
             CheckId::Log,
             found,
-            "the retention is shorter than the listeners' replay grace (60 s): a listener that \
-             reconnects asks for rows already pruned; ALTER DATABASE <db> SET bytebase_signal.retention = '1h'",
+            format!(
+                "the retention is shorter than the listeners' default replay grace ({}): a listener \
+                 that reconnects asks for rows already pruned; ALTER DATABASE <db> SET \
+                 bytebase_signal.retention = '1h'",
+                human_duration(LISTENER_GRACE_SECS)
+            ),
         ),
         _ => Check::ok(CheckId::Log, found),
     }
@@ -723,17 +729,6 @@ pub(crate) fn human_duration(secs: f64) -> String {
     }
 }
 
-/// `name` as an SQL identifier: as it is if it needs no quotes, else double-quoted.
-pub(crate) fn quote_ident(name: &str) -> String {
-    let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
-    if plain {
-        name.to_owned()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
-}
-
 /// `function` qualified with `schema`, unless that is `public` (on everyone's search_path).
 pub(crate) fn qualify(schema: &str, function: &str) -> String {
     if schema == "public" {
@@ -847,7 +842,7 @@ mod tests {
         assert_eq!(
             sender.action.unwrap(),
             "if it also listens: GRANT EXECUTE ON FUNCTION bytebase_signal_replay(timestamptz), \
-             bytebase_signal_replay_after(pg_snapshot) TO app"
+             bytebase_signal_replay_after(pg_snapshot) TO \"app\""
         );
         let listener = privileges(&privilege_facts(false, true));
         assert!(listener.found.contains("listener-only"), "{}", listener.found);
@@ -859,7 +854,7 @@ mod tests {
         assert_eq!(check.status, Status::Warn);
         assert_eq!(
             check.action.unwrap(),
-            "GRANT EXECUTE ON FUNCTION \"Meta\".bytebase_signal_replay_after(pg_snapshot) TO app"
+            "GRANT EXECUTE ON FUNCTION \"Meta\".bytebase_signal_replay_after(pg_snapshot) TO \"app\""
         );
     }
 
@@ -870,7 +865,7 @@ mod tests {
         facts.schema_usage = false;
         let check = privileges(&facts);
         assert_eq!(check.status, Status::Fail);
-        assert_eq!(check.action.unwrap(), "GRANT USAGE ON SCHEMA \"Meta\" TO app");
+        assert_eq!(check.action.unwrap(), "GRANT USAGE ON SCHEMA \"Meta\" TO \"app\"");
     }
 
     #[test]
@@ -1031,11 +1026,9 @@ mod tests {
     }
 
     #[test]
-    fn durations_and_identifiers_print_as_people_and_sql_read_them() {
+    fn durations_print_as_people_read_them() {
         assert_eq!(human_duration(59.4), "59 s");
         assert_eq!(human_duration(3600.0 * 3.0 + 300.0), "3 h 5 min");
         assert_eq!(human_duration(86400.0 * 2.0 + 3600.0 * 4.0), "2 d 4 h");
-        assert_eq!(quote_ident("bytebase_app"), "bytebase_app");
-        assert_eq!(quote_ident("Bytebase App"), "\"Bytebase App\"");
     }
 }

@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
+step "imports run one way (scripts/check_imports.py)"
+ensure_debian_packages python3
+python3 scripts/check_imports.py client connect cli extension tests
+
 step "unit and doc tests: bytebase-signal-connect, bytebase-signal-client, bytebase-signal-cli"
 cargo test -p bytebase-signal-connect -p bytebase-signal-client -p bytebase-signal-cli
 

@@ -12,8 +12,11 @@ use super::decide::{
     Api, EditionFacts, Grant, Holder, ListenerSession, LogFacts, PrivilegeFacts, QueueFacts,
     REPLAY_FUNCTIONS, SEND_FUNCTIONS,
 };
-use super::DOCTOR_APPLICATION_NAME;
 use bytebase_signal_client::limits::DEFAULT_NOTIFY_QUEUE_LIMIT;
+
+/// The doctor's `application_name`: its sessions are not mistaken for listeners (the CLI's
+/// default is the listener's), and its own are left out of what it gathers.
+pub(crate) const DOCTOR_APPLICATION_NAME: &str = "bytebase-signal-doctor";
 
 /// Who the doctor is on the server and what the server is.
 pub(crate) struct Session {

@@ -27,12 +27,8 @@ use bytebase_signal_client::connect::{ConnectOptions, Established, Target};
 
 use crate::Conn;
 use decide::{Api, ConnectionFacts, WithoutNotify};
-use gather::Session;
+use gather::{Session, DOCTOR_APPLICATION_NAME};
 use report::{Check, CheckId, Report};
-
-/// The doctor's `application_name`: its sessions are not mistaken for listeners (the CLI's
-/// default is the listener's).
-pub(crate) const DOCTOR_APPLICATION_NAME: &str = "bytebase-signal-doctor";
 
 /// The connect timeout per address where the settings give none: the doctor must not hang.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -64,7 +64,7 @@ pub(crate) struct Cursor {
 
 /// How a signal reached the listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Origin {
+pub(crate) enum Arrival {
     /// As a notification.
     Notification,
     /// From the log, by the replay under way.
@@ -203,24 +203,24 @@ impl CatchUp {
         }
     }
 
-    /// Offers `signal`, which arrived by `origin` at `now`, to the handler through `offer` (which
+    /// Offers `signal`, which arrived as `arrival` says at `now`, to the handler through `offer` (which
     /// says whether it took it) unless it was handed on already.
     pub(crate) fn offer(
         &mut self,
         signal: &Signal,
-        origin: Origin,
+        arrival: Arrival,
         now: Instant,
         offer: impl FnOnce() -> bool,
     ) -> Offered {
-        let from_log = origin == Origin::Replay;
+        let from_log = arrival == Arrival::Replay;
         let offered = self.seen.offer(seen::key(signal), now, from_log, offer);
         if offered == Offered::Refused {
-            match (origin, &mut self.replaying) {
-                (Origin::Replay, Some(replaying)) => replaying.dropped = true,
-                (Origin::Replay, None) => {}
+            match (arrival, &mut self.replaying) {
+                (Arrival::Replay, Some(replaying)) => replaying.dropped = true,
+                (Arrival::Replay, None) => {}
                 // The next replay, if exact on this server, has its row; if not, the following
                 // ones must reach back to before it.
-                (Origin::Notification | Origin::Confirmed, _) => {
+                (Arrival::Notification | Arrival::Confirmed, _) => {
                     if self.exact_cursor().is_none() {
                         self.drops += 1;
                         let mark = self.time_mark();
@@ -364,9 +364,9 @@ mod tests {
         Signal::new(SignalKind::TaskRun, uid(n))
     }
 
-    /// Offers `signal` by `origin`, the handler taking it if `takes`.
-    fn offer(c: &mut CatchUp, signal: &Signal, origin: Origin, takes: bool) -> Offered {
-        c.offer(signal, origin, Instant::now(), || takes)
+    /// Offers `signal`, arrived as `arrival` says, the handler taking it if `takes`.
+    fn offer(c: &mut CatchUp, signal: &Signal, arrival: Arrival, takes: bool) -> Offered {
+        c.offer(signal, arrival, Instant::now(), || takes)
     }
 
     fn t(secs: u64) -> SystemTime {
@@ -429,7 +429,7 @@ mod tests {
         let t0 = Instant::now();
         c.connected("A", true);
         let ask = c.start_replay(t0);
-        offer(&mut c, &task(1), Origin::Replay, false);
+        offer(&mut c, &task(1), Arrival::Replay, false);
         assert!(c.replayed(&replayed("A", "12:12:", t(130)), t0));
         assert_eq!(c.start_replay(t0), ask, "exact from the same cursor, with the same window");
     }
@@ -501,13 +501,13 @@ mod tests {
         let mut c = caught_up("A", true, "10:10:", t(100));
         let t0 = Instant::now();
         let ask = c.start_replay(t0);
-        assert_eq!(offer(&mut c, &task(1), Origin::Replay, true), Offered::Accepted);
-        assert_eq!(offer(&mut c, &task(2), Origin::Replay, false), Offered::Refused, "queue full");
+        assert_eq!(offer(&mut c, &task(1), Arrival::Replay, true), Offered::Accepted);
+        assert_eq!(offer(&mut c, &task(2), Arrival::Replay, false), Offered::Refused, "queue full");
         c.replayed(&replayed("A", "20:20:", t(110)), t0);
         assert_eq!(c.start_replay(t0), ask, "the same rows again");
         // The second time round, 1 is a duplicate and 2 gets through.
-        assert_eq!(offer(&mut c, &task(1), Origin::Replay, true), Offered::Duplicate(None));
-        assert_eq!(offer(&mut c, &task(2), Origin::Replay, true), Offered::Accepted);
+        assert_eq!(offer(&mut c, &task(1), Arrival::Replay, true), Offered::Duplicate(None));
+        assert_eq!(offer(&mut c, &task(2), Arrival::Replay, true), Offered::Accepted);
         c.replayed(&replayed("A", "21:21:", t(120)), t0);
         assert_eq!(c.start_replay(t0), after("21:21:"));
     }
@@ -520,7 +520,7 @@ mod tests {
         c.connected("B", true);
         let ask = c.start_replay(t0);
         assert_eq!(ask, Ask::Since(since(t(100))));
-        offer(&mut c, &task(1), Origin::Replay, false);
+        offer(&mut c, &task(1), Arrival::Replay, false);
         assert!(c.replayed(&replayed("B", "5:5:", t(130)), t0), "the first replay");
         assert!(c.behind() && c.catching_up, "but not caught up");
         assert_eq!(c.start_replay(t0), ask, "from the same mark, not exactly from 5:5:");
@@ -533,13 +533,13 @@ mod tests {
     #[test]
     fn a_dropped_notification_needs_nothing_with_a_cursor_and_a_time_replay_without() {
         let mut exact = caught_up("A", true, "10:10:", t(100));
-        offer(&mut exact, &task(1), Origin::Notification, false);
+        offer(&mut exact, &task(1), Arrival::Notification, false);
         assert!(!exact.behind(), "the next exact replay returns its row");
         assert_eq!(exact.start_replay(Instant::now()), after("10:10:"));
 
         let t0 = Instant::now();
         let mut timed = caught_up("A", false, "10:10:", t(100));
-        offer(&mut timed, &task(1), Origin::Notification, false);
+        offer(&mut timed, &task(1), Arrival::Notification, false);
         assert!(timed.behind());
         timed.heartbeat(t(110), t0);
         assert_eq!(
@@ -555,7 +555,7 @@ mod tests {
         let t0 = Instant::now();
         c.start_replay(t0);
         // Refused while the replay runs: that replay's snapshot may predate its commit.
-        offer(&mut c, &task(1), Origin::Notification, false);
+        offer(&mut c, &task(1), Arrival::Notification, false);
         c.replayed(&replayed("A", "11:11:", t(110)), t0);
         assert!(c.behind(), "still behind after the replay under way");
         assert_eq!(c.start_replay(t0), Ask::Since(since(t(100))));
@@ -571,7 +571,7 @@ mod tests {
         c.connected("A", true);
         assert_eq!(c.start_replay(t0), Ask::Since(since(t(100))));
         // Refused while that replay runs: its snapshot may predate the commit.
-        offer(&mut c, &task(1), Origin::Notification, false);
+        offer(&mut c, &task(1), Arrival::Notification, false);
         c.replayed(&replayed("A", "10:10:", t(110)), t0);
         assert!(c.behind());
         assert_eq!(
@@ -594,7 +594,7 @@ mod tests {
 
         let mut timed = caught_up("A", false, "10:10:", t(100));
         let ask = timed.start_replay(t0);
-        offer(&mut timed, &task(1), Origin::Replay, false);
+        offer(&mut timed, &task(1), Arrival::Replay, false);
         timed.replay_failed();
         timed.heartbeat(t(200), t0);
         assert_eq!(timed.start_replay(t0), ask, "a drop in a failed replay still reaches back");
@@ -605,11 +605,11 @@ mod tests {
         let t0 = Instant::now();
         let mut c = CatchUp::new(Duration::from_secs(1), t0);
         c.heartbeat(t(100), t0);
-        assert_eq!(offer(&mut c, &task(1), Origin::Notification, true), Offered::Accepted);
-        offer(&mut c, &task(2), Origin::Notification, false);
+        assert_eq!(offer(&mut c, &task(1), Arrival::Notification, true), Offered::Accepted);
+        offer(&mut c, &task(2), Arrival::Notification, false);
         // Far later heartbeats: while behind, 1 is still known (its replayed copy is skipped).
         c.heartbeat(t(200), t0 + Duration::from_secs(100));
-        assert!(matches!(offer(&mut c, &task(1), Origin::Replay, true), Offered::Duplicate(Some(_))));
+        assert!(matches!(offer(&mut c, &task(1), Arrival::Replay, true), Offered::Duplicate(Some(_))));
     }
 
     #[test]

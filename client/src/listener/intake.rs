@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tokio_postgres::Notification;
 use tracing::warn;
 
-use crate::listener::catch_up::{CatchUp, Origin};
+use crate::listener::catch_up::{Arrival, CatchUp};
 use crate::listener::log::{Logged, Unavailable};
 use crate::listener::probe::{Change, Probe};
 use crate::metrics::Via;
@@ -143,7 +143,7 @@ impl Intake {
                 self.confirm.notify_one();
             }
             Ok(signal) => {
-                self.hand_on_at(signal, Origin::Notification, None, now);
+                self.hand_on_at(signal, Arrival::Notification, None, now);
             }
             Err(e) => {
                 self.shared.malformed.bump();
@@ -154,15 +154,15 @@ impl Intake {
 
     /// Offers `signal` to the handler unless it was handed on already. `stamp` is its log row's,
     /// for a signal read from the log: it times the delivery (see `crate::metrics`).
-    pub(crate) fn hand_on(&self, signal: Signal, origin: Origin, stamp: Option<Stamp>) -> Handed {
-        self.hand_on_at(signal, origin, stamp, Instant::now())
+    pub(crate) fn hand_on(&self, signal: Signal, arrival: Arrival, stamp: Option<Stamp>) -> Handed {
+        self.hand_on_at(signal, arrival, stamp, Instant::now())
     }
 
     /// [`Intake::hand_on`] at `now` (the notifications read together share one clock reading).
-    fn hand_on_at(&self, signal: Signal, origin: Origin, stamp: Option<Stamp>, now: Instant) -> Handed {
+    fn hand_on_at(&self, signal: Signal, arrival: Arrival, stamp: Option<Stamp>, now: Instant) -> Handed {
         let stamp = stamp.filter(|s| s.stamped_since(self.started));
         let mut refused = None;
-        let offered = self.state().offer(&signal, origin, now, || match &self.sink {
+        let offered = self.state().offer(&signal, arrival, now, || match &self.sink {
             Sink::Queue(tx) => match tx.try_send(signal.clone()) {
                 Ok(()) => true,
                 // Nobody receives any more: nothing is pending either (a refusal would keep the
@@ -190,7 +190,7 @@ impl Intake {
                 Handed::Duplicate
             }
             (Offered::Accepted, _) => {
-                if origin == Origin::Replay {
+                if arrival == Arrival::Replay {
                     self.shared.replayed.bump();
                     if let Some(stamp) = stamp {
                         self.shared.lag(Via::Replay, stamp.lag_at(now));
@@ -213,7 +213,7 @@ impl Intake {
     pub(crate) fn hand_on_replayed(&self, signals: Vec<Logged>, sent: Instant) -> u64 {
         signals
             .into_iter()
-            .map(|Logged { signal, age }| self.hand_on(signal, Origin::Replay, Some(Stamp { age, sent })))
+            .map(|Logged { signal, age }| self.hand_on(signal, Arrival::Replay, Some(Stamp { age, sent })))
             .filter(|handed| *handed == Handed::On)
             .count() as u64
     }

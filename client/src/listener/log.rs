@@ -24,7 +24,9 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
 use tracing::warn;
 
-use crate::listener::{tagged, MAX_REPLAY_GRACE, STATEMENT_TAG};
+#[cfg(test)]
+use crate::listener::config::DEFAULT_REPLAY_FUNCTION;
+use crate::listener::config::{tagged, MAX_REPLAY_GRACE, STATEMENT_TAG};
 use crate::signal::Signal;
 use crate::validate::RunUid;
 use crate::wire::SignalKind;
@@ -163,6 +165,17 @@ impl Log {
                 },
             }),
         })
+    }
+
+    /// A log as a detection could find it, for the decisions' unit tests: exact replays or not.
+    #[cfg(test)]
+    pub(crate) fn for_tests(exact: bool) -> Log {
+        Log {
+            since: DEFAULT_REPLAY_FUNCTION.to_owned(),
+            after: exact.then(|| after_name(DEFAULT_REPLAY_FUNCTION)),
+            after_not_granted: false,
+            optional: "NULL, NULL",
+        }
     }
 
     /// Whether exact replays are possible (0.4.0, and granted).

@@ -53,13 +53,15 @@
 //! and a replay restricted to its uid (run after the notification arrived, so after the sender
 //! committed) must return it. A forged `pg_notify` is counted as unconfirmed and dropped.
 //!
-//! *Backing off* follows [`Backoff`]: the first retry is immediate. Hosts: the configuration may
+//! *Backing off* follows [`Backoff`](crate::Backoff): the first retry is immediate. Hosts: the configuration may
 //! name several; the listener asks for `target_session_attrs=read-write`, so a hot standby (which
 //! cannot LISTEN) is skipped, and a host that refuses LISTEN anyway is just another failed attempt.
 
 mod catch_up;
+mod config;
 mod intake;
 pub(crate) mod log;
+mod log_access;
 mod lost;
 mod probe;
 mod session;
@@ -73,136 +75,22 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::backoff::{Backoff, BackoffState};
+use crate::backoff::BackoffState;
 use crate::connect::settings::TargetSessionAttrs;
 use crate::connect::{ConnectOptions, Established, PasswordProvider};
 use crate::error::Error;
 use crate::registry::Registry;
 use crate::signal::Signal;
 use crate::status::{Event, Shared, Status};
-use crate::wire::CHANNEL;
 use catch_up::CatchUp;
+pub use config::{
+    ListenerConfig, DEFAULT_APPLICATION_NAME, DEFAULT_REPLAY_FUNCTION, DEFAULT_REPLAY_GRACE,
+    MAX_QUEUE_CAPACITY, MAX_REPLAY_GRACE, STATEMENT_TAG,
+};
 use intake::{Intake, Sink};
 use lost::Lost;
 use probe::Probe;
 use session::Ended;
-
-/// `application_name` of the listener's connection unless the configuration sets one, so that
-/// operators can find it in `pg_stat_activity`.
-pub const DEFAULT_APPLICATION_NAME: &str = "bytebase-signal";
-
-/// `tagged!()` is [`STATEMENT_TAG`] as a literal; `tagged!("SELECT ...")` the statement opened with
-/// it (for `const` statements: `concat!` takes literals only).
-macro_rules! tagged {
-    () => {
-        "/* bytebase_signal listener */"
-    };
-    ($sql:literal) => {
-        concat!($crate::listener::tagged!(), " ", $sql)
-    };
-}
-pub(crate) use tagged;
-
-/// The comment that opens the listener's statements (its replays, its probe's NOTIFY, its look at
-/// what the log offers, its server identity and clock reads), so that `pg_stat_activity.query`
-/// shows any session running them as a listener's, whatever its `application_name`
-/// (`bytebase-signal doctor` looks for it).
-pub const STATEMENT_TAG: &str = tagged!();
-
-/// The largest hand-off queue a listener allocates; larger `queue_capacity` values are shortened.
-pub const MAX_QUEUE_CAPACITY: usize = 1 << 24;
-
-/// The replay grace unless configured ([`ListenerConfig::replay_grace`]): a sending transaction
-/// that stays open longer than this after its cancel call is covered only by an exact replay.
-pub const DEFAULT_REPLAY_GRACE: Duration = Duration::from_secs(60);
-
-/// The longest replay grace that means anything: the log's longest retention
-/// ([`crate::limits::MAX_RETENTION_SECS`]); a replay never looks further back.
-pub const MAX_REPLAY_GRACE: Duration = Duration::from_secs(crate::limits::MAX_RETENTION_SECS as u64);
-
-/// The extension's replay function (0.2.0 and later).
-pub const DEFAULT_REPLAY_FUNCTION: &str = "bytebase_signal_replay";
-
-/// Tunables of a [`Listener`]. The defaults detect a half-open connection within 15 s (25 s where
-/// a heartbeat reads the log by time: see `replay_timeout`).
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct ListenerConfig {
-    // What each field means is on its setter (`accessors!` below).
-    channel: String,
-    queue_capacity: usize,
-    backoff: Backoff,
-    connect_timeout: Duration,
-    ping_interval: Duration,
-    ping_timeout: Duration,
-    probe_interval: Duration,
-    keepalive_idle: Duration,
-    unlisten_timeout: Duration,
-    replay_grace: Duration,
-    replay_timeout: Duration,
-    replay_function: String,
-    strict: bool,
-}
-
-crate::accessors::accessors!(ListenerConfig {
-    /// The channel to LISTEN on (default [`CHANNEL`]).
-    channel, get_channel: String => &str;
-    /// Signals buffered between the socket reader and the handler.
-    queue_capacity, get_queue_capacity: usize;
-    /// Reconnect delays.
-    backoff, get_backoff: Backoff => &Backoff;
-    /// Deadline for connecting and authenticating.
-    connect_timeout, get_connect_timeout: Duration;
-    /// How often an idle connection is pinged.
-    ping_interval, get_ping_interval: Duration;
-    /// How long a ping may take before the connection is given up (and how long a probe
-    /// notification may take to come back).
-    ping_timeout, get_ping_timeout: Duration;
-    /// How often the listener checks, by sending itself a notification, that notifications reach
-    /// it at all (after LISTEN, then at the first heartbeat after each interval); as often, it
-    /// looks again at what the database's log offers (an update, a GRANT, a REVOKE).
-    probe_interval, get_probe_interval: Duration;
-    /// TCP keepalive idle time (probes follow every `keepalive_idle / 2`, 3 times).
-    keepalive_idle, get_keepalive_idle: Duration;
-    /// Deadline for the polite `UNLISTEN` at shutdown.
-    unlisten_timeout, get_unlisten_timeout: Duration;
-    /// How far before the last "known alive" mark a replay starts: longer than the longest
-    /// transaction that sends a cancel (its log row is stamped when the function is called, but
-    /// becomes visible only at commit).
-    replay_grace, get_replay_grace: Duration;
-    /// Deadline for a replay that reads the log by time (a reconnect's catch-up, the heartbeats
-    /// of a 0.2.0 or 0.3.0 database or while a dropped hand-off is pending) and for strict mode's
-    /// confirmations: longer than a ping's, since it may return a grace period's worth of rows.
-    /// A heartbeat's exact replay has `ping_timeout`. Half-open detection takes up to
-    /// `ping_interval + replay_timeout` where heartbeats read by time.
-    replay_timeout, get_replay_timeout: Duration;
-    /// The replay function, schema-qualified if the extension's schema is not on the listener's
-    /// `search_path` (default [`DEFAULT_REPLAY_FUNCTION`]).
-    replay_function, get_replay_function: String => &str;
-    /// Act only on signals the durable log confirms; notifications without a log row (a forged
-    /// `pg_notify`, or `bytebase_signal.durable = off` senders) are counted as unconfirmed.
-    strict, get_strict: bool;
-});
-
-impl Default for ListenerConfig {
-    fn default() -> Self {
-        ListenerConfig {
-            channel: CHANNEL.to_owned(),
-            queue_capacity: 4096,
-            backoff: Backoff::default(),
-            connect_timeout: Duration::from_secs(10),
-            ping_interval: Duration::from_secs(10),
-            ping_timeout: Duration::from_secs(5),
-            probe_interval: Duration::from_secs(60),
-            keepalive_idle: Duration::from_secs(10),
-            unlisten_timeout: Duration::from_secs(2),
-            replay_grace: DEFAULT_REPLAY_GRACE,
-            replay_timeout: Duration::from_secs(15),
-            replay_function: DEFAULT_REPLAY_FUNCTION.to_owned(),
-            strict: false,
-        }
-    }
-}
 
 /// A listener, configured but not yet running. See the [module docs](self).
 #[derive(Clone, Debug)]

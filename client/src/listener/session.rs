@@ -10,7 +10,6 @@
 
 use std::future::poll_fn;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::task::Poll;
 use std::time::Duration;
@@ -23,11 +22,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::connect::TlsStream;
-use crate::listener::catch_up::{CatchUp, Origin};
+use crate::listener::catch_up::{Arrival, CatchUp};
+use crate::listener::config::ListenerConfig;
 use crate::listener::intake::{lock, Intake};
 use crate::listener::log::{self, Ask, Log, Unavailable};
+use crate::listener::log_access::{AfterFailure, LogAccess, ReadFailure};
 use crate::listener::lost::Lost;
-use crate::listener::ListenerConfig;
 use crate::status::Event;
 use crate::wire::quote_ident;
 
@@ -52,17 +52,9 @@ struct Session<'a> {
     client: &'a Client,
     config: &'a ListenerConfig,
     intake: &'a Intake,
-    /// The log as last detected (`None`: a plain listener). The heartbeat and strict mode's
-    /// confirmations share it; each clones it before awaiting.
-    log: Mutex<Option<Log>>,
-    /// When the log was last detected: it is detected again every `probe_interval`, so an update
-    /// or a GRANT takes effect without a reconnect.
-    detected: Mutex<Instant>,
-    /// Set when a read of the log was refused and the detection that followed still found the log
-    /// readable; cleared by a read that succeeds. A refusal while it is set means something
-    /// detection cannot see (an error raised inside the function): the log is given up until the
-    /// next detection.
-    refused: AtomicBool,
+    /// Whether the log may be read, and as what (see `log_access.rs`). The heartbeat and strict
+    /// mode's confirmations share it; each clones the log before awaiting.
+    access: Mutex<LogAccess>,
 }
 
 /// Runs one connection until it is lost or `shutdown` is cancelled.
@@ -92,15 +84,9 @@ pub(crate) async fn run(
     intake.shared.set_connected();
     info!(server = %ready.server, channel = %config.channel, "listening");
     intake.event(Event::Connected { server: ready.server });
-    let session = Session {
-        client,
-        config,
-        intake,
-        log: Mutex::new(None),
-        detected: Mutex::new(Instant::now()),
-        refused: AtomicBool::new(false),
-    };
-    let exact = session.adopt(ready.log);
+    let session = Session { client, config, intake, access: Mutex::new(LogAccess::new(Instant::now())) };
+    session.report(&ready.log);
+    let exact = lock(&session.access).adopt(ready.log, Instant::now());
     intake.state().connected(&ready.identity, exact);
 
     // Catch up on what was committed while we were not listening.
@@ -177,103 +163,74 @@ async fn detect(
     }
 }
 
-/// What a failed read of the log means for the session.
-enum Failed {
-    /// The log is locked (a `VACUUM FULL`, an update under way): this read is skipped, the next
-    /// one tries again. The error reply proves the connection alive.
-    Locked,
-    /// The log cannot be read any more (revoked, dropped): detected again, and a plain listener
-    /// until the next detection if it is refused again before a read succeeds. `error` is the
-    /// server's answer, for the log.
-    Unavailable { why: Unavailable, error: String },
-    /// The connection failed or timed out: the session ends.
-    Lost(Lost),
-}
-
-impl From<Lost> for Failed {
-    fn from(e: Lost) -> Self {
-        let why = match &e {
-            Lost::Database(db) if db.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => return Failed::Locked,
-            Lost::Database(db) => Unavailable::of(db),
-            _ => None,
-        };
-        match why {
-            Some(why) => Failed::Unavailable { why, error: e.to_string() },
-            None => Failed::Lost(e),
-        }
-    }
-}
-
 impl Session<'_> {
     /// The log as last detected.
     fn log(&self) -> Option<Log> {
-        lock(&self.log).clone()
+        lock(&self.access).log().cloned()
     }
 
-    /// Takes what detection found as this session's log; whether it has exact replays.
-    fn adopt(&self, found: Result<Log, Unavailable>) -> bool {
-        let log = match found {
+    /// Says what a detection found: the log available (and whether its exact replay is granted),
+    /// or why not.
+    fn report(&self, found: &Result<Log, Unavailable>) {
+        match found {
             Ok(log) => {
                 self.intake.shared.set_replay_available(true);
                 if log.after_not_granted() {
                     self.intake.log_not_exact(&log.after_name());
                 }
-                Some(log)
             }
-            Err(why) => {
-                self.intake.log_unavailable(why, &self.config.replay_function);
-                None
-            }
-        };
-        let exact = log.as_ref().is_some_and(Log::exact);
-        *lock(&self.log) = log;
-        *lock(&self.detected) = Instant::now();
-        exact
+            Err(why) => self.intake.log_unavailable(*why, &self.config.replay_function),
+        }
     }
 
-    /// A read of the log failed: `Ok` if the session goes on.
-    async fn failed(&self, failed: Failed) -> Result<(), Lost> {
-        match failed {
-            Failed::Locked => {
+    /// A read of the log failed with `e`: `Ok` if the session goes on.
+    async fn failed(&self, e: Lost) -> Result<(), Lost> {
+        let failure = match &e {
+            Lost::Database(db) if db.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => ReadFailure::Locked,
+            Lost::Database(db) if Unavailable::of(db).is_some() => ReadFailure::Refused,
+            _ => ReadFailure::Lost,
+        };
+        let after = lock(&self.access).read_failed(failure);
+        match after {
+            AfterFailure::Skip => {
                 debug!("the signal log is locked; this read is skipped");
                 Ok(())
             }
-            Failed::Unavailable { error, .. } if self.refused.load(Ordering::Relaxed) => {
+            AfterFailure::DoWithout => {
                 // Refused again although detection found the log readable: without it (a plain
                 // listener) until the next detection, every `probe_interval`. Said once per
                 // detection, with the server's answer, since no detection explains it.
                 if self.intake.strict {
                     warn!(
-                        %error,
+                        error = %e,
                         "a replay of the signal log failed again although the log looks readable; \
                          strict mode: no notification can be confirmed, so none is acted on until \
                          the next look at the log"
                     );
                 } else {
                     warn!(
-                        %error,
+                        error = %e,
                         "a replay of the signal log failed again although the log looks readable; \
                          cancels come from notifications alone until the next look at the log"
                     );
                 }
                 self.intake.shared.set_replay_available(false);
-                *lock(&self.log) = None;
                 self.intake.state().set_exact(false);
                 Ok(())
             }
-            Failed::Unavailable { why, error } => {
+            AfterFailure::Redetect => {
                 // Granted at detection, revoked or dropped since: perhaps only the exact replay,
                 // and the time-based one still works. Detect again.
-                debug!(?why, %error, "a replay of the log was refused; looking again at what the log offers");
+                debug!(error = %e, "a replay of the log was refused; looking again at what the log offers");
                 let found =
                     within("log detection", self.config.ping_timeout, detect(self.client, self.config))
                         .await?;
-                self.refused.store(found.is_ok(), Ordering::Relaxed);
-                let exact = self.adopt(found);
+                self.report(&found);
+                let exact = lock(&self.access).redetected(found, Instant::now());
                 self.intake.state().set_exact(exact);
                 Ok(())
             }
-            Failed::Lost(e) => Err(e),
+            AfterFailure::End => Err(e),
         }
     }
 
@@ -283,13 +240,13 @@ impl Session<'_> {
     async fn catch_up(&self) -> Result<(), Lost> {
         match self.replay().await {
             Ok(()) => Ok(()),
-            Err(failed) => self.failed(failed).await,
+            Err(e) => self.failed(e).await,
         }
     }
 
     /// One replay, as the catch-up state plans it. Its deadline is a ping's for a heartbeat's
     /// exact replay (a few rows), a replay's for anything with a time window.
-    async fn replay(&self) -> Result<(), Failed> {
+    async fn replay(&self) -> Result<(), Lost> {
         let Some(log) = self.log() else { return Ok(()) };
         let sent = Instant::now();
         let ask = self.intake.state().start_replay(sent);
@@ -300,7 +257,7 @@ impl Session<'_> {
         let replay = log.replay(self.client, &ask, &self.config.channel, None);
         match within("replay", after, replay).await {
             Ok(mut replayed) => {
-                self.refused.store(false, Ordering::Relaxed);
+                lock(&self.access).read_succeeded();
                 let signals = std::mem::take(&mut replayed.signals);
                 let recovered = self.intake.hand_on_replayed(signals, sent);
                 let first = self.intake.state().replayed(&replayed, sent);
@@ -322,7 +279,7 @@ impl Session<'_> {
             }
             Err(e) => {
                 self.intake.state().replay_failed();
-                Err(e.into())
+                Err(e)
             }
         }
     }
@@ -357,19 +314,18 @@ impl Session<'_> {
 
     /// One heartbeat: the log detected again if due, then a replay or a read of the clock.
     async fn beat(&self) -> Result<(), Lost> {
-        let redetect = lock(&self.detected).elapsed() >= self.config.probe_interval;
-        if redetect {
+        let due = lock(&self.access).detection_due(Instant::now(), self.config.probe_interval);
+        if due {
             let found =
                 within("log detection", self.config.ping_timeout, detect(self.client, self.config)).await?;
-            // A fresh look: a refusal after it is judged anew (it may be one detection explains).
-            self.refused.store(false, Ordering::Relaxed);
-            let exact = self.adopt(found);
+            self.report(&found);
+            let exact = lock(&self.access).detected_on_schedule(found, Instant::now());
             self.intake.state().set_exact(exact);
         }
         if self.log().is_some() {
             return match self.replay().await {
                 Ok(()) => Ok(()),
-                Err(failed) => self.failed(failed).await,
+                Err(e) => self.failed(e).await,
             };
         }
         let sent = Instant::now();
@@ -465,7 +421,7 @@ impl Session<'_> {
             let replay = log.replay(self.client, &ask, &self.config.channel, Some(&uids));
             let found = match within("confirming replay", self.config.replay_timeout, replay).await {
                 Ok(replayed) => {
-                    self.refused.store(false, Ordering::Relaxed);
+                    lock(&self.access).read_succeeded();
                     replayed.signals.into_iter().map(|logged| logged.signal).collect()
                 }
                 Err(e) => {
@@ -474,7 +430,7 @@ impl Session<'_> {
                     for signal in candidates {
                         self.intake.state().candidate(signal);
                     }
-                    match self.failed(e.into()).await {
+                    match self.failed(e).await {
                         Ok(()) => continue,
                         Err(e) => return e,
                     }
@@ -482,7 +438,7 @@ impl Session<'_> {
             };
             let (confirmed, unconfirmed) = CatchUp::confirm(candidates, found);
             for signal in confirmed {
-                self.intake.hand_on(signal, Origin::Confirmed, None);
+                self.intake.hand_on(signal, Arrival::Confirmed, None);
             }
             for signal in unconfirmed {
                 self.intake.shared.add_unconfirmed(1);
@@ -543,4 +499,4 @@ async fn server_name(client: &Client) -> String {
 }
 
 /// The probe's NOTIFY, tagged as a listener's statement.
-pub(crate) const PROBE_NOTIFY: &str = crate::listener::tagged!("SELECT pg_catalog.pg_notify($1, $2)");
+pub(crate) const PROBE_NOTIFY: &str = crate::listener::config::tagged!("SELECT pg_catalog.pg_notify($1, $2)");

@@ -16,7 +16,8 @@
 //!   address. A host starting with `%2F` decodes to a path: a Unix-socket directory. Several
 //!   hosts become one comma-separated `host` (and `port`) value, as libpq stores them. Empty
 //!   parts are not stored (`postgresql:///db` sets no host). `ssl=true` means `sslmode=require`.
-//!   Spaces are kept as they are (libpq 18 trims them and rejects inner ones; 17 does not).
+//!   Spaces around a part are dropped and spaces inside one refused, as libpq 18 does (17 kept
+//!   them); `%20` is a space.
 //! * `requiressl=1` (and anything else starting with `1`) is libpq's old spelling of
 //!   `sslmode=require`, any other value of `sslmode=prefer`, in both forms.
 //!
@@ -157,13 +158,22 @@ fn hex_digit(b: u8) -> Option<u8> {
     }
 }
 
-/// Percent-decodes a part of a URL as libpq's `conninfo_uri_decode` does: `%` and two hex
-/// digits (either case) become that byte, `%00` is refused, everything else is copied.
+/// Percent-decodes a part of a URL as libpq's `conninfo_uri_decode` does: spaces before and
+/// after the part are dropped and a space inside it is refused (as libpq 18 does; `%20` is a
+/// space), `%` and two hex digits (either case) become that byte, `%00` is refused, everything
+/// else is copied.
 fn decode(encoded: &str) -> Result<String, ConfigError> {
     let b = encoded.as_bytes();
     let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
+    let mut i = b.iter().take_while(|&&c| c == b' ').count();
     while let Some(&c) = b.get(i) {
+        if c == b' ' {
+            // The part ends at a space: only spaces may follow.
+            if b[i..].iter().any(|&c| c != b' ') {
+                return Err(ConfigError::UnexpectedSpaces { value: encoded.to_string() });
+            }
+            break;
+        }
         if c != b'%' {
             out.push(c);
             i += 1;
@@ -602,11 +612,19 @@ mod tests {
             "postgresql://h?user=a@127.0.0.1:45432/x",
             &[("user", "h?user=a"), ("host", "127.0.0.1"), ("port", "45432"), ("dbname", "x")],
         );
-        // psql 17 kept spaces: "postgresql://.../db x" used database "db x",
-        // "?application_name= ab " the name " ab ".
+        // libpq 18 (001_uri.pl) drops the spaces around each part and refuses the ones inside
+        // (psql 17 kept both: database "db x", application name " ab ").
         assert_pairs(
-            "postgresql://h/db x?application_name= ab ",
-            &[("host", "h"), ("dbname", "db x"), ("application_name", " ab ")],
+            "postgresql://h/db%20x?application_name= ab ",
+            &[("host", "h"), ("dbname", "db x"), ("application_name", "ab")],
+        );
+        assert_pairs(
+            "postgresql://host?  user = uri-user & port  = 12345 ",
+            &[("host", "host"), ("user", "uri-user"), ("port", "12345")],
+        );
+        assert_eq!(
+            parse("postgresql://h/db x").unwrap_err().to_string(),
+            r#"unexpected spaces found in "db x", use percent-encoded spaces (%20) instead"#
         );
         assert_pairs(
             "postgresql://h/?application_name=%41%4a%4A&us%65r=x",

@@ -86,6 +86,13 @@ pub enum ConfigError {
         /// The still-encoded text.
         value: String,
     },
+    /// A space inside a part of the URL (libpq 18 trims spaces around each part and refuses the
+    /// ones left inside).
+    #[error("unexpected spaces found in \"{value}\", use percent-encoded spaces (%20) instead")]
+    UnexpectedSpaces {
+        /// The still-encoded text.
+        value: String,
+    },
     /// Percent-encoded bytes that are not UTF-8 (libpq passes such bytes on; we carry strings).
     #[error("percent-decoded value is not valid UTF-8: \"{value}\"")]
     PercentDecodedNotUtf8 {

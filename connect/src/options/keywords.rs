@@ -14,7 +14,10 @@ const fn kw(name: &'static str, env: Option<&'static str>) -> Keyword {
     Keyword { name, env }
 }
 
-/// libpq's keywords (17, and the additions of 18), in libpq's order.
+/// libpq's keywords as of libpq 19, the newest release, which this client imitates: 17's, 18's
+/// additions and 19's, in libpq's order. (`make test` compares the set with the newest libpq it
+/// can run, 18, in tests/differential/conninfo.rs; 19's additions are the keyword strings its
+/// Debian build, 19~rc1, holds that 18's does not.)
 pub(crate) const KEYWORDS: &[Keyword] = &[
     kw("service", Some("PGSERVICE")),
     kw("user", Some("PGUSER")),
@@ -58,7 +61,6 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     kw("target_session_attrs", Some("PGTARGETSESSIONATTRS")),
     kw("load_balance_hosts", Some("PGLOADBALANCEHOSTS")),
     // libpq 18.
-    kw("servicefile", None),
     kw("sslkeylogfile", None),
     kw("min_protocol_version", Some("PGMINPROTOCOLVERSION")),
     kw("max_protocol_version", Some("PGMAXPROTOCOLVERSION")),
@@ -68,6 +70,9 @@ pub(crate) const KEYWORDS: &[Keyword] = &[
     kw("oauth_client_id", None),
     kw("oauth_client_secret", None),
     kw("oauth_scope", None),
+    // libpq 19.
+    kw("servicefile", None),
+    kw("oauth_ca_file", Some("PGOAUTHCAFILE")),
 ];
 
 /// The keyword called `name`, if libpq has one.

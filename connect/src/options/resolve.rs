@@ -42,7 +42,7 @@
 //! | `keepalives`, `keepalives_idle`, `keepalives_interval`, `keepalives_count`, `tcp_user_timeout` | - | the keepalive fields, [`Settings::tcp_user_timeout`] |
 //! | `target_session_attrs`, `load_balance_hosts` | `PGTARGETSESSIONATTRS`, `PGLOADBALANCEHOSTS` | the fields of those names |
 //! | `sslmode`, `sslnegotiation`, `sslrootcert`, `sslcert`, `sslkey`, `sslcrl`, `sslcrldir`, `sslsni`, `sslcertmode`, `ssl_min_protocol_version`, `ssl_max_protocol_version`, `channel_binding` | `PGSSLMODE` (and the old `PGREQUIRESSL=1`), `PGSSLNEGOTIATION`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`, `PGSSLCRL`, `PGSSLCRLDIR`, `PGSSLSNI`, `PGSSLCERTMODE`, `PGSSLMINPROTOCOLVERSION`, `PGSSLMAXPROTOCOLVERSION`, `PGCHANNELBINDING` | the fields of those names |
-//! | `service`, `servicefile` (18) | `PGSERVICE`, `PGSERVICEFILE` | which service to read, from where |
+//! | `service`, `servicefile` (19) | `PGSERVICE`, `PGSERVICEFILE` | which service to read, from where |
 //! | `client_encoding` | `PGCLIENTENCODING` | accepted when UTF-8 (`UTF8`, `utf-8`, `UNICODE`, ...) or `auto`: tokio-postgres always speaks UTF-8, whatever the locale; anything else is an error |
 //! | `gssencmode` | `PGGSSENCMODE` | as a libpq built without GSSAPI: `disable` and `prefer` mean no GSSAPI encryption, `require` is libpq's error for that build |
 //! | `sslcompression` | `PGSSLCOMPRESSION` | accepted, no effect: libpq ignores it too since TLS compression was removed |
@@ -54,7 +54,7 @@
 //! | `requirepeer` | `PGREQUIREPEER` | refused: we cannot check the server process's OS user |
 //! | `sslpassword` | - | refused: we cannot decrypt an encrypted client key |
 //! | `sslkeylogfile` (18) | - | refused: we do not log TLS keys |
-//! | `oauth_issuer`, `oauth_client_id`, `oauth_client_secret`, `oauth_scope` (18) | - | refused: no OAuth |
+//! | `oauth_issuer`, `oauth_client_id`, `oauth_client_secret`, `oauth_scope` (18), `oauth_ca_file` (19) | `PGOAUTHCAFILE` (19) | refused: no OAuth |
 //! | `scram_client_key`, `scram_server_key` (18) | - | refused: no SCRAM key pass-through |
 //!
 //! "Refused" is [`ConfigError::Unsupported`], and only for a non-empty value (an empty one is no
@@ -407,7 +407,8 @@ fn check_unsupported(values: &Values) -> Result<(), ConfigError> {
     )?;
     refuse(values, "sslpassword", "it decrypts an encrypted client key, which this client cannot read")?;
     refuse(values, "sslkeylogfile", "this client does not log TLS keys")?;
-    for keyword in ["oauth_issuer", "oauth_client_id", "oauth_client_secret", "oauth_scope"] {
+    for keyword in ["oauth_issuer", "oauth_client_id", "oauth_client_secret", "oauth_scope", "oauth_ca_file"]
+    {
         refuse(values, keyword, "this client has no OAuth authentication")?;
     }
     for keyword in ["scram_client_key", "scram_server_key"] {
@@ -1174,6 +1175,7 @@ mod tests {
             "oauth_issuer=https://x",
             "oauth_client_id=x",
             "oauth_scope=x",
+            "oauth_ca_file=/x",
         ] {
             assert!(matches!(error(dsn, &env()), ConfigError::Unsupported { .. }), "{dsn}");
         }
@@ -1227,6 +1229,6 @@ mod tests {
             assert!(KEYWORDS[..i].iter().all(|k| k.name != keyword.name), "{}", keyword.name);
             assert!(parse(&format!("{}=''", keyword.name)).is_ok(), "{}", keyword.name);
         }
-        assert_eq!(KEYWORDS.len(), 51);
+        assert_eq!(KEYWORDS.len(), 52);
     }
 }

@@ -13,8 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-PATH = re.compile(r"\b(crate|super|self)((?:::[A-Za-z_][A-Za-z0-9_]*)+|::\{)")
-USE_GROUP = re.compile(r"\buse\s+(crate|super|self)::((?:[A-Za-z_][A-Za-z0-9_]*::)*)\{([^;]*)\};", re.S)
+PATH = re.compile(r"\b(crate|super|self)((?:::[A-Za-z_][A-Za-z0-9_]*)+|::\{|::\*)")
 
 
 def module_of(src: Path, file: Path) -> tuple:
@@ -36,9 +35,10 @@ def strip(text: str) -> str:
         elif text.startswith("/*", i):
             end = text.find("*/", i + 2)
             i = n if end < 0 else end + 2
-        elif c == "r" and re.match(r'r#*"', text[i:]) and not (i and (text[i - 1].isalnum() or text[i - 1] == "_")):
-            hashes = re.match(r'r(#*)"', text[i:]).group(1)
-            end = text.find('"' + hashes, i + 2 + len(hashes))
+        elif re.match(r'b?r#*"', text[i:]) and not (i and (text[i - 1].isalnum() or text[i - 1] == "_")):
+            opening = re.match(r'b?r(#*)"', text[i:])
+            hashes = opening.group(1)
+            end = text.find('"' + hashes, i + len(opening.group(0)))
             out.append('""')
             i = n if end < 0 else end + 1 + len(hashes)
         elif c == '"':
@@ -54,30 +54,86 @@ def strip(text: str) -> str:
             out.append(c)
             i += 1
     code = "".join(out)
-    cut = re.search(r"#\[cfg\(test\)\]\s*mod\s+\w+\s*\{", code)
+    cut = re.search(r"#\[cfg\([^\]]*\btest\b[^\]]*\)\]\s*mod\s+\w+\s*\{", code)
     return code[: cut.start()] if cut else code
+
+
+def use_trees(text: str):
+    """Each `use` declaration: whether it is `pub` (in any form), and its tree."""
+    for m in re.finditer(r"\b(pub(?:\([^)]*\))?\s+)?use\s+([^;]+);", text):
+        yield bool(m.group(1)), re.sub(r"\s+", " ", m.group(2).strip())
+
+
+def expand(tree: str) -> list:
+    """A use tree as the paths it names: `a::{b, c::{self, d as e}}` is `(["a", "b"], None)`,
+    `(["a", "c"], None)`, `(["a", "c", "d"], "e")`; `*` stays a segment of its own."""
+    tree = re.sub(r"\s*(::|,|\{|\})\s*", r"\1", tree)
+    pos = 0
+
+    def parse(prefix):
+        nonlocal pos
+        paths = []
+        segments = list(prefix)
+        while pos < len(tree):
+            if tree[pos] == "{":
+                pos += 1
+                while pos < len(tree) and tree[pos] != "}":
+                    paths += parse(segments)
+                    if pos < len(tree) and tree[pos] == ",":
+                        pos += 1
+                pos += 1
+                return paths
+            m = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\*").match(tree, pos)
+            if not m:
+                break
+            pos = m.end()
+            name = m.group(0)
+            if name == "self":
+                paths.append((segments, None))
+            else:
+                segments = segments + [name]
+            if tree.startswith("::", pos):
+                pos += 2
+                continue
+            alias = re.compile(r" as ([A-Za-z_][A-Za-z0-9_]*)").match(tree, pos)
+            if alias:
+                pos = alias.end()
+            if name != "self":
+                paths.append((segments, alias.group(1) if alias else None))
+            break
+        return paths
+
+    return parse([])
+
+
+def absolute(modules: set, here: tuple, segments: list):
+    """`segments` from `crate::`, `super::`, `self::` or a module declared here, as
+    `(root, rest)`; `None` for another crate's path."""
+    if segments and segments[0] in ("crate", "super", "self"):
+        return segments[0], segments[1:]
+    if segments and here + (segments[0],) in modules:
+        return "self", segments
+    return None
 
 
 def reexports(modules: set, here: tuple, text: str) -> dict:
     """What a module re-exports: each name `pub use` brings in, and the module it comes from
-    (`None` for another crate's, e.g. `pub use other_crate as name`)."""
+    (`None` for another crate's, e.g. `pub use other_crate as name`; the module itself for an item
+    of its own, e.g. a macro made nameable with `pub(crate) use name;`)."""
     found = {}
-    for m in re.finditer(r"\bpub(?:\([^)]*\))?\s+use\s+([^;]+);", text):
-        tree = re.sub(r"\s*(::|,|\{|\})\s*", r"\1", re.sub(r"\s+", " ", m.group(1).strip()))
-        prefix, _, group = tree.partition("{")
-        names = group.rstrip("}").split(",") if group else [prefix.rsplit("::", 1)[-1]]
-        prefix = prefix.rstrip(":") if group else prefix.rsplit("::", 1)[0] if "::" in prefix else ""
-        for item in filter(None, names):
-            path, _, alias = item.strip().partition(" as ")
-            segments = [p for p in (prefix.split("::") if prefix else []) + path.split("::") if p]
-            if segments and segments[-1] == "self":
-                segments = segments[:-1]
-            if not segments:
+    for public, tree in use_trees(text):
+        if not public:
+            continue
+        for segments, alias in expand(tree):
+            if not segments or segments[-1] == "*":
                 continue
-            head = segments[0]
-            origin = resolve(modules, here, {}, head, segments[1:]) if head in ("crate", "super", "self") else (
-                resolve(modules, here, {}, "self", segments) if here + (head,) in modules else None)
-            found[alias or segments[-1]] = origin
+            if len(segments) == 1 and here + (segments[0],) not in modules and segments[0] not in ("crate", "super", "self"):
+                # An item of this module's own (a macro, say), or else another crate.
+                own = re.search(rf"\b(?:macro_rules!\s*|(?:fn|struct|enum|trait|type|const|static)\s+){segments[0]}\b", text)
+                found[alias or segments[0]] = here if own else None
+                continue
+            path = absolute(modules, here, segments)
+            found[alias or segments[-1]] = resolve(modules, here, {}, *path) if path else None
     return found
 
 
@@ -104,20 +160,15 @@ def resolve(modules: set, here: tuple, exported: dict, root: str, rest: list):
 
 
 def edges_of(modules: set, here: tuple, text: str, exported: dict):
-    # `use child::...` (2018 paths): a module declared here.
-    for m in re.finditer(r"\buse\s+([A-Za-z_][A-Za-z0-9_]*)::", text):
-        if here + (m.group(1),) in modules:
-            yield here + (m.group(1),)
-    for m in USE_GROUP.finditer(text):
-        root, prefix = m.group(1), [p for p in m.group(2).split("::") if p]
-        for item in re.split(r"[,{}]", m.group(3)):
-            name = item.strip().split(" as ")[0].split("::")[0].strip()
-            if name and name != "self":
-                yield resolve(modules, here, exported, root, prefix + [name])
-            elif name == "self":
-                yield resolve(modules, here, exported, root, prefix)
-    for m in PATH.finditer(USE_GROUP.sub("", text)):
-        rest = [p for p in m.group(2).split("::") if p and p != "{"]
+    for _, tree in use_trees(text):
+        for segments, _ in expand(tree):
+            path = absolute(modules, here, [p for p in segments if p != "*"])
+            if path:
+                yield resolve(modules, here, exported, *path)
+    # Paths in the code itself (`crate::a::f()`, `super::X`), outside use declarations.
+    code = re.sub(r"\buse\s+[^;]+;", "", text)
+    for m in PATH.finditer(code):
+        rest = [p for p in m.group(2).split("::") if p and p not in ("{", "*")]
         yield resolve(modules, here, exported, m.group(1), rest)
 
 

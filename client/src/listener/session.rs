@@ -185,9 +185,13 @@ impl Session<'_> {
 
     /// A read of the log failed with `e`: `Ok` if the session goes on.
     async fn failed(&self, e: Lost) -> Result<(), Lost> {
+        let why = match &e {
+            Lost::Database(db) => Unavailable::of(db),
+            _ => None,
+        };
         let failure = match &e {
             Lost::Database(db) if db.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => ReadFailure::Locked,
-            Lost::Database(db) if Unavailable::of(db).is_some() => ReadFailure::Refused,
+            _ if why.is_some() => ReadFailure::Refused,
             _ => ReadFailure::Lost,
         };
         let after = lock(&self.access).read_failed(failure);
@@ -221,7 +225,7 @@ impl Session<'_> {
             AfterFailure::Redetect => {
                 // Granted at detection, revoked or dropped since: perhaps only the exact replay,
                 // and the time-based one still works. Detect again.
-                debug!(error = %e, "a replay of the log was refused; looking again at what the log offers");
+                debug!(?why, error = %e, "a replay of the log was refused; looking again at what the log offers");
                 let found =
                     within("log detection", self.config.ping_timeout, detect(self.client, self.config))
                         .await?;

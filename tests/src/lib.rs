@@ -17,6 +17,7 @@
 
 pub mod client_listener;
 pub mod cluster;
+pub mod docs_pki;
 pub mod installs;
 pub mod libpq;
 pub mod ours;

@@ -14,8 +14,10 @@
 //! with password [`PASSWORD`] (SCRAM-SHA-256) and [`CERT_ROLE`], for `cert` authentication with
 //! `pki.client(CERT_ROLE)`.
 
+use std::path::Path;
+
 use crate::cluster::{Builder, Cluster};
-use crate::pki::{Pki, ServerCert, SERVER_NAME};
+use crate::pki::{CertFiles, Pki, ServerCert, SERVER_NAME};
 
 /// A role that logs in with [`PASSWORD`], stored as a SCRAM-SHA-256 verifier.
 pub const PASSWORD_ROLE: &str = "scram_user";
@@ -91,11 +93,16 @@ impl Builder {
     /// and the test CA as `ssl_ca_file`, which verifies client certificates. The files are copied
     /// into the data directory, owned by the server's OS user, mode 0600.
     pub fn tls(self, pki: &Pki, which: ServerCert) -> Self {
-        let files = pki.server(which);
+        self.tls_files(pki.server(which), pki.ca_cert())
+    }
+
+    /// Turns TLS on with the server certificate and key `server` and the CA certificate `ca`
+    /// (`ssl_ca_file`), copied into the data directory like [`Builder::tls`]'s.
+    pub fn tls_files(self, server: &CertFiles, ca: &Path) -> Self {
         self.setting("ssl", "on")
-            .data_file_setting("ssl_cert_file", &files.cert, "server.crt", 0o600)
-            .data_file_setting("ssl_key_file", &files.key, "server.key", 0o600)
-            .data_file_setting("ssl_ca_file", pki.ca_cert(), "root.crt", 0o600)
+            .data_file_setting("ssl_cert_file", &server.cert, "server.crt", 0o600)
+            .data_file_setting("ssl_key_file", &server.key, "server.key", 0o600)
+            .data_file_setting("ssl_ca_file", ca, "root.crt", 0o600)
     }
 
     /// Uses `pg_hba.conf` `hba`, with `password_encryption = scram-sha-256`, and creates

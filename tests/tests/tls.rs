@@ -15,6 +15,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use bytebase_signal_tests::cluster::{hba_encryption, Cluster};
+use bytebase_signal_tests::docs_pki::{self, DocsPki};
 use bytebase_signal_tests::installs::{pg17_bindir, pg_bindir, NEWEST_MAJOR};
 use bytebase_signal_tests::libpq::{quote, Outcome, Psql};
 use bytebase_signal_tests::ours::Ours;
@@ -661,6 +662,65 @@ fn several_hosts_name_each_failed_attempt() -> Result<()> {
         ),
         &[],
         Expect::RefuseOnce(refusal(&cluster, "", false, "")?),
+    );
+    t.run()
+}
+
+/// Certificates made with PostgreSQL's documented recipe (`openssl x509 -req` without an
+/// extension file: X.509 version 1). A version 1 client certificate is sent and accepted as psql
+/// sends it; a key that is not the certificate's is refused by both, in libpq's words. A version 1
+/// server certificate is verified by libpq (`verify-ca`, and `require` with a root file, which
+/// libpq treats as `verify-ca`; `verify-full` through its Common Name): rustls cannot, and we
+/// refuse saying what to reissue — the documented difference.
+#[test]
+fn certificates_made_as_postgresqls_manual_makes_them() -> Result<()> {
+    let pki = DocsPki::generate()?;
+    assert_eq!(docs_pki::version(&pki.server().cert)?, 1, "the manual's recipe gives version 1");
+    assert_eq!(docs_pki::version(&pki.client().cert)?, 1);
+    let root = file(pki.root());
+    let (cert, key, other) = (file(&pki.client().cert), file(&pki.client().key), file(pki.other_key()));
+
+    let cert_auth = Cluster::builder().tls_files(pki.server(), pki.root()).hba(Hba::HostsslCert).start()?;
+    let mut t = Table::new(&cert_auth);
+    t.case(
+        "version 1 client certificate, require",
+        &format!("user={CERT_ROLE} sslmode=require sslcert={cert} sslkey={key}"),
+        &[],
+        Expect::Connect,
+    )
+    .case(
+        "a key that is not the certificate's",
+        &format!("user={CERT_ROLE} sslmode=require sslcert={cert} sslkey={other}"),
+        &[],
+        Expect::Refuse("certificate does not match private key file"),
+    );
+    t.run()?;
+
+    let trust = Cluster::builder().tls_files(pki.server(), pki.root()).hba(Hba::HostsslTrust).start()?;
+    let mut t = Table::new(&trust);
+    t.case(
+        "version 1 server certificate, require without a root file",
+        "user=postgres sslmode=require",
+        &[],
+        Expect::Connect,
+    )
+    .case(
+        "version 1 server certificate, verify-ca",
+        &format!("user=postgres sslmode=verify-ca sslrootcert={root}"),
+        &[],
+        Expect::OnlyLibpq("X.509 version 1"),
+    )
+    .case(
+        "version 1 server certificate, require with a root file (verify-ca in libpq)",
+        &format!("user=postgres sslmode=require sslrootcert={root}"),
+        &[],
+        Expect::OnlyLibpq("X.509 version 1"),
+    )
+    .case(
+        "version 1 server certificate, verify-full (libpq matches the Common Name)",
+        &format!("user=postgres sslmode=verify-full sslrootcert={root}"),
+        &[],
+        Expect::OnlyLibpq("reissue it as version 3"),
     );
     t.run()
 }

@@ -186,6 +186,14 @@ pub enum TlsFailure {
          certificate (OpenSSL, and so libpq, accepts it); give the server a certificate issued by the CA"
     )]
     CaUsedAsServerCertificate,
+    /// The server's certificate is X.509 version 1, which rustls does not verify.
+    #[error(
+        "server certificate is X.509 version 1 (made without extensions, as `openssl x509 -req` does \
+         without -extfile): rustls verifies version 3 certificates only, where libpq also verifies \
+         version 1 with sslmode=verify-ca; reissue it as version 3 with the server's name, e.g. \
+         `openssl x509 -req ... -extfile <(printf 'subjectAltName=DNS:<host>')`"
+    )]
+    Version1Certificate,
     /// The server refused our client certificate, or asked for one we do not have.
     #[error("the server refused the TLS handshake: {0}")]
     Alert(String),
@@ -382,6 +390,7 @@ fn tls_failure(e: &rustls::Error) -> TlsFailure {
             | CertificateError::ExpiredRevocationListContext { .. } => TlsFailure::ExpiredRevocationList,
             CertificateError::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
                 Some(webpki::Error::CaUsedAsEndEntity) => TlsFailure::CaUsedAsServerCertificate,
+                Some(webpki::Error::UnsupportedCertVersion) => TlsFailure::Version1Certificate,
                 _ => TlsFailure::Other(e.to_string()),
             },
             _ => TlsFailure::Other(e.to_string()),

@@ -102,6 +102,15 @@ pub enum TlsSetupError {
         .0.display()
     )]
     KeyPermissions(PathBuf),
+    /// The client certificate's public key is not the private key's (libpq's words, with the
+    /// reason).
+    #[error("certificate does not match private key file \"{}\": {reason}", key.display())]
+    KeyMismatch {
+        /// The private key file.
+        key: PathBuf,
+        /// Why: the keys differ, or the certificate cannot be read.
+        reason: String,
+    },
     /// rustls refused the certificate, the key, a CRL or the protocol versions.
     #[error("{what}: {reason}")]
     Rustls {
@@ -351,11 +360,30 @@ fn client_certificate(
         .load_private_key(key)
         .map_err(|e| TlsSetupError::Rustls { what: "client private key", reason: e.to_string() })?;
     let certified = CertifiedKey::new(certs, signing);
-    certified.keys_match().map_err(|e| TlsSetupError::Rustls {
-        what: "client certificate and key",
-        reason: format!("{e} (\"{}\", \"{}\")", cert_path.display(), key_path.display()),
-    })?;
+    check_key_matches(&certified)
+        .map_err(|reason| TlsSetupError::KeyMismatch { key: key_path.clone(), reason })?;
     Ok(Some(Arc::new(certified)))
+}
+
+/// Whether the first certificate's public key is the private key's, as OpenSSL's
+/// `SSL_check_private_key` (libpq's check) decides it: on the certificate's subjectPublicKeyInfo,
+/// whatever its version. (rustls' own `keys_match` parses the certificate as webpki does, which
+/// refuses X.509 v1, the version `openssl x509 -req` writes without extensions: PostgreSQL's
+/// documented recipe for client certificates. The server decides whether it accepts v1, and
+/// PostgreSQL does.)
+fn check_key_matches(certified: &CertifiedKey) -> Result<(), String> {
+    use x509_cert::der::{Decode, Encode};
+
+    let key = certified.key.public_key().ok_or("the private key's public key cannot be derived")?;
+    let cert = certified.end_entity_cert().map_err(|e| e.to_string())?;
+    let cert = x509_cert::Certificate::from_der(cert)
+        .map_err(|e| format!("the certificate cannot be parsed: {e}"))?;
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der().map_err(|e| e.to_string())?;
+    if spki.as_slice() == key.as_ref() {
+        Ok(())
+    } else {
+        Err("key values mismatch".to_owned())
+    }
 }
 
 /// libpq's rule: a key owned by root may be readable by its group (for keys shared through a
@@ -420,7 +448,10 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+        match rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0) {
+            Err(e) if is_version_1(&e) => verify_tls12_with_key_of(message, cert, dss, &self.0),
+            other => other,
+        }
     }
 
     fn verify_tls13_signature(
@@ -429,12 +460,81 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+        // (rustls refuses a scheme TLS 1.3 does not allow before it parses the certificate.)
+        match rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0) {
+            Err(e) if is_version_1(&e) => {
+                rustls::crypto::verify_tls13_signature_with_raw_key(message, &key_of(cert)?, dss, &self.0)
+            }
+            other => other,
+        }
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_schemes()
     }
+}
+
+/// Whether webpki refused a certificate for being X.509 version 1 (before looking at anything
+/// else).
+fn is_version_1(e: &rustls::Error) -> bool {
+    matches!(e, rustls::Error::InvalidCertificate(CertificateError::Other(other))
+        if matches!(other.0.downcast_ref::<webpki::Error>(), Some(webpki::Error::UnsupportedCertVersion)))
+}
+
+/// A certificate error in words, for what webpki cannot say.
+fn certificate_error(what: String) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+        std::io::Error::other(what),
+    ))))
+}
+
+/// The public key of `cert`, read as OpenSSL reads it, whatever the certificate's version: for a
+/// version 1 certificate (`openssl x509 -req` without extensions, PostgreSQL's documented
+/// recipe), which webpki will not parse, where nothing else of the certificate is verified
+/// (`prefer`, `require` without a root file: libpq does not verify it either), so that the
+/// handshake's signature is still checked.
+fn key_of(
+    cert: &CertificateDer<'_>,
+) -> Result<rustls::pki_types::SubjectPublicKeyInfoDer<'static>, rustls::Error> {
+    use x509_cert::der::{Decode, Encode};
+
+    let parsed = x509_cert::Certificate::from_der(cert)
+        .map_err(|e| certificate_error(format!("server certificate cannot be parsed: {e}")))?;
+    let spki = parsed
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| certificate_error(e.to_string()))?;
+    Ok(spki.into())
+}
+
+/// TLS 1.2's handshake signature checked with [`key_of`] `cert`, by webpki on the raw key, trying
+/// each algorithm the scheme maps to as rustls does for a certificate.
+fn verify_tls12_with_key_of(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+    algorithms: &WebPkiSupportedAlgorithms,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    let bad = certificate_error;
+    let spki = key_of(cert)?;
+    let key =
+        webpki::RawPublicKeyEntity::try_from(&spki).map_err(|e| bad(format!("server public key: {e}")))?;
+    let candidates =
+        algorithms.mapping.iter().find(|(scheme, _)| *scheme == dss.scheme).map(|(_, algs)| *algs).ok_or(
+            rustls::Error::PeerMisbehaved(rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme),
+        )?;
+    let mut last = None;
+    for alg in candidates {
+        match key.verify_signature(*alg, message, dss.signature()) {
+            Ok(()) => return Ok(HandshakeSignatureValid::assertion()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(bad(format!(
+        "the handshake signature does not verify with the server certificate's key: {}",
+        last.map_or_else(|| "no algorithm for its scheme".to_owned(), |e| e.to_string())
+    )))
 }
 
 /// `verify-ca` (and `require` with a root file): the chain is verified, the name is not. webpki

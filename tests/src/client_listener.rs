@@ -152,3 +152,33 @@ pub fn log_to_test_output() {
             .try_init();
     }
 }
+
+/// The first major whose notification queue can be made small enough to fill for real
+/// (`max_notify_queue_pages`, at least 64 pages of 8 kB).
+pub const QUEUE_PAGES_MAJOR: u32 = 17;
+
+/// PostgreSQL's words when a commit's NOTIFY does not fit in the queue.
+pub const QUEUE_FULL: &str = "too many notifications in the NOTIFY queue";
+
+/// A server of `bindir` (17 or later) whose notification queue is as small as it can be
+/// (`max_notify_queue_pages = 64`), with database [`DB`] holding the API as `install` says.
+pub async fn small_queue_cluster(bindir: &std::path::Path, install: Install) -> Result<Cluster> {
+    let cluster = Cluster::builder().bindir(bindir).setting("max_notify_queue_pages", "64").start()?;
+    cluster.create_database_with(DB, install).await?;
+    Ok(cluster)
+}
+
+/// Fills the notification queue (while a listening session holds it) with NOTIFYs of 7.9 kB on a
+/// channel nobody uses, one a transaction, until PostgreSQL refuses one; checks that it refused
+/// in its words ([`QUEUE_FULL`]) and returns the queue's usage then.
+pub async fn fill_notification_queue(client: &Client) -> Result<f64> {
+    for i in 0..100_000 {
+        let payload = format!("{i:07}{}", "x".repeat(7_900));
+        if let Err(e) = client.execute("SELECT pg_notify('bytebase_signal_filler', $1)", &[&payload]).await {
+            let message = e.as_db_error().map(|db| db.message().to_owned()).unwrap_or_else(|| e.to_string());
+            anyhow::ensure!(message == QUEUE_FULL, "a NOTIFY failed otherwise: {message}");
+            return Ok(client.query_one("SELECT pg_notification_queue_usage()", &[]).await?.get(0));
+        }
+    }
+    anyhow::bail!("the notification queue never filled (is max_notify_queue_pages set?)")
+}

@@ -556,13 +556,7 @@ impl Cluster {
 
     /// The major version of this cluster's server (13, say), from `postgres --version`.
     pub fn major(&self) -> Result<u32> {
-        let out = run(Command::new(self.bindir.join("postgres")).arg("--version"))?;
-        let text = String::from_utf8(out.stdout)?;
-        // "postgres (PostgreSQL) 16.15" or "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
-        let version =
-            text.split_whitespace().nth(2).with_context(|| format!("postgres --version said {text:?}"))?;
-        let major = version.split('.').next().unwrap_or_default();
-        major.parse().with_context(|| format!("postgres --version said {text:?}"))
+        major_of(&self.bindir)
     }
 
     /// The server log so far (for failure messages).
@@ -665,6 +659,23 @@ pub async fn terminate_backends(
         )
         .await?;
     Ok(row.get(0))
+}
+
+/// The major version of the server in `bindir` (13, say), from `postgres --version`.
+pub fn major_of(bindir: &Path) -> Result<u32> {
+    let out = run(Command::new(bindir.join("postgres")).arg("--version"))?;
+    let text = String::from_utf8(out.stdout)?;
+    // "postgres (PostgreSQL) 16.15" or "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
+    let version =
+        text.split_whitespace().nth(2).with_context(|| format!("postgres --version said {text:?}"))?;
+    let major = version.split('.').next().unwrap_or_default();
+    major.parse().with_context(|| format!("postgres --version said {text:?}"))
+}
+
+/// The directory of the PostgreSQL programs the tests use unless told otherwise, from
+/// `pg_config --bindir` of `PG_CONFIG`.
+pub fn default_bindir() -> Result<PathBuf> {
+    bindir()
 }
 
 /// The directory of the PostgreSQL programs, from `pg_config --bindir` of `PG_CONFIG`.

@@ -15,7 +15,10 @@
 //! - **transaction pooler**: the listener connects through PgBouncer in `pool_mode = transaction`,
 //!   shared with other clients, while 50 cancels are sent: notifications never reach it;
 //! - **full queue**: a listening session elsewhere stays in a transaction and the senders' queue
-//!   limit is reached (lowered to 0 for them), so sends log without NOTIFY.
+//!   limit is reached (lowered to 0 for them), so sends log without NOTIFY;
+//! - **really full queue** (PostgreSQL 17 and later, `max_notify_queue_pages = 64`): the same
+//!   session holds the queue while NOTIFYs fill it until PostgreSQL refuses one; with the log the
+//!   cancels commit without NOTIFY, without it their commits fail (counted in the faults).
 //!
 //! A cancel is *sent* when its autocommit call returned (a call cut off by a fault is retried, so
 //! some are sent twice; that is fine, handlers are idempotent). When the faults are over, one more
@@ -31,7 +34,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use bytebase_signal_client::{Backoff, Event, ListenerConfig, ListenerHandle};
 use bytebase_signal_tests::client_listener::*;
-use bytebase_signal_tests::cluster::{terminate_backends, Cluster};
+use bytebase_signal_tests::cluster::{default_bindir, major_of, terminate_backends, Cluster, Install};
 use bytebase_signal_tests::pgbouncer::{Neighbours, PgBouncer, PoolMode};
 use bytebase_signal_tests::proxy::{Mode, Proxy};
 use bytebase_signal_tests::wait;
@@ -434,6 +437,37 @@ async fn a_full_queue(durable: bool) -> Result<Outcome> {
     outcome
 }
 
+/// A queue filled for real, on a server of 17 or later (the one under test, else none: `None`).
+async fn a_really_full_queue(durable: bool) -> Result<Option<Outcome>> {
+    let bindir = default_bindir()?;
+    if major_of(&bindir)? < QUEUE_PAGES_MAJOR {
+        return Ok(None);
+    }
+    let cluster = small_queue_cluster(&bindir, Install::Fresh).await?;
+    let collector = Collector::start(&cluster, cluster.port()).await?;
+    let stuck = cluster.connect(DB).await?;
+    stuck.batch_execute("LISTEN bytebase_signal").await?;
+    stuck.batch_execute("BEGIN; SELECT 1").await?;
+    let usage = fill_notification_queue(&cluster.connect(DB).await?).await?;
+    let sender = connect(&cluster, durable).await?;
+    let (mut sent, mut refused) = (Vec::new(), 0);
+    for uid in 1..=50 {
+        match sender.execute("SELECT bytebase_cancel_task_run($1)", &[&uid]).await {
+            Ok(_) => sent.push(uid),
+            Err(e) if e.as_db_error().is_some_and(|db| db.message() == QUEUE_FULL) => refused += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let faults = format!(
+        "a listening session idle in transaction; queue filled to {:.0}% (max_notify_queue_pages = 64); \
+         {refused} cancel commits failed: {QUEUE_FULL}",
+        usage * 100.0
+    );
+    let outcome = collector.finish(&cluster, "really full queue", durable, sent, faults, PLAIN).await;
+    drop(stuck);
+    outcome.map(Some)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_cancel_is_lost_with_the_durable_log() -> Result<()> {
     let mut outcomes = Vec::new();
@@ -444,6 +478,7 @@ async fn no_cancel_is_lost_with_the_durable_log() -> Result<()> {
         outcomes.push(long_transaction(durable).await?);
         outcomes.push(through_a_transaction_pooler(durable).await?);
         outcomes.push(a_full_queue(durable).await?);
+        outcomes.extend(a_really_full_queue(durable).await?);
     }
     let mut table = String::from(
         "| scenario | durable log | cancels sent | faults | lost | recovered by replay | duplicates skipped |\n\

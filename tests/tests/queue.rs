@@ -4,10 +4,11 @@
 //! sent without NOTIFY, with a WARNING that names the usage and the likely holder; the caller
 //! commits, and the listeners get the cancel from the log at their next heartbeat.
 
-use anyhow::{ensure, Result};
-use bytebase_signal_client::{Signal, SignalKind};
+use anyhow::{ensure, Context, Result};
+use bytebase_signal_client::{send, Signal, SignalKind};
 use bytebase_signal_tests::client_listener::*;
-use bytebase_signal_tests::cluster::Install;
+use bytebase_signal_tests::cluster::{default_bindir, major_of, Install};
+use bytebase_signal_tests::installs::pg_bindir;
 use bytebase_signal_tests::raw_listener::RawListener;
 use bytebase_signal_tests::wait;
 
@@ -141,4 +142,59 @@ async fn a_0_3_0_database_keeps_its_notify_at_the_limit() -> Result<()> {
     assert!(!stderr.contains("WARNING"), "{stderr}");
     assert_eq!(raw.drain(&db).await?, [r#"{"type":"cancel_task_run","uid":42}"#]);
     Ok(())
+}
+
+/// A really full queue, on PostgreSQL 17 and later (`max_notify_queue_pages = 64`): a listening
+/// session that stopped reading inside a transaction holds the queue, and NOTIFYs of 7.9 kB fill
+/// it until PostgreSQL refuses one. Then, with the log on, cancel transactions commit (the send
+/// sees the queue at the limit and logs without NOTIFY) and the listener gets every one from the
+/// log; with it off (`bytebase_signal.durable = off`), the commit fails as PostgreSQL fails it.
+/// The pure-SQL edition runs on the server under test if it is 17 or later, else on the pinned
+/// 17; the extension only where the server under test is 17 or later (it is installed there).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_really_full_queue_on_17_and_later() -> Result<()> {
+    let own = default_bindir()?;
+    let own_major = major_of(&own)?;
+    if own_major >= QUEUE_PAGES_MAJOR {
+        really_full_queue(&own, Install::Fresh).await?;
+        really_full_queue(&own, Install::PureSql).await
+    } else {
+        really_full_queue(&pg_bindir(QUEUE_PAGES_MAJOR)?, Install::PureSql).await
+    }
+}
+
+async fn really_full_queue(bindir: &std::path::Path, install: Install) -> Result<()> {
+    let cluster = small_queue_cluster(bindir, install).await?;
+    let sender = cluster.connect(DB).await?;
+    let stuck = cluster.connect(DB).await?;
+    stuck.batch_execute("LISTEN bytebase_signal").await?;
+    stuck.batch_execute("BEGIN; SELECT 1").await?;
+    let mut l = start(listener_on(&cluster, cluster.port(), quick())).await?;
+    next_event(&mut l.events, replayed).await?;
+
+    let usage = fill_notification_queue(&cluster.connect(DB).await?).await?;
+    assert!(usage > 0.9, "the queue is {usage} full");
+
+    // The log on: every cancel commits and arrives from the log.
+    for n in 1..=20 {
+        send::cancel_task_run(&sender, uid(n))
+            .await
+            .with_context(|| format!("cancel {n} at a full queue"))?;
+    }
+    let mut got = Vec::new();
+    for _ in 1..=20 {
+        got.push(recv(&mut l.signals).await?.uid.get());
+    }
+    got.sort_unstable();
+    assert_eq!(got, (1..=20).collect::<Vec<i64>>(), "{install:?}");
+
+    // The log off: the NOTIFY is attempted, and the commit fails as PostgreSQL fails it.
+    let e = sender
+        .batch_execute("SET bytebase_signal.durable = off; SELECT bytebase_cancel_task_run(99)")
+        .await
+        .expect_err("a NOTIFY into a full queue commits");
+    let db = e.as_db_error().context("not a server error")?;
+    assert_eq!(db.message(), QUEUE_FULL, "{install:?}: {db:?}");
+    drop(stuck);
+    l.stop().await.map(drop)
 }

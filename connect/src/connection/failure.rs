@@ -188,10 +188,10 @@ pub enum TlsFailure {
     CaUsedAsServerCertificate,
     /// The server's certificate is X.509 version 1, which rustls does not verify.
     #[error(
-        "server certificate is X.509 version 1 (made without extensions, as `openssl x509 -req` does \
-         without -extfile): rustls verifies version 3 certificates only, where libpq also verifies \
-         version 1 with sslmode=verify-ca; reissue it as version 3 with the server's name, e.g. \
-         `openssl x509 -req ... -extfile <(printf 'subjectAltName=DNS:<host>')`"
+        "server certificate (or one in its chain) is not X.509 version 3: version 1 is what \
+         `openssl x509 -req` makes without -extfile; rustls verifies version 3 certificates only, \
+         where libpq also verifies version 1 with sslmode=verify-ca; reissue it as version 3 with \
+         the server's name, e.g. `openssl x509 -req ... -extfile <(printf 'subjectAltName=DNS:<host>')`"
     )]
     Version1Certificate,
     /// The server refused our client certificate, or asked for one we do not have.

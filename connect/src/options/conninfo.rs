@@ -196,7 +196,17 @@ fn decode(encoded: &str) -> Result<String, ConfigError> {
 
 /// [`decode`] for a secret: the error does not echo the value.
 fn decode_secret(encoded: &str, keyword: &str) -> Result<String, ConfigError> {
-    decode(encoded).map_err(|_| ConfigError::SecretPercentEncoding { keyword: keyword.to_string() })
+    decode(encoded).map_err(|e| ConfigError::SecretPercentEncoding {
+        keyword: keyword.to_string(),
+        reason: match e {
+            ConfigError::UnexpectedSpaces { .. } => {
+                "unexpected spaces found, use percent-encoded spaces (%20) instead"
+            }
+            ConfigError::PercentEncodedNul { .. } => "forbidden value %00 in percent-encoded value",
+            ConfigError::PercentDecodedNotUtf8 { .. } => "percent-decoded value is not valid UTF-8",
+            _ => "invalid percent-encoded token",
+        },
+    })
 }
 
 fn parse_uri(uri: &str, prefix_len: usize) -> Result<Vec<(String, String)>, ConfigError> {
@@ -550,11 +560,32 @@ mod tests {
     fn passwords_are_never_echoed() {
         // libpq would print "pw%zz" (psql: invalid percent-encoded token: "pw%zz").
         let message = error("postgresql://u:pw%zz@h/");
-        assert_eq!(message, "invalid percent-encoding in the password of the URI (the value is not shown)");
+        assert_eq!(
+            message,
+            "invalid password in the URI: invalid percent-encoded token (the value is not shown)"
+        );
         let message = error("postgresql://h/?password=se%zzcret");
-        assert_eq!(message, "invalid percent-encoding in the password of the URI (the value is not shown)");
-        let message = error("postgresql://h/?sslpassword=%00");
-        assert!(!message.contains("%00"), "{message}");
+        assert_eq!(
+            message,
+            "invalid password in the URI: invalid percent-encoded token (the value is not shown)"
+        );
+        let message = error("postgresql://h/?password=se%20cr et");
+        assert_eq!(
+            message,
+            "invalid password in the URI: unexpected spaces found, use percent-encoded spaces (%20) instead \
+             (the value is not shown)"
+        );
+        let message = error("postgresql://h/?password=%e9");
+        assert_eq!(
+            message,
+            "invalid password in the URI: percent-decoded value is not valid UTF-8 (the value is not shown)"
+        );
+        let message = error("postgresql://h/?sslpassword=hunter%00");
+        assert_eq!(
+            message,
+            "invalid sslpassword in the URI: forbidden value %00 in percent-encoded value (the value is not shown)"
+        );
+        assert!(!message.contains("hunter"), "{message}");
         assert_eq!(
             error("postgresql://u:secret@[::1"),
             r#"end of string reached when looking for matching "]" in IPv6 host address in URI: "postgresql://u:****@[::1""#

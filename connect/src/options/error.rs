@@ -101,10 +101,12 @@ pub enum ConfigError {
     },
     /// A bad percent-encoding in a password (the URL's own, or a `password` parameter), which
     /// is not echoed.
-    #[error("invalid percent-encoding in the {keyword} of the URI (the value is not shown)")]
+    #[error("invalid {keyword} in the URI: {reason} (the value is not shown)")]
     SecretPercentEncoding {
         /// `password`, or the secret query parameter's keyword.
         keyword: String,
+        /// What is wrong, in the words of the error that would show the value.
+        reason: &'static str,
     },
     /// `[` without a matching `]`.
     #[error("end of string reached when looking for matching \"]\" in IPv6 host address in URI: \"{uri}\"")]

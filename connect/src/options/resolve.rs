@@ -28,7 +28,7 @@
 //!
 //! # Keywords
 //!
-//! Every keyword of libpq 17 and 18 is known (anything else is `invalid connection option`).
+//! Every keyword of libpq 19 is known (anything else is `invalid connection option`).
 //! What each one does here:
 //!
 //! | keyword | variable | here |
@@ -54,7 +54,8 @@
 //! | `requirepeer` | `PGREQUIREPEER` | refused: we cannot check the server process's OS user |
 //! | `sslpassword` | - | refused: we cannot decrypt an encrypted client key |
 //! | `sslkeylogfile` (18) | - | refused: we do not log TLS keys |
-//! | `oauth_issuer`, `oauth_client_id`, `oauth_client_secret`, `oauth_scope` (18), `oauth_ca_file` (19) | `PGOAUTHCAFILE` (19) | refused: no OAuth |
+//! | `oauth_issuer`, `oauth_client_id`, `oauth_client_secret`, `oauth_scope` (18) | - | refused: no OAuth |
+//! | `oauth_ca_file` (19) | `PGOAUTHCAFILE` | accepted, no effect: only an OAuth login reads it, and one cannot start without `oauth_issuer` |
 //! | `scram_client_key`, `scram_server_key` (18) | - | refused: no SCRAM key pass-through |
 //!
 //! "Refused" is [`ConfigError::Unsupported`], and only for a non-empty value (an empty one is no
@@ -407,8 +408,7 @@ fn check_unsupported(values: &Values) -> Result<(), ConfigError> {
     )?;
     refuse(values, "sslpassword", "it decrypts an encrypted client key, which this client cannot read")?;
     refuse(values, "sslkeylogfile", "this client does not log TLS keys")?;
-    for keyword in ["oauth_issuer", "oauth_client_id", "oauth_client_secret", "oauth_scope", "oauth_ca_file"]
-    {
+    for keyword in ["oauth_issuer", "oauth_client_id", "oauth_client_secret", "oauth_scope"] {
         refuse(values, keyword, "this client has no OAuth authentication")?;
     }
     for keyword in ["scram_client_key", "scram_server_key"] {
@@ -1175,7 +1175,6 @@ mod tests {
             "oauth_issuer=https://x",
             "oauth_client_id=x",
             "oauth_scope=x",
-            "oauth_ca_file=/x",
         ] {
             assert!(matches!(error(dsn, &env()), ConfigError::Unsupported { .. }), "{dsn}");
         }
@@ -1199,6 +1198,7 @@ mod tests {
             "max_protocol_version=3.0",
             "sslcompression=1 krbsrvname=postgres gsslib=gssapi gssdelegation=1",
             "servicefile=/nonexistent",
+            "oauth_ca_file=/x",
         ] {
             assert!(resolve(&parse(dsn).unwrap(), &env()).is_ok(), "{dsn}");
         }

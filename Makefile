@@ -21,7 +21,7 @@ all: test
 bootstrap:
 	@bash scripts/bootstrap.sh
 
-## postgres: fetch and cache PostgreSQL 14-18 (15 is the system's), one pg_config path a line
+## postgres: fetch and cache PostgreSQL 14-19 (15 is the system's), one pg_config path a line
 ## (scripts/postgres.sh; quick when cached)
 postgres:
 	@bash scripts/postgres.sh fetch all
@@ -30,7 +30,7 @@ postgres:
 test: bootstrap
 	@bash scripts/test.sh
 
-## test-matrix: the #[pg_test]s and every end-to-end suite on each PostgreSQL major, 14 to 18
+## test-matrix: the #[pg_test]s and every end-to-end suite on each PostgreSQL major, 14 to 19
 ## (MATRIX_MAJORS="14 16" for fewer), then one table of major x suite (scripts/matrix.sh)
 test-matrix: bootstrap
 	@bash scripts/matrix.sh
@@ -66,7 +66,7 @@ install: bootstrap
 package: bootstrap
 	@bash scripts/package.sh
 
-## package-matrix: make package for each PostgreSQL major, 14 to 18 (MATRIX_MAJORS for fewer)
+## package-matrix: make package for each PostgreSQL major, 14 to 19 (MATRIX_MAJORS for fewer)
 package-matrix: bootstrap
 	@for major in $${MATRIX_MAJORS:-$$(bash scripts/postgres.sh supported)}; do \
 		PG_CONFIG=$$(bash scripts/postgres.sh pg-config $$major) && export PG_CONFIG && \

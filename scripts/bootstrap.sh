@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
-PGRX_VERSION=0.18.1
+PGRX_VERSION=0.19.4
 
 # --- Debian packages --------------------------------------------------------------------------
 # The system PostgreSQL 15 always (the default server, its `postgres` user runs every test
@@ -39,6 +39,7 @@ fi
 have=$(cargo pgrx --version 2>/dev/null | awk '{print $2}' || true)
 if [ "$have" != "$PGRX_VERSION" ]; then
     step "installing cargo-pgrx $PGRX_VERSION (found: ${have:-none}); takes a few minutes"
+    # cargo is scripts/toolchain/cargo: cargo-pgrx 0.19 declares Rust 1.96 too.
     cargo install cargo-pgrx --version "=$PGRX_VERSION" --locked --quiet
 fi
 

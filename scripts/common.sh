@@ -6,6 +6,10 @@ PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 # its own (docs/development.md: CI from nothing) is where `cargo install` puts cargo-pgrx.
 if [ -d "$HOME/.cargo/bin" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
 if [ -n "${CARGO_HOME:-}" ]; then PATH="$CARGO_HOME/bin:$PATH"; fi
+# cargo and cargo-pgrx through scripts/toolchain: pgrx 0.19 declares Rust 1.96, the machine has 1.95.
+toolchain_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/toolchain"
+case ":$PATH:" in *":$toolchain_dir:"*) ;; *) PATH="$toolchain_dir:$PATH" ;; esac
+export PATH CARGO_PGRX="$toolchain_dir/cargo-pgrx"
 export PG_CONFIG
 
 step() { printf '\n==> %s\n' "$*" >&2; }

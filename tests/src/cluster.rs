@@ -665,10 +665,11 @@ pub async fn terminate_backends(
 pub fn major_of(bindir: &Path) -> Result<u32> {
     let out = run(Command::new(bindir.join("postgres")).arg("--version"))?;
     let text = String::from_utf8(out.stdout)?;
-    // "postgres (PostgreSQL) 16.15" or "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
+    // "postgres (PostgreSQL) 16.15", "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)" or,
+    // before a major's release, "postgres (PostgreSQL) 19rc1 (Debian 19~rc1-1)".
     let version =
         text.split_whitespace().nth(2).with_context(|| format!("postgres --version said {text:?}"))?;
-    let major = version.split('.').next().unwrap_or_default();
+    let major: String = version.chars().take_while(char::is_ascii_digit).collect();
     major.parse().with_context(|| format!("postgres --version said {text:?}"))
 }
 

@@ -168,13 +168,28 @@ pub async fn small_queue_cluster(bindir: &std::path::Path, install: Install) -> 
     Ok(cluster)
 }
 
-/// Fills the notification queue (while a listening session holds it) with NOTIFYs of 7.9 kB on a
-/// channel nobody uses, one a transaction, until PostgreSQL refuses one; checks that it refused
-/// in its words ([`QUEUE_FULL`]) and returns the queue's usage then.
+/// The channel [`fill_notification_queue`] fills the queue on; only [`hold_the_queue`]'s session
+/// listens to it.
+pub const FILLER_CHANNEL: &str = "bytebase_signal_filler";
+
+/// Makes `client` a listening session that stopped reading: it listens on the cancels' channel and
+/// on [`FILLER_CHANNEL`], then stays in an open transaction, so that every notification queued
+/// after it stays queued for all listeners. PostgreSQL 19 queues a notification only when some
+/// session listens on its channel (its shared channel map), hence the filler's LISTEN.
+pub async fn hold_the_queue(client: &Client) -> Result<()> {
+    // LISTEN on its own first: inside the transaction it would only take effect at commit.
+    client.batch_execute(&format!("LISTEN bytebase_signal; LISTEN {FILLER_CHANNEL}")).await?;
+    client.batch_execute("BEGIN; SELECT 1").await?;
+    Ok(())
+}
+
+/// Fills the notification queue (while [`hold_the_queue`]'s session holds it) with NOTIFYs of
+/// 7.9 kB on [`FILLER_CHANNEL`], one a transaction, until PostgreSQL refuses one; checks that it
+/// refused in its words ([`QUEUE_FULL`]) and returns the queue's usage then.
 pub async fn fill_notification_queue(client: &Client) -> Result<f64> {
     for i in 0..100_000 {
         let payload = format!("{i:07}{}", "x".repeat(7_900));
-        if let Err(e) = client.execute("SELECT pg_notify('bytebase_signal_filler', $1)", &[&payload]).await {
+        if let Err(e) = client.execute("SELECT pg_notify($1, $2)", &[&FILLER_CHANNEL, &payload]).await {
             let message = e.as_db_error().map(|db| db.message().to_owned()).unwrap_or_else(|| e.to_string());
             anyhow::ensure!(message == QUEUE_FULL, "a NOTIFY failed otherwise: {message}");
             return Ok(client.query_one("SELECT pg_notification_queue_usage()", &[]).await?.get(0));

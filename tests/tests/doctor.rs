@@ -208,10 +208,11 @@ async fn a_standby_fails_and_points_at_the_primary() -> Result<()> {
 
 /// Fills the notification queue past 5 % in a second or two: 60,000 notifications of nearly a
 /// page each (the queue holds 8 GB in pages of 8 kB on every supported major), one
-/// transaction per 5,000 so that no backend holds them all in memory at once.
+/// transaction per 5,000 so that no backend holds them all in memory at once. On
+/// `FILLER_CHANNEL`, which `hold_the_queue`'s session listens to.
 const FILL_QUEUE: &str = "DO $$ BEGIN
     FOR i IN 1..12 LOOP
-        PERFORM pg_notify('doctor_test_filler', repeat('x', 7900) || j) FROM generate_series(1, 5000) AS j;
+        PERFORM pg_notify('bytebase_signal_filler', repeat('x', 7900) || j) FROM generate_series(1, 5000) AS j;
         COMMIT;
     END LOOP;
 END $$";
@@ -221,8 +222,7 @@ async fn a_stuck_listener_filling_the_queue_is_named_and_at_the_limit_it_fails()
     let (cluster, sender) = cluster_with_extension().await?;
     // A listening session that stopped reading: in a transaction, it holds the queue for all.
     let stuck = cluster.connect(DB).await?;
-    stuck.batch_execute("LISTEN bytebase_signal").await?;
-    stuck.batch_execute("BEGIN; SELECT 1").await?;
+    hold_the_queue(&stuck).await?;
     let stuck_pid: i32 = stuck.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
     sender.batch_execute(FILL_QUEUE).await?;
     let usage: f64 = sender.query_one("SELECT pg_notification_queue_usage()", &[]).await?.get(0);

@@ -418,9 +418,7 @@ async fn a_full_queue(durable: bool) -> Result<Outcome> {
     let collector = Collector::start(&cluster, cluster.port()).await?;
     // A listening session that stopped reading: it holds the queue for everyone.
     let stuck = cluster.connect(DB).await?;
-    // LISTEN on its own first: inside the transaction it would only take effect at commit.
-    stuck.batch_execute("LISTEN bytebase_signal").await?;
-    stuck.batch_execute("BEGIN; SELECT 1").await?;
+    hold_the_queue(&stuck).await?;
     let sender = connect(&cluster, durable).await?;
     const AT_LIMIT: &str = "SET bytebase_signal.notify_queue_limit = 0";
     sender.batch_execute(AT_LIMIT).await?;
@@ -446,8 +444,7 @@ async fn a_really_full_queue(durable: bool) -> Result<Option<Outcome>> {
     let cluster = small_queue_cluster(&bindir, Install::Fresh).await?;
     let collector = Collector::start(&cluster, cluster.port()).await?;
     let stuck = cluster.connect(DB).await?;
-    stuck.batch_execute("LISTEN bytebase_signal").await?;
-    stuck.batch_execute("BEGIN; SELECT 1").await?;
+    hold_the_queue(&stuck).await?;
     let usage = fill_notification_queue(&cluster.connect(DB).await?).await?;
     let sender = connect(&cluster, durable).await?;
     let (mut sent, mut refused) = (Vec::new(), 0);

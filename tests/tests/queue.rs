@@ -25,9 +25,7 @@ async fn at_the_queue_limit_the_cancel_commits_warns_and_arrives_from_the_log(
     // listener under test starts, so that it is the oldest open one even while a heartbeat's
     // replay is running (the listener's replays are transactions too).
     let stuck = cluster.connect(DB).await?;
-    // LISTEN on its own first: inside the transaction it would only take effect at commit.
-    stuck.batch_execute("LISTEN bytebase_signal").await?;
-    stuck.batch_execute("BEGIN; SELECT 1").await?;
+    hold_the_queue(&stuck).await?;
     let stuck_pid: i32 = stuck.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
     let mut l = start(listener_on(&cluster, cluster.port(), quick())).await?;
     next_event(&mut l.events, replayed).await?;
@@ -167,8 +165,7 @@ async fn really_full_queue(bindir: &std::path::Path, install: Install) -> Result
     let cluster = small_queue_cluster(bindir, install).await?;
     let sender = cluster.connect(DB).await?;
     let stuck = cluster.connect(DB).await?;
-    stuck.batch_execute("LISTEN bytebase_signal").await?;
-    stuck.batch_execute("BEGIN; SELECT 1").await?;
+    hold_the_queue(&stuck).await?;
     let mut l = start(listener_on(&cluster, cluster.port(), quick())).await?;
     next_event(&mut l.events, replayed).await?;
 

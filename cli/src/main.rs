@@ -208,7 +208,8 @@ async fn listen(args: ListenArgs) -> Result<(), Error> {
     let server = metrics.map(|(recorder, socket)| {
         tokio::spawn(serve_metrics::serve(socket, recorder, handle.status_reader(), shutdown.clone()))
     });
-    let mut out = BufWriter::new(std::io::stdout());
+    // 64 KiB: a flood is written in few system calls (std's default is 8 KiB).
+    let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout());
     // One buffer for every line: encoded in place, no allocation or formatting per signal.
     let mut line = String::with_capacity(128);
     let mut print = |signal: Signal, out: &mut BufWriter<std::io::Stdout>| {

@@ -43,6 +43,11 @@ pub const MAX_REPLAY_GRACE: Duration = Duration::from_secs(crate::limits::MAX_RE
 /// The extension's replay function (0.2.0 and later).
 pub const DEFAULT_REPLAY_FUNCTION: &str = "bytebase_signal_replay";
 
+/// The most cancels a listener remembers in order to recognise a replayed copy of one it handed
+/// on already. Only a flood fills it; then the oldest are forgotten (a cancel may be handed on
+/// twice, never lost), and memory stays bounded.
+pub const DEDUP_WINDOW_MAX: usize = crate::seen::MAX_SEEN;
+
 /// Tunables of a [`Listener`](crate::Listener). The defaults detect a half-open connection within 15 s (25 s where
 /// a heartbeat reads the log by time: see `replay_timeout`).
 #[derive(Clone, Debug)]

@@ -84,7 +84,7 @@ use crate::signal::Signal;
 use crate::status::{Event, Shared, Status};
 use catch_up::CatchUp;
 pub use config::{
-    ListenerConfig, DEFAULT_APPLICATION_NAME, DEFAULT_REPLAY_FUNCTION, DEFAULT_REPLAY_GRACE,
+    ListenerConfig, DEDUP_WINDOW_MAX, DEFAULT_APPLICATION_NAME, DEFAULT_REPLAY_FUNCTION, DEFAULT_REPLAY_GRACE,
     MAX_QUEUE_CAPACITY, MAX_REPLAY_GRACE, STATEMENT_TAG,
 };
 use intake::{Intake, Sink};
@@ -136,7 +136,7 @@ impl Listener {
     pub fn spawn(self, shutdown: CancellationToken) -> (ListenerHandle, Signals) {
         let (tx, rx) = mpsc::channel(self.config.queue_capacity.clamp(1, MAX_QUEUE_CAPACITY));
         let (handle, shared) = self.start(Sink::Queue(tx), shutdown);
-        (handle, Signals { rx, shared })
+        (handle, Signals { rx, taken: Vec::new(), shared })
     }
 
     /// Starts listening and dispatches every signal into `registry`, which cancels the runs this
@@ -241,22 +241,42 @@ impl ListenerHandle {
 /// The receiving end of a listener's hand-off queue.
 pub struct Signals {
     rx: mpsc::Receiver<Signal>,
+    /// Signals taken from the queue together and not yet returned, last first: in a flood the
+    /// queue is emptied [`TAKE_AT_ONCE`] at a time, so that its permits go back and its sender
+    /// hears of the room once per batch rather than once per signal.
+    taken: Vec<Signal>,
     shared: Arc<Shared>,
 }
+
+/// The most signals [`Signals`] takes from the queue at once: a bound on what it holds beyond
+/// the queue's capacity.
+const TAKE_AT_ONCE: usize = 256;
 
 impl Signals {
     /// The next signal; `None` once the listener has stopped.
     pub async fn recv(&mut self) -> Option<Signal> {
-        let signal = self.rx.recv().await;
-        if signal.is_some() {
-            self.shared.dispatched.bump();
+        if self.taken.is_empty() && self.rx.recv_many(&mut self.taken, TAKE_AT_ONCE).await > 0 {
+            self.taken.reverse();
         }
-        signal
+        self.next_taken()
     }
 
     /// The next signal if one is queued right now.
     pub fn try_recv(&mut self) -> Option<Signal> {
-        let signal = self.rx.try_recv().ok();
+        if self.taken.is_empty() {
+            // One look, without waiting: a waker that does nothing (the next `recv` sets its own).
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if let std::task::Poll::Ready(n) = self.rx.poll_recv_many(&mut cx, &mut self.taken, TAKE_AT_ONCE) {
+                if n > 0 {
+                    self.taken.reverse();
+                }
+            }
+        }
+        self.next_taken()
+    }
+
+    fn next_taken(&mut self) -> Option<Signal> {
+        let signal = self.taken.pop();
         if signal.is_some() {
             self.shared.dispatched.bump();
         }

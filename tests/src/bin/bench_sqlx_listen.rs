@@ -1,9 +1,9 @@
-//! A peer for `make bench`: the command-line listener one would write with sqlx 0.8 in a few
-//! lines — `PgListener` read by one task, each payload decoded with serde_json into a typed struct
-//! and printed as one JSON line by another, flushed once per burst (whatever is queued is written,
-//! then one flush), as `bytebase-signal listen` does. Compiled only for the
-//! benchmark (feature `bench`). No reconnects, no log, no de-duplication: the contract measured is
-//! only "decode, print one line per signal".
+//! A peer for `make bench`: the command-line listener a sqlx 0.8 user would write — one loop in
+//! one task on a current-thread runtime: `PgListener::recv()`, each payload decoded with
+//! serde_json into a typed struct and written back out as one JSON line into a 64 KiB
+//! `BufWriter`, flushed when no notification is ready without waiting. Compiled
+//! only for the benchmark (feature `bench`). No reconnects, no log, no de-duplication: the
+//! contract measured is only "decode, print one line per signal".
 //!
 //! `bytebase-signal-bench-sqlx-listen postgres://user@host:port/db` prints "listening" on stderr
 //! once LISTEN is in effect.
@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
+use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 
 /// The seed wire format, borrowed from the payload where no escape needs decoding.
@@ -22,7 +23,7 @@ struct Signal<'a> {
     uid: i64,
     #[serde(skip_serializing_if = "Option::is_none", borrow)]
     project: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "approvalInputVersion", skip_serializing_if = "Option::is_none")]
     approval_input_version: Option<i64>,
 }
 
@@ -43,24 +44,18 @@ async fn listen(url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut listener = sqlx::postgres::PgListener::connect(url).await?;
     listener.listen("bytebase_signal").await?;
     eprintln!("listening");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let reader = tokio::spawn(async move {
-        loop {
-            let notification = listener.recv().await?;
-            if tx.send(notification).is_err() {
-                return Ok::<_, sqlx::Error>(());
-            }
-        }
-    });
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    while let Some(first) = rx.recv().await {
-        print(&mut out, first.payload())?;
-        while let Ok(next) = rx.try_recv() {
-            print(&mut out, next.payload())?;
+    let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    loop {
+        let notification = listener.recv().await?;
+        print(&mut out, notification.payload())?;
+        // Whatever is ready without waiting (`recv` is cancel-safe), then one flush.
+        // (`next_buffered()` sees only notifications sqlx set aside while answering a query, so
+        // it would flush after every line.)
+        while let Some(next) = listener.recv().now_or_never() {
+            print(&mut out, next?.payload())?;
         }
         out.flush()?;
     }
-    Ok(reader.await??)
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -1,6 +1,7 @@
 //! What the receive-side benchmarks share: a producer that commits notifications in large
 //! batches, and the consumers they compare — the bare protocol loop (the floor), our `Listener`
-//! with a `Registry`, and the `bytebase-signal listen` CLI.
+//! with a `Registry`, the `bytebase-signal listen` CLI, and the sqlx and psycopg programs their
+//! users would write.
 
 use std::future::poll_fn;
 use std::path::PathBuf;
@@ -18,6 +19,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 use tokio_util::sync::CancellationToken;
+
+use crate::peer_sqlx;
 
 /// Signals per producer transaction.
 const BATCH: i64 = 50_000;
@@ -49,9 +52,105 @@ pub async fn produce_range(producer: &Client, first: i64, last: i64) -> Result<(
 pub struct Consumer {
     done: JoinHandle<Result<Instant>>,
     stop: CancellationToken,
+    /// How to hold it while notifications queue up, if it can be held.
+    hold: Hold,
+    /// A process's resident set (MiB) when it had every signal, taken before it is killed.
+    rss_at_end: std::sync::Arc<std::sync::Mutex<Option<f64>>>,
+}
+
+/// How [`Consumer::pause`] holds a consumer.
+enum Hold {
+    /// It cannot be held (it runs on the benchmark's own runtime).
+    No,
+    /// A process: SIGSTOP, then SIGCONT.
+    Process(u32),
+    /// A runtime of its own: its one thread blocked.
+    Lane(Lane),
+}
+
+/// A current-thread runtime on a thread of its own (as the CLI runs: one thread for its listener
+/// and its output), for an in-process consumer that the benchmark can hold while notifications
+/// queue up on the server and release, so that the consumer's own speed is what is timed.
+struct Lane {
+    handle: tokio::runtime::Handle,
+    /// Open while released; a task blocking the lane's thread waits on it while held.
+    gate: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    /// Dropped with the lane: the runtime and everything on it stop.
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Lane {
+    fn start() -> Result<Lane> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let handle = runtime.handle().clone();
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new().name("bench-lane".into()).spawn(move || {
+            runtime.block_on(async {
+                let _ = stopped.await;
+            })
+        })?;
+        Ok(Lane { handle, gate: Default::default(), _shutdown: shutdown })
+    }
+
+    /// Blocks the lane's thread (everything on it stops) until [`Lane::release`]; returns once
+    /// it is blocked.
+    fn hold(&self) {
+        *self.gate.0.lock().expect("gate") = true;
+        let (blocked_tx, blocked_rx) = std::sync::mpsc::channel();
+        let gate = std::sync::Arc::clone(&self.gate);
+        self.handle.spawn(async move {
+            let _ = blocked_tx.send(());
+            let (held, open) = &*gate;
+            let mut held = held.lock().expect("gate");
+            while *held {
+                held = open.wait(held).expect("gate");
+            }
+        });
+        let _ = blocked_rx.recv();
+    }
+
+    fn release(&self) {
+        *self.gate.0.lock().expect("gate") = false;
+        self.gate.1.notify_all();
+    }
+}
+
+/// Builds a consumer with `make` on a [`Lane`] of its own, so that it can be held.
+pub async fn on_lane<F, Fut>(make: F) -> Result<Consumer>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Consumer>> + Send + 'static,
+{
+    let lane = Lane::start()?;
+    let mut consumer = lane.handle.spawn(make()).await??;
+    consumer.hold = Hold::Lane(lane);
+    Ok(consumer)
 }
 
 impl Consumer {
+    /// Holds it (it reads nothing) until [`Consumer::resume`]; an error if it cannot be held.
+    pub fn pause(&self) -> Result<()> {
+        match &self.hold {
+            Hold::No => bail!("this consumer cannot be held"),
+            // SAFETY: kill(2) on a child process we spawned and have not reaped.
+            Hold::Process(pid) => ensure!(unsafe { libc::kill(*pid as i32, libc::SIGSTOP) } == 0, "SIGSTOP failed"),
+            Hold::Lane(lane) => lane.hold(),
+        }
+        Ok(())
+    }
+
+    /// Lets it go on; the instant it was let go.
+    pub fn resume(&self) -> Result<Instant> {
+        let at = Instant::now();
+        match &self.hold {
+            Hold::No => bail!("this consumer cannot be held"),
+            // SAFETY: as in `pause`.
+            Hold::Process(pid) => ensure!(unsafe { libc::kill(*pid as i32, libc::SIGCONT) } == 0, "SIGCONT failed"),
+            Hold::Lane(lane) => lane.release(),
+        }
+        Ok(at)
+    }
+
     /// Stops it and waits until it has let go of its connection.
     pub async fn close(self) {
         self.stop.cancel();
@@ -61,9 +160,16 @@ impl Consumer {
     /// The instant it received the last signal (failing after `within`); then stops it, so that
     /// it holds no connection into the next measurement.
     pub async fn finish(self, within: Duration) -> Result<Instant> {
+        Ok(self.finish_with_rss(within).await?.0)
+    }
+
+    /// Like [`Consumer::finish`], with a process's resident set (MiB) at that instant.
+    pub async fn finish_with_rss(self, within: Duration) -> Result<(Instant, Option<f64>)> {
         let done = tokio::time::timeout(within, self.done).await;
         self.stop.cancel();
-        done.context("consumer did not finish")??
+        let at = done.context("consumer did not finish")???;
+        let rss = *self.rss_at_end.lock().expect("not poisoned");
+        Ok((at, rss))
     }
 }
 
@@ -166,7 +272,7 @@ pub async fn bare(config: &Config, total: u64) -> Result<Consumer> {
         }
     });
     ready_rx.await.context("bare loop never listened")?;
-    Ok(Consumer { done, stop })
+    Ok(Consumer { done, stop, hold: Hold::No, rss_at_end: Default::default() })
 }
 
 /// Ours: a `Listener` handing every signal to a `Registry` that holds `runs` registered runs
@@ -190,7 +296,7 @@ pub async fn ours(options: ConnectOptions, total: u64, runs: i64) -> Result<Cons
         ensure!(status.overflowed == 0 && status.dispatched == total, "unexpected {status:?}");
         Ok(at)
     });
-    Ok(Consumer { done, stop })
+    Ok(Consumer { done, stop, hold: Hold::No, rss_at_end: Default::default() })
 }
 
 /// The `bytebase-signal listen` CLI (release build) writing to a file; done when the file holds
@@ -205,11 +311,9 @@ pub async fn cli(config: &Config, total: u64, dir: &std::path::Path) -> Result<C
 }
 
 /// The sqlx CLI peer (`bytebase-signal-bench-sqlx-listen`): the same contract, one line per
-/// signal into a file.
+/// signal into a file, as a sqlx user would write it (one loop, serde_json, a 64 KiB buffer).
 pub async fn sqlx_cli(config: &Config, total: u64, dir: &std::path::Path) -> Result<Consumer> {
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let url = format!("postgres://postgres@127.0.0.1:{port}/{}", config.get_dbname().unwrap_or("postgres"));
-    printing("bytebase-signal-bench-sqlx-listen", &[&url], "the sqlx CLI", total, dir).await
+    printing("bytebase-signal-bench-sqlx-listen", &[&sqlx_url(config)], "the sqlx CLI", total, dir).await
 }
 
 /// Runs the program `bin` (built beside this one) with `args`, its stdout into a file, and
@@ -229,8 +333,11 @@ async fn printing(
     let mut command = tokio::process::Command::new(bin);
     command.args(args).stdout(out);
     let mut child = spawn_listening(command, name).await?;
+    let pid = child.id().context("the child's pid")?;
     let stop = CancellationToken::new();
     let stopped = stop.clone();
+    let rss_at_end: std::sync::Arc<std::sync::Mutex<Option<f64>>> = Default::default();
+    let rss = std::sync::Arc::clone(&rss_at_end);
     let done = tokio::spawn(async move {
         let mut file = tokio::fs::File::open(&out_path).await?;
         let (mut lines, mut buf) = (0_u64, vec![0_u8; 1 << 16]);
@@ -247,20 +354,54 @@ async fn printing(
             lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
             if lines >= total {
                 let at = Instant::now();
+                *rss.lock().expect("not poisoned") = rss_mib_of(pid);
                 let _ = child.kill().await;
                 return Ok(at);
             }
         }
     });
-    Ok(Consumer { done, stop })
+    Ok(Consumer { done, stop, hold: Hold::Process(pid), rss_at_end })
 }
 
-/// The Rust peer: sqlx's `PgListener`, receiving in a loop.
-pub async fn sqlx(config: &Config, total: u64) -> Result<Consumer> {
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let url = format!("postgres://postgres@127.0.0.1:{port}/{}", config.get_dbname().unwrap_or("postgres"));
-    let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
-    listener.listen("bytebase_signal").await?;
+/// The resident set of process `pid`, in MiB (Linux: VmRSS).
+fn rss_mib_of(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The in-process Rust peer ([`crate::peer_sqlx`]): a sqlx user's loop, decoding each payload
+/// with serde_json and looking the run up among `runs` registered ones (as many as ours has).
+pub async fn sqlx(config: &Config, total: u64, runs: i64) -> Result<Consumer> {
+    let mut listener = peer_sqlx::listen(&sqlx_url(config)).await?;
+    let owned: peer_sqlx::Runs = Default::default();
+    owned.lock().expect("fresh").extend(
+        (1..=runs).map(|n| ((peer_sqlx::Kind::CancelTaskRun, 1_000_000_000 + n), CancellationToken::new())),
+    );
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let done = tokio::spawn(async move {
+        let mut count = 0_u64;
+        loop {
+            tokio::select! {
+                () = stopped.cancelled() => bail!("stopped after {count} signals"),
+                n = listener.recv() => {
+                    if peer_sqlx::handle(&owned, n?.payload()).is_some() {
+                        count += 1;
+                    }
+                    if count == total {
+                        return Ok(Instant::now());
+                    }
+                }
+            }
+        }
+    });
+    Ok(Consumer { done, stop, hold: Hold::No, rss_at_end: Default::default() })
+}
+
+/// sqlx's own floor: `PgListener::recv()` in a loop that only counts (no decoding, no lookup).
+pub async fn sqlx_counting(config: &Config, total: u64) -> Result<Consumer> {
+    let mut listener = peer_sqlx::listen(&sqlx_url(config)).await?;
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let done = tokio::spawn(async move {
@@ -278,7 +419,13 @@ pub async fn sqlx(config: &Config, total: u64) -> Result<Consumer> {
             }
         }
     });
-    Ok(Consumer { done, stop })
+    Ok(Consumer { done, stop, hold: Hold::No, rss_at_end: Default::default() })
+}
+
+/// The URL sqlx connects to (plaintext: sqlx is built without TLS here).
+fn sqlx_url(config: &Config) -> String {
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("postgres://postgres@127.0.0.1:{port}/{}", config.get_dbname().unwrap_or("postgres"))
 }
 
 /// The Python peer: psycopg 3 (`peer_psycopg.py`), with the interpreter `make bench` set up in a
@@ -294,6 +441,7 @@ pub async fn psycopg(config: &Config, total: u64) -> Result<Consumer> {
     let mut command = tokio::process::Command::new(python);
     command.args([script, &dsn, &total.to_string()]).stdout(Stdio::piped());
     let mut child = spawn_listening(command, "psycopg").await?;
+    let pid = child.id().context("the child's pid")?;
     let mut stdout = BufReader::new(child.stdout.take().context("stdout")?).lines();
     let stop = CancellationToken::new();
     let stopped = stop.clone();
@@ -307,5 +455,5 @@ pub async fn psycopg(config: &Config, total: u64) -> Result<Consumer> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs_f64();
         Ok(Instant::now() - Duration::from_secs_f64((now - epoch).max(0.0)))
     });
-    Ok(Consumer { done, stop })
+    Ok(Consumer { done, stop, hold: Hold::Process(pid), rss_at_end: Default::default() })
 }

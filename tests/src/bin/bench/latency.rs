@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytebase_signal_client::connect::ConnectOptions;
-use bytebase_signal_client::{Listener, Registry, RunUid, Signal, SignalKind};
+use bytebase_signal_client::{Listener, Registry, RunUid, SignalKind};
 use bytebase_signal_tests::cluster::Cluster;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
+
+use crate::peer_sqlx;
 
 const LISTENERS: usize = 8;
 const SIGNALS: usize = 3_000;
@@ -25,7 +27,7 @@ const NAMES: [&str; 4] = [
     "Listener + Registry (ours): each run's task woken by its token",
     "Listener + Signals handler (ours)",
     "Listener + Signals handler (ours), over TLS (verify-full)",
-    "sqlx PgListener",
+    "sqlx PgListener + serde_json + a map of run tokens (a sqlx user's listener)",
 ];
 
 /// Which listener a run measures.
@@ -103,18 +105,35 @@ async fn ours_registry(
     }))
 }
 
-/// One sqlx `PgListener`, decoding with our decoder (the same work per signal as ours).
+/// One sqlx `PgListener` as its users write it ([`crate::peer_sqlx`]): serde_json, then the run's
+/// token looked up in the application's map and cancelled; as on our registry path, every uid is
+/// a run whose task waits for its token, and the sample is taken when that task wakes.
 async fn sqlx(cluster: &Cluster, clock: Arc<Clock>) -> Result<tokio::task::JoinHandle<Result<Vec<f64>>>> {
     let url = format!("postgres://postgres@{}:{}/{DB}", cluster.host(), cluster.port());
-    let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
-    listener.listen("bytebase_signal").await?;
+    let mut listener = peer_sqlx::listen(&url).await?;
+    let owned = peer_sqlx::Runs::default();
+    let mut runs = JoinSet::new();
+    for uid in 1..=SIGNALS as i64 {
+        let token = CancellationToken::new();
+        owned.lock().expect("not poisoned").insert((peer_sqlx::Kind::CancelTaskRun, uid), token.clone());
+        let (clock, owned) = (Arc::clone(&clock), Arc::clone(&owned));
+        runs.spawn(async move {
+            token.cancelled().await;
+            owned.lock().expect("not poisoned").remove(&(peer_sqlx::Kind::CancelTaskRun, uid));
+            clock.since_sent(uid)
+        });
+    }
+    let reader = tokio::spawn(async move {
+        while let Ok(n) = listener.recv().await {
+            peer_sqlx::handle(&owned, n.payload());
+        }
+    });
     Ok(tokio::spawn(async move {
         let mut samples = Vec::with_capacity(SIGNALS);
-        while samples.len() < SIGNALS {
-            let n = listener.recv().await?;
-            let signal = Signal::decode(n.payload())?;
-            samples.extend(clock.since_sent(signal.uid.get()));
+        while let Some(sample) = runs.join_next().await {
+            samples.extend(sample?);
         }
+        reader.abort();
         Ok(samples)
     }))
 }

@@ -20,6 +20,7 @@ mod feed;
 mod heartbeat;
 mod latency;
 mod memory;
+mod peer_sqlx;
 mod receive;
 mod recovery;
 mod send;

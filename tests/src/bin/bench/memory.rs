@@ -1,10 +1,12 @@
-//! Memory: bytes per registered run and per tombstone (counted by this binary's allocator), and
-//! the process's resident set while a listener with a registry receives 10,000,000 signals.
+//! Memory: bytes per registered run and per tombstone (counted by this binary's allocator), the
+//! process's resident set while a listener with a registry receives 10,000,000 signals, what a
+//! listener handing on to a queue holds after 1,000,000 distinct cancels, and the resident sets
+//! of the CLI and of the sqlx CLI after the same.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use bytebase_signal_client::{Listener, Registry, RunUid, Signal, SignalKind};
 use bytebase_signal_tests::cluster::Cluster;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +47,8 @@ fn rss_mib() -> f64 {
 
 const N: i64 = 100_000;
 const FLOOD: i64 = 10_000_000;
+/// The flood the CLI rows receive.
+const CLI_FLOOD: i64 = 1_000_000;
 const DB: &str = "bench";
 
 /// Runs the memory table.
@@ -94,6 +98,37 @@ pub async fn run() -> Result<()> {
     handle.join().await;
     ensure!(status.dispatched == FLOOD as u64, "dispatched {status:?}");
 
+    // What a listener handing on to an application queue (as the CLI's) holds after a flood of
+    // distinct cancels, drained: its de-duplication window and what its queue kept.
+    let stop = CancellationToken::new();
+    let (handle, mut signals) = Listener::new(cluster.config(DB)).spawn(stop.clone());
+    feed::caught_up(&handle).await?;
+    let base = allocated();
+    feed::produce_range(&producer, FLOOD + 1, FLOOD + CLI_FLOOD).await?;
+    for _ in 0..CLI_FLOOD {
+        signals.recv().await.context("the listener stopped")?;
+    }
+    let held = (allocated() - base) as f64 / (1024.0 * 1024.0);
+    stop.cancel();
+    handle.join().await;
+    drop(signals);
+
+    // The CLI and the sqlx CLI, each after the same flood of distinct cancels (new uids).
+    let dir = tempfile::tempdir()?;
+    let config = cluster.config(DB);
+    let mut rss = Vec::new();
+    for (i, name) in ["bytebase-signal listen > file", "sqlx CLI > file (Rust peer)"].into_iter().enumerate() {
+        let consumer = if i == 0 {
+            feed::cli(&config, CLI_FLOOD as u64, dir.path()).await?
+        } else {
+            feed::sqlx_cli(&config, CLI_FLOOD as u64, dir.path()).await?
+        };
+        let first = FLOOD + CLI_FLOOD * (i as i64 + 1) + 1;
+        feed::produce_range(&producer, first, first + CLI_FLOOD - 1).await?;
+        let (_, mib) = consumer.finish_with_rss(std::time::Duration::from_secs(300)).await?;
+        rss.push((name, mib.context("no RSS read")?));
+    }
+
     println!("\n### Memory\n");
     println!("| measure | value | goal |");
     println!("|---|---:|---|");
@@ -108,6 +143,14 @@ pub async fn run() -> Result<()> {
         "| RSS while receiving {FLOOD} signals: before, then after each million (MiB) | {start_rss:.0}; {} | flat |",
         series.join(", ")
     );
+    println!(
+        "| allocated by a Listener handing on to a queue, after {CLI_FLOOD} distinct cancels (MiB; its window \
+         keeps at most {} keys) | {held:.1} | reported |",
+        bytebase_signal_client::listener::DEDUP_WINDOW_MAX
+    );
+    for (name, mib) in rss {
+        println!("| RSS of {name} after {CLI_FLOOD} distinct cancels (MiB) | {mib:.1} | reported |");
+    }
 
     Ok(())
 }

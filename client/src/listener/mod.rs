@@ -261,7 +261,8 @@ impl Signals {
         self.next_taken()
     }
 
-    /// The next signal if one is queued right now.
+    /// The next signal if one is queued right now. (Inside a task that has used up tokio's
+    /// cooperative budget it may say `None` although one is queued: the next `recv` has it.)
     pub fn try_recv(&mut self) -> Option<Signal> {
         if self.taken.is_empty() {
             // One look, without waiting: a waker that does nothing (the next `recv` sets its own).

@@ -209,13 +209,17 @@ async fn a_standby_fails_and_points_at_the_primary() -> Result<()> {
 /// Fills the notification queue past 5 % in a second or two: 60,000 notifications of nearly a
 /// page each (the queue holds 8 GB in pages of 8 kB on every supported major), one
 /// transaction per 5,000 so that no backend holds them all in memory at once. On
-/// `FILLER_CHANNEL`, which `hold_the_queue`'s session listens to.
-const FILL_QUEUE: &str = "DO $$ BEGIN
+/// [`FILLER_CHANNEL`], which `hold_the_queue`'s session listens to.
+fn fill_queue() -> String {
+    format!(
+        "DO $$ BEGIN
     FOR i IN 1..12 LOOP
-        PERFORM pg_notify('bytebase_signal_filler', repeat('x', 7900) || j) FROM generate_series(1, 5000) AS j;
+        PERFORM pg_notify('{FILLER_CHANNEL}', repeat('x', 7900) || j) FROM generate_series(1, 5000) AS j;
         COMMIT;
     END LOOP;
-END $$";
+END $$"
+    )
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stuck_listener_filling_the_queue_is_named_and_at_the_limit_it_fails() -> Result<()> {
@@ -224,7 +228,7 @@ async fn a_stuck_listener_filling_the_queue_is_named_and_at_the_limit_it_fails()
     let stuck = cluster.connect(DB).await?;
     hold_the_queue(&stuck).await?;
     let stuck_pid: i32 = stuck.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
-    sender.batch_execute(FILL_QUEUE).await?;
+    sender.batch_execute(&fill_queue()).await?;
     let usage: f64 = sender.query_one("SELECT pg_notification_queue_usage()", &[]).await?.get(0);
     ensure!(usage >= 0.05, "the queue is only {usage} full");
     let dsn = dsn(&cluster, cluster.port(), SUPERUSER);

@@ -84,8 +84,8 @@ use crate::signal::Signal;
 use crate::status::{Event, Shared, Status};
 use catch_up::CatchUp;
 pub use config::{
-    ListenerConfig, DEDUP_WINDOW_MAX, DEFAULT_APPLICATION_NAME, DEFAULT_REPLAY_FUNCTION, DEFAULT_REPLAY_GRACE,
-    MAX_QUEUE_CAPACITY, MAX_REPLAY_GRACE, STATEMENT_TAG,
+    ListenerConfig, DEDUP_WINDOW_MAX, DEFAULT_APPLICATION_NAME, DEFAULT_REPLAY_FUNCTION,
+    DEFAULT_REPLAY_GRACE, MAX_QUEUE_CAPACITY, MAX_REPLAY_GRACE, STATEMENT_TAG,
 };
 use intake::{Intake, Sink};
 use lost::Lost;
@@ -255,7 +255,8 @@ const TAKE_AT_ONCE: usize = 256;
 impl Signals {
     /// The next signal; `None` once the listener has stopped.
     pub async fn recv(&mut self) -> Option<Signal> {
-        if self.taken.is_empty() && self.rx.recv_many(&mut self.taken, TAKE_AT_ONCE).await > 0 {
+        if self.taken.is_empty() {
+            self.rx.recv_many(&mut self.taken, TAKE_AT_ONCE).await;
             self.taken.reverse();
         }
         self.next_taken()
@@ -267,10 +268,8 @@ impl Signals {
         if self.taken.is_empty() {
             // One look, without waiting: a waker that does nothing (the next `recv` sets its own).
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            if let std::task::Poll::Ready(n) = self.rx.poll_recv_many(&mut cx, &mut self.taken, TAKE_AT_ONCE) {
-                if n > 0 {
-                    self.taken.reverse();
-                }
+            if self.rx.poll_recv_many(&mut cx, &mut self.taken, TAKE_AT_ONCE).is_ready() {
+                self.taken.reverse();
             }
         }
         self.next_taken()
@@ -337,6 +336,26 @@ async fn run(options: ConnectOptions, config: ListenerConfig, intake: Intake, sh
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn signals_taken_in_batches_come_out_in_order_each_counted_once() {
+        let (tx, rx) = mpsc::channel(1024);
+        let shared = Arc::new(Shared::default());
+        let mut signals = Signals { rx, taken: Vec::new(), shared: Arc::clone(&shared) };
+        // More than one batch, then a closed queue.
+        for n in 1..=(2 * TAKE_AT_ONCE as i64 + 10) {
+            tx.try_send(Signal::new(crate::SignalKind::TaskRun, crate::test_support::uid(n))).unwrap();
+        }
+        drop(tx);
+        let mut got = Vec::new();
+        // Both ways of taking, interleaved: each refills the batch only when it is empty.
+        while let Some(signal) = if got.len() % 3 == 0 { signals.recv().await } else { signals.try_recv() } {
+            got.push(signal.uid.get());
+        }
+        assert_eq!(got, (1..=(2 * TAKE_AT_ONCE as i64 + 10)).collect::<Vec<_>>());
+        assert_eq!(shared.snapshot().dispatched, got.len() as u64);
+        assert!(signals.recv().await.is_none() && signals.try_recv().is_none());
+    }
 
     #[test]
     fn statements_that_name_no_log_function_carry_the_listeners_tag() {

@@ -128,12 +128,19 @@ where
 }
 
 impl Consumer {
+    /// A consumer on the benchmark's runtime ([`on_lane`] moves one to a lane of its own).
+    fn in_process(done: JoinHandle<Result<Instant>>, stop: CancellationToken) -> Consumer {
+        Consumer { done, stop, hold: Hold::No, rss_at_end: Default::default() }
+    }
+
     /// Holds it (it reads nothing) until [`Consumer::resume`]; an error if it cannot be held.
     pub fn pause(&self) -> Result<()> {
         match &self.hold {
             Hold::No => bail!("this consumer cannot be held"),
             // SAFETY: kill(2) on a child process we spawned and have not reaped.
-            Hold::Process(pid) => ensure!(unsafe { libc::kill(*pid as i32, libc::SIGSTOP) } == 0, "SIGSTOP failed"),
+            Hold::Process(pid) => {
+                ensure!(unsafe { libc::kill(*pid as i32, libc::SIGSTOP) } == 0, "SIGSTOP failed")
+            }
             Hold::Lane(lane) => lane.hold(),
         }
         Ok(())
@@ -145,7 +152,9 @@ impl Consumer {
         match &self.hold {
             Hold::No => bail!("this consumer cannot be held"),
             // SAFETY: as in `pause`.
-            Hold::Process(pid) => ensure!(unsafe { libc::kill(*pid as i32, libc::SIGCONT) } == 0, "SIGCONT failed"),
+            Hold::Process(pid) => {
+                ensure!(unsafe { libc::kill(*pid as i32, libc::SIGCONT) } == 0, "SIGCONT failed")
+            }
             Hold::Lane(lane) => lane.release(),
         }
         Ok(at)
@@ -272,7 +281,7 @@ pub async fn bare(config: &Config, total: u64) -> Result<Consumer> {
         }
     });
     ready_rx.await.context("bare loop never listened")?;
-    Ok(Consumer { done, stop, hold: Hold::No, rss_at_end: Default::default() })
+    Ok(Consumer::in_process(done, stop))
 }
 
 /// Ours: a `Listener` handing every signal to a `Registry` that holds `runs` registered runs
@@ -296,7 +305,7 @@ pub async fn ours(options: ConnectOptions, total: u64, runs: i64) -> Result<Cons
         ensure!(status.overflowed == 0 && status.dispatched == total, "unexpected {status:?}");
         Ok(at)
     });
-    Ok(Consumer { done, stop, hold: Hold::No, rss_at_end: Default::default() })
+    Ok(Consumer::in_process(done, stop))
 }
 
 /// The `bytebase-signal listen` CLI (release build) writing to a file; done when the file holds
@@ -364,20 +373,42 @@ async fn printing(
 }
 
 /// The resident set of process `pid`, in MiB (Linux: VmRSS).
-fn rss_mib_of(pid: u32) -> Option<f64> {
+pub fn rss_mib_of(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
     Some(kib / 1024.0)
 }
 
 /// The in-process Rust peer ([`crate::peer_sqlx`]): a sqlx user's loop, decoding each payload
 /// with serde_json and looking the run up among `runs` registered ones (as many as ours has).
 pub async fn sqlx(config: &Config, total: u64, runs: i64) -> Result<Consumer> {
-    let mut listener = peer_sqlx::listen(&sqlx_url(config)).await?;
     let owned: peer_sqlx::Runs = Default::default();
     owned.lock().expect("fresh").extend(
         (1..=runs).map(|n| ((peer_sqlx::Kind::CancelTaskRun, 1_000_000_000 + n), CancellationToken::new())),
     );
+    sqlx_loop(config, total, move |payload| peer_sqlx::handle(&owned, payload).is_some()).await
+}
+
+/// sqlx's own floor: `PgListener::recv()` in a loop that only counts (no decoding, no lookup).
+pub async fn sqlx_counting(config: &Config, total: u64) -> Result<Consumer> {
+    sqlx_loop(config, total, |_| true).await
+}
+
+/// A `PgListener::recv()` loop that gives each payload to `handle` and is done once `handle` has
+/// counted `total` of them.
+async fn sqlx_loop(
+    config: &Config,
+    total: u64,
+    mut handle: impl FnMut(&str) -> bool + Send + 'static,
+) -> Result<Consumer> {
+    let mut listener = peer_sqlx::listen(&sqlx_url(config)).await?;
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let done = tokio::spawn(async move {
@@ -386,7 +417,7 @@ pub async fn sqlx(config: &Config, total: u64, runs: i64) -> Result<Consumer> {
             tokio::select! {
                 () = stopped.cancelled() => bail!("stopped after {count} signals"),
                 n = listener.recv() => {
-                    if peer_sqlx::handle(&owned, n?.payload()).is_some() {
+                    if handle(n?.payload()) {
                         count += 1;
                     }
                     if count == total {
@@ -396,30 +427,7 @@ pub async fn sqlx(config: &Config, total: u64, runs: i64) -> Result<Consumer> {
             }
         }
     });
-    Ok(Consumer { done, stop, hold: Hold::No, rss_at_end: Default::default() })
-}
-
-/// sqlx's own floor: `PgListener::recv()` in a loop that only counts (no decoding, no lookup).
-pub async fn sqlx_counting(config: &Config, total: u64) -> Result<Consumer> {
-    let mut listener = peer_sqlx::listen(&sqlx_url(config)).await?;
-    let stop = CancellationToken::new();
-    let stopped = stop.clone();
-    let done = tokio::spawn(async move {
-        let mut count = 0_u64;
-        loop {
-            tokio::select! {
-                () = stopped.cancelled() => bail!("stopped after {count} signals"),
-                n = listener.recv() => {
-                    n?;
-                    count += 1;
-                    if count == total {
-                        return Ok(Instant::now());
-                    }
-                }
-            }
-        }
-    });
-    Ok(Consumer { done, stop, hold: Hold::No, rss_at_end: Default::default() })
+    Ok(Consumer::in_process(done, stop))
 }
 
 /// The URL sqlx connects to (plaintext: sqlx is built without TLS here).

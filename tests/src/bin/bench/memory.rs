@@ -38,13 +38,6 @@ fn allocated() -> isize {
     ALLOCATED.load(Ordering::Relaxed)
 }
 
-/// Resident set size of this process, in MiB (Linux).
-fn rss_mib() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: f64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0.0);
-    pages * 4096.0 / (1024.0 * 1024.0)
-}
-
 const N: i64 = 100_000;
 const FLOOD: i64 = 10_000_000;
 /// The flood the CLI rows receive.
@@ -81,7 +74,7 @@ pub async fn run() -> Result<()> {
     let stop = CancellationToken::new();
     let handle = Listener::new(cluster.config(DB)).spawn_with_registry(registry.clone(), stop.clone());
     feed::caught_up(&handle).await?;
-    let start_rss = rss_mib();
+    let start_rss = feed::rss_mib_of(std::process::id()).unwrap_or(0.0);
     let mut samples = Vec::new();
     let step = FLOOD / 10;
     for i in 0..10 {
@@ -91,7 +84,7 @@ pub async fn run() -> Result<()> {
         while registry.stats().dispatched < want {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        samples.push(rss_mib());
+        samples.push(feed::rss_mib_of(std::process::id()).unwrap_or(0.0));
     }
     let status = handle.status();
     stop.cancel();
@@ -127,7 +120,8 @@ pub async fn run() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let config = cluster.config(DB);
     let mut rss = Vec::new();
-    for (i, name) in ["bytebase-signal listen > file", "sqlx CLI > file (Rust peer)"].into_iter().enumerate() {
+    for (i, name) in ["bytebase-signal listen > file", "sqlx CLI > file (Rust peer)"].into_iter().enumerate()
+    {
         let consumer = if i == 0 {
             feed::cli(&config, CLI_FLOOD as u64, dir.path()).await?
         } else {

@@ -47,7 +47,9 @@ pub async fn listen(url: &str) -> Result<sqlx::postgres::PgListener> {
 pub fn handle(runs: &Runs, payload: &str) -> Option<Cancel> {
     match serde_json::from_str::<Cancel>(payload) {
         Ok(cancel) => {
-            if let Some(token) = runs.lock().unwrap_or_else(|e| e.into_inner()).get(&(cancel.kind, cancel.uid)) {
+            if let Some(token) =
+                runs.lock().unwrap_or_else(|e| e.into_inner()).get(&(cancel.kind, cancel.uid))
+            {
                 token.cancel();
             }
             Some(cancel)

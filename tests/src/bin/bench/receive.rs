@@ -156,15 +156,18 @@ async fn measure<'a>(
                 }
                 OURS => {
                     let options = feed::plaintext(&config);
-                    feed::on_lane(move || async move { feed::ours(options, n, REGISTERED_RUNS).await }).await?
+                    feed::on_lane(move || async move { feed::ours(options, n, REGISTERED_RUNS).await })
+                        .await?
                 }
                 OURS_TLS => {
                     let options = tls.clone();
-                    feed::on_lane(move || async move { feed::ours(options, n, REGISTERED_RUNS).await }).await?
+                    feed::on_lane(move || async move { feed::ours(options, n, REGISTERED_RUNS).await })
+                        .await?
                 }
                 SQLX => {
                     let config = config.clone();
-                    feed::on_lane(move || async move { feed::sqlx(&config, n, REGISTERED_RUNS).await }).await?
+                    feed::on_lane(move || async move { feed::sqlx(&config, n, REGISTERED_RUNS).await })
+                        .await?
                 }
                 SQLX_COUNTING => {
                     let config = config.clone();
